@@ -1,0 +1,362 @@
+"""The steps of an isolated build, as plain functions over a `Workspace`.
+
+Each step recomputes what it needs from (project dir, commit, context), so it
+can run alone, be repeated, or follow another step in a shell script. The
+Invoke tasks call these functions and only print what they return.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pygit2
+import yaml
+
+from . import gitrepo
+from .errors import ContextError, DotError, ProfileError, ProjectError, WorktreeError
+from .files import read_json, remove_tree, write_atomic, write_json_atomic
+from .layout import BuildPaths, builds_root, locks_dir
+from .locks import hold
+from .naming import DEFAULT_SHORT_LENGTH, check_context_name, short_hash
+from .profiles import (
+    choose_output,
+    duckdb_file,
+    find_profiles_file,
+    isolate_output,
+    load_profiles,
+)
+from .project import PACKAGE_FILES, PROJECT_FILE, declares_packages, find_project_dir, parse_project_config
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The `dot.*` configuration, as Invoke resolved it."""
+
+    project_dir: str | None = None
+    profiles_dir: str | None = None
+    short_hash_length: int = DEFAULT_SHORT_LENGTH
+    #: context name → profile output (target) name, for contexts not named after a target.
+    contexts: Mapping[str, str] = field(default_factory=dict)
+    lock_timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A dbt project inside a git repository: the place builds are made for."""
+
+    repo: pygit2.Repository
+    project_dir: Path
+    #: The project's directory relative to the git work tree, POSIX style ('' at the root).
+    subdir: str
+    settings: Settings
+
+    @classmethod
+    def open(cls, settings: Settings, cwd: Path | None = None) -> Workspace:
+        project_dir = find_project_dir(cwd or Path.cwd(), settings.project_dir)
+        repo = gitrepo.open_repository(project_dir)
+        root = gitrepo.work_tree(repo)
+        try:
+            subdir = project_dir.relative_to(root).as_posix()
+        except ValueError as exc:  # pragma: no cover - discover_repository walks upward
+            raise ProjectError(f"{project_dir} is not inside the git work tree {root}") from exc
+        return cls(repo, project_dir, "" if subdir == "." else subdir, settings)
+
+    def paths(self, commit: str) -> BuildPaths:
+        return BuildPaths(self.project_dir, commit, self.subdir)
+
+    def in_repo(self, name: str) -> str:
+        """`name` (a file of the dbt project) as a path in the commit's tree."""
+        return f"{self.subdir}/{name}" if self.subdir else name
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --- resolve -------------------------------------------------------------------
+
+
+def resolve(ws: Workspace, ref: str) -> str:
+    return gitrepo.resolve_commit(ws.repo, ref)
+
+
+def _suffix_lock(ws: Workspace) -> Path:
+    return locks_dir(ws.project_dir) / "suffixes.lock"
+
+
+def _computed_suffix(ws: Workspace, commit: str) -> str:
+    """The configured-length prefix, lengthened while another build's commit shares it.
+
+    Equal suffixes would mean a shared schema, and a suffix can only equal
+    another build's if that build's commit starts with it.
+    """
+    others = [p.name for p in builds_root(ws.project_dir).glob("*") if p.is_dir() and p.name != commit]
+    length = ws.settings.short_hash_length
+    while any(other.startswith(commit[:length]) for other in others):
+        length += 1
+    return short_hash(commit, length)
+
+
+def schema_suffix(ws: Workspace, commit: str) -> str:
+    """The suffix recorded for this commit's schemas, or the one it would get."""
+    record = read_json(ws.paths(commit).commit_record) or {}
+    return record.get("short") or _computed_suffix(ws, commit)
+
+
+def claim_suffix(ws: Workspace, commit: str, ref: str | None = None) -> str:
+    """Record the commit's schema suffix on its first build and reuse it afterwards."""
+    paths = ws.paths(commit)
+    record = read_json(paths.commit_record) or {}
+    if record.get("short") and (ref is None or ref in record.get("refs", [])):
+        return str(record["short"])
+    with hold(_suffix_lock(ws), "the schema-suffix registry", ws.settings.lock_timeout):
+        record = read_json(paths.commit_record) or {}
+        suffix = record.get("short") or _computed_suffix(ws, commit)
+        refs = list(record.get("refs", []))
+        if ref is not None and ref not in refs:
+            refs.append(ref)
+        write_json_atomic(
+            paths.commit_record,
+            {"commit": commit, "short": suffix, "refs": refs, "created": record.get("created") or _now()},
+        )
+    return suffix
+
+
+# --- worktree ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorktreeResult:
+    path: Path
+    project_path: Path
+    reused: bool
+
+
+def ensure_worktree(ws: Workspace, commit: str) -> WorktreeResult:
+    """A clean checkout of `commit`, reused when intact, repaired when a run died mid-way."""
+    paths = ws.paths(commit)
+    gitrepo.ensure_excluded(ws.repo, f"/{ws.in_repo('.dot/')}")
+    with hold(paths.commit_lock(), f"the worktree of {commit[:12]}", ws.settings.lock_timeout):
+        state = gitrepo.inspect_worktree(ws.repo, paths)
+        if state.intact_at(commit):
+            return WorktreeResult(paths.worktree_dir, paths.worktree_project_dir, reused=True)
+        if state.complete and state.registered and state.directory:
+            if state.changes:
+                shown = ", ".join(state.changes[:5]) + (" ..." if len(state.changes) > 5 else "")
+                raise WorktreeError(
+                    f"the worktree {paths.worktree_dir} has changes to tracked files ({shown}): "
+                    f"save what you need, then `dot-tasks clean --ref {commit[:12]}` and rerun"
+                )
+            raise WorktreeError(
+                f"the worktree {paths.worktree_dir} is no longer at {commit[:12]} (HEAD is "
+                f"{(state.head or 'a branch')[:12]}): `dot-tasks clean --ref {commit[:12]}` and rerun"
+            )
+        # Absent, or left half-made by a killed run (or deleted by hand): make it anew.
+        gitrepo.create_worktree(ws.repo, paths)
+    return WorktreeResult(paths.worktree_dir, paths.worktree_project_dir, reused=False)
+
+
+def require_worktree(ws: Workspace, commit: str) -> BuildPaths:
+    paths = ws.paths(commit)
+    state = gitrepo.inspect_worktree(ws.repo, paths)
+    if not state.intact_at(commit):
+        problem = "has changes to tracked files" if state.changes else "is missing or incomplete"
+        raise WorktreeError(
+            f"the worktree for {commit[:12]} {problem}: run `dot-tasks worktree --ref {commit[:12]}` "
+            "first (or `dot-tasks run`)"
+        )
+    return paths
+
+
+# --- profile -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContextChoice:
+    context: str
+    target: str
+    profile_name: str
+
+
+def _project_config_at(ws: Workspace, commit: str):  # -> ProjectConfig
+    where = ws.in_repo(PROJECT_FILE)
+    text = gitrepo.read_file_at(ws.repo, commit, where)
+    if text is None:
+        raise ProjectError(
+            f"commit {commit[:12]} has no {where}: the dbt project did not exist there yet "
+            "(pick a later ref)"
+        )
+    return parse_project_config(text, f"{where} at {commit[:12]}")
+
+
+def _user_profiles(ws: Workspace) -> tuple[Path, dict[str, Any]]:
+    source = find_profiles_file(ws.settings.profiles_dir, os.environ, ws.project_dir, Path.home())
+    return source, load_profiles(source)
+
+
+def choose_context(ws: Workspace, commit: str, context: str | None):  # -> tuple[ContextChoice, ChosenOutput]
+    """The context (default: the profile's default target) and the output it builds with."""
+    if context is not None:
+        check_context_name(context)
+    project = _project_config_at(ws, commit)
+    source, profiles = _user_profiles(ws)
+    target = ws.settings.contexts.get(context, context) if context else None
+    chosen = choose_output(profiles, source, project.profile, target)
+    name = context or chosen.target_name
+    check_context_name(name)
+    return ContextChoice(name, chosen.target_name, project.profile), chosen
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    context: str
+    target: str
+    schema: str
+    profiles_dir: Path
+    adapter_type: str
+
+
+def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | None = None) -> ProfileResult:
+    """Write `<commit>/<context>/profiles.yml`, pointing the context at `<schema>_<short>`."""
+    from .templating import render_profiles  # Jinja is only needed here
+
+    choice, chosen = choose_context(ws, commit, context)
+    suffix = claim_suffix(ws, commit, ref)
+    output, schema = isolate_output(chosen.output, suffix, ws.project_dir)
+    ctx = ws.paths(commit).context(choice.context)
+    text = render_profiles(
+        commit=commit,
+        context=choice.context,
+        profile_name=chosen.profile_name,
+        target_name=chosen.target_name,
+        output=output,
+        user_config=chosen.user_config,
+        source=chosen.source,
+    )
+    write_atomic(ctx.profiles_yml, text, mode=0o600)
+    return ProfileResult(choice.context, choice.target, schema, ctx.context_dir, str(output.get("type", "")))
+
+
+def read_generated_profile(path: Path) -> tuple[str, dict[str, Any]]:
+    """The (target name, output) of a profiles.yml that `write_profile` wrote."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    profile = next(v for k, v in data.items() if k != "config")
+    return str(profile["target"]), profile["outputs"][profile["target"]]
+
+
+# --- build ---------------------------------------------------------------------
+
+
+@dataclass
+class BuildResult:
+    commit: str
+    context: str
+    target: str
+    schema: str | None
+    exit_code: int
+    seconds: float
+    schemas: list[str] = field(default_factory=list)
+
+
+def _duckdb_lock(ws: Workspace, database: Path) -> Path:
+    import hashlib
+
+    digest = hashlib.sha1(str(database).encode()).hexdigest()[:16]
+    return locks_dir(ws.project_dir) / f"duckdb-{digest}.lock"
+
+
+def build(
+    ws: Workspace,
+    commit: str,
+    context: str | None,
+    *,
+    command: list[str],
+    args: list[str],
+    install_deps: bool = True,
+    check_isolation: bool = True,
+    ref: str | None = None,
+) -> BuildResult:
+    """Run dbt on the commit's worktree with the context's generated profile."""
+    from .dbt_runner import DbtRequest, adapter_available, failure, run_dbt
+
+    if context is None:
+        context = choose_context(ws, commit, None)[0].context
+    paths = require_worktree(ws, commit)
+    ctx = paths.context(context)
+    if not ctx.profiles_yml.is_file():
+        raise ProfileError(
+            f"no generated profile for context {context!r} at {commit[:12]}: run "
+            f"`dot-tasks profile --ref {commit[:12]} --context {context}` first (or `dot-tasks run`)"
+        )
+    target, output = read_generated_profile(ctx.profiles_yml)
+    adapter = str(output.get("type", ""))
+    if adapter and not adapter_available(adapter):
+        raise ProfileError(
+            f"context {context!r} uses the {adapter} adapter, which is not installed: "
+            f"pip install dbt-{adapter}"
+        )
+    needs_deps = install_deps and not paths.deps_marker.exists() and any(
+        declares_packages(gitrepo.read_file_at(ws.repo, commit, ws.in_repo(name))) for name in PACKAGE_FILES
+    )
+    request = DbtRequest(
+        project_dir=str(paths.worktree_project_dir),
+        profiles_dir=str(ctx.context_dir),
+        target=target,
+        target_path=str(ctx.target_dir),
+        log_path=str(ctx.logs_dir),
+        command=command,
+        args=args,
+        deps_lock=str(paths.commit_lock()) if needs_deps else None,
+        deps_marker=str(paths.deps_marker) if needs_deps else None,
+        lock_timeout=ws.settings.lock_timeout,
+        check_isolation=check_isolation,
+    )
+    record: dict[str, Any] = {
+        "commit": commit,
+        "context": context,
+        "target": target,
+        "ref": ref,
+        "command": " ".join(command),
+        "args": args,
+        "status": "running",
+        "started": _now(),
+        "pid": os.getpid(),
+    }
+    started = time.monotonic()
+    database = duckdb_file(output)
+    with hold(paths.context_lock(context), f"the {context} build of {commit[:12]}", ws.settings.lock_timeout):
+        previous = read_json(ctx.record) or {}
+        # Keep what earlier builds learned about schemas, so `clean` can drop them all.
+        record["schemas"] = previous.get("schemas", [])
+        write_json_atomic(ctx.record, record)
+        if database is not None:
+            with hold(_duckdb_lock(ws, database), f"the DuckDB file {database} (one writer at a time)",
+                      ws.settings.lock_timeout):
+                outcome = run_dbt(request)
+        else:
+            outcome = run_dbt(request)
+        error = failure(outcome, request)
+        record.update(
+            status="failed" if error else "success",
+            exit_code=error.exit_code if error else outcome.exit_code,
+            finished=_now(),
+            schema=outcome.schema,
+            # A failed build may still have made schemas: remember them for `clean`.
+            schemas=sorted(set(record["schemas"]) | set(outcome.schemas)),
+            adapter_type=outcome.adapter_type,
+            dbt_version=outcome.dbt_version,
+            adapter_version=outcome.adapter_version,
+        )
+        if error:
+            record["error"] = str(error)
+        write_json_atomic(ctx.record, record)
+    if error:
+        raise error
+    return BuildResult(commit, context, target, outcome.schema, outcome.exit_code,
+                       time.monotonic() - started, record["schemas"])

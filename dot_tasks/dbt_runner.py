@@ -1,0 +1,361 @@
+"""Running dbt: the only module that starts a subprocess or imports dbt.
+
+The parent side (`run_dbt`) never imports dbt, so steps that do not build
+stay fast. It starts one child, `python -m dot_tasks.dbt_runner`, which runs
+`dbt deps` (when needed), parses the project once, checks isolation against
+the parsed manifest and builds with that same manifest, all in one dbt start.
+The child reports back as JSON on a pipe; dbt's own output goes to stderr,
+so stdout stays free for results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DbtFailed, DotError, IsolationError, ProfileError
+
+# dbt's exit codes (dbt.cli.exceptions.ExitCodes).
+EXIT_SUCCESS, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
+
+# Per dbt command, the node types it may write (what `dbt ls --resource-type` takes).
+_WRITING_TYPES = {
+    "build": ["model", "seed", "snapshot", "test"],
+    "run": ["model"],
+    "seed": ["seed"],
+    "snapshot": ["snapshot"],
+    "test": ["test"],
+    "retry": ["model", "seed", "snapshot", "test"],
+}
+
+# Flags in the user's extra dbt arguments that change what gets selected or
+# how the project parses, with whether each takes a value (or several).
+_SELECTION_FLAGS = {
+    "-s": "many", "--select": "many", "-m": "many", "--models": "many",
+    "--exclude": "many", "--selector": "one", "--resource-type": "many",
+    "--resource-types": "many", "--exclude-resource-type": "many",
+    "--exclude-resource-types": "many", "--indirect-selection": "one",
+    "--state": "one", "--defer-state": "one", "--vars": "one",
+}
+_PARSE_FLAGS = {"--vars"}
+
+
+@dataclass
+class DbtRequest:
+    """Everything the child needs; plain data so it crosses the process boundary."""
+
+    project_dir: str
+    profiles_dir: str
+    target: str
+    target_path: str
+    log_path: str
+    command: list[str]
+    args: list[str]
+    #: Set when `dbt deps` must run first: the lock file and completion marker.
+    deps_lock: str | None = None
+    deps_marker: str | None = None
+    lock_timeout: float = 600.0
+    check_isolation: bool = True
+
+
+@dataclass
+class DbtOutcome:
+    exit_code: int
+    schema: str | None = None
+    database: str | None = None
+    adapter_type: str | None = None
+    dbt_version: str | None = None
+    adapter_version: str | None = None
+    #: Schemas that the build's nodes write to (the suffixed one and custom variants).
+    schemas: list[str] = field(default_factory=list)
+    error: str | None = None
+    error_kind: str | None = None
+
+
+def dbt_available() -> bool:
+    return importlib.util.find_spec("dbt.cli") is not None
+
+
+def adapter_available(adapter_type: str) -> bool:
+    return importlib.util.find_spec(f"dbt.adapters.{adapter_type}") is not None
+
+
+def _require_dbt() -> None:
+    if not dbt_available():
+        raise DotError(
+            "dbt is not installed in this Python environment: pip install 'dot-tasks' "
+            "(which brings dbt-core) and the adapter for your warehouse"
+        )
+
+
+def _spawn(kind: str, payload: Any, cwd: str) -> tuple[int, dict[str, Any]]:
+    """Run `payload` in a dbt child; return its exit code and its JSON report."""
+    _require_dbt()
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dot_tasks.dbt_runner", kind, json.dumps(payload), str(write_fd)],
+            stdin=subprocess.DEVNULL,
+            stdout=sys.stderr.fileno(),  # dbt's output is progress, not a result
+            pass_fds=(write_fd,),
+            cwd=cwd,
+        )
+    except BaseException:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    os.close(write_fd)
+    with os.fdopen(read_fd, "r", encoding="utf-8") as reader:
+        report = reader.read()
+    code = proc.wait()
+    try:
+        return code, (json.loads(report) if report.strip() else {})
+    except json.JSONDecodeError:
+        return code, {}
+
+
+def run_dbt(request: DbtRequest) -> DbtOutcome:
+    """Run dbt for `request` in a child process and report how it went."""
+    code, report = _spawn("build", asdict(request), cwd=request.project_dir)
+    report["exit_code"] = code
+    known = {f for f in DbtOutcome.__dataclass_fields__}
+    return DbtOutcome(**{k: v for k, v in report.items() if k in known})
+
+
+@dataclass
+class DropRequest:
+    """Drop `schemas` through the adapter of a build's generated profile."""
+
+    profiles_dir: str
+    profile: str
+    target: str
+    schemas: list[str]
+    log_path: str
+
+
+OPS_PROJECT = Path(__file__).resolve().parent / "dbt_ops"
+
+
+def drop_schemas(requests: list[DropRequest], scratch: Path) -> list[str | None]:
+    """Drop each request's schemas in one dbt start; per request, None or the error."""
+    if not requests:
+        return []
+    scratch.mkdir(parents=True, exist_ok=True)
+    code, report = _spawn(
+        "drop", {"requests": [asdict(r) for r in requests], "scratch": str(scratch)}, cwd=str(scratch)
+    )
+    errors = report.get("errors")
+    if not isinstance(errors, list) or len(errors) != len(requests):
+        return [f"dbt exited with {code} before reporting"] * len(requests)
+    return errors
+
+
+def failure(outcome: DbtOutcome, request: DbtRequest) -> DotError | None:
+    """The error to report for a child that did not succeed, if it did not."""
+    if outcome.error:
+        kinds = {"IsolationError": IsolationError, "ProfileError": ProfileError}
+        error = kinds.get(outcome.error_kind or "", DotError)(outcome.error)
+        error.exit_code = outcome.exit_code or EXIT_ERROR
+        return error
+    if outcome.exit_code < 0:
+        return DbtFailed(f"dbt was killed by signal {-outcome.exit_code}", EXIT_ERROR)
+    if outcome.exit_code != EXIT_SUCCESS:
+        what = " ".join(request.command)
+        return DbtFailed(
+            f"dbt {what} failed (exit {outcome.exit_code}): see dbt's output above, "
+            f"or {request.log_path}/dbt.log",
+            outcome.exit_code,
+        )
+    return None
+
+
+def selection_args(args: list[str]) -> list[str]:
+    """The part of the user's extra dbt args that decides which nodes run."""
+    picked: list[str] = []
+    i = 0
+    while i < len(args):
+        flag, eq, value = args[i].partition("=")
+        kind = _SELECTION_FLAGS.get(flag)
+        if kind is None:
+            i += 1
+            continue
+        picked.append(args[i])
+        i += 1
+        if eq:
+            continue
+        while i < len(args) and not args[i].startswith("-"):
+            picked.append(args[i])
+            i += 1
+            if kind == "one":
+                break
+    return picked
+
+
+def parse_args(args: list[str]) -> list[str]:
+    """The part of the extra args that `dbt parse` must see too (`--vars`)."""
+    picked = []
+    for i, arg in enumerate(args):
+        flag = arg.partition("=")[0]
+        if flag in _PARSE_FLAGS:
+            picked.append(arg)
+            if "=" not in arg and i + 1 < len(args):
+                picked.append(args[i + 1])
+    return picked
+
+
+def writes_outside(
+    nodes: list[dict[str, Any]], schema: str, database: str | None
+) -> list[tuple[str, str]]:
+    """The nodes that would write outside `schema` (or its `<schema>_<custom>` variants)."""
+    offenders = []
+    for node in nodes:
+        node_schema = str(node.get("schema") or "")
+        node_db = node.get("database")
+        inside = node_schema.lower() == schema.lower() or node_schema.lower().startswith(schema.lower() + "_")
+        same_db = database is None or node_db is None or str(node_db).lower() == database.lower()
+        if not (inside and same_db):
+            where = f"{node_db}.{node_schema}" if node_db else node_schema
+            offenders.append((str(node["unique_id"]), where))
+    return offenders
+
+
+# --- the child process ---------------------------------------------------------
+
+
+def _versions(adapter_type: str | None) -> tuple[str | None, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def get(dist: str) -> str | None:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return None
+
+    return get("dbt-core"), get(f"dbt-{adapter_type}") if adapter_type else None
+
+
+def _child(request: DbtRequest, report: dict[str, Any]) -> int:
+    from dbt.cli.main import dbtRunner
+
+    from .locks import hold
+
+    common = [
+        "--project-dir", request.project_dir,
+        "--profiles-dir", request.profiles_dir,
+        "--target", request.target,
+    ]
+    paths = ["--target-path", request.target_path, "--log-path", request.log_path]
+
+    if request.deps_lock and request.deps_marker:
+        with hold(Path(request.deps_lock), "this commit's `dbt deps`", request.lock_timeout):
+            if not Path(request.deps_marker).exists():
+                result = dbtRunner().invoke(["deps", *common, "--log-path", request.log_path])
+                if not result.success:
+                    return EXIT_ERROR if result.exception else EXIT_FAILURES
+                Path(request.deps_marker).write_text("ok\n")
+
+    parsed = dbtRunner().invoke(["parse", *common, *paths, *parse_args(request.args)])
+    if not parsed.success:
+        return EXIT_ERROR
+    manifest = parsed.result
+
+    from dbt.config.runtime import load_profile
+
+    profile = load_profile(request.project_dir, {}, target_override=request.target)
+    credentials = profile.credentials
+    adapter_type = credentials.type
+    schema = str(credentials.schema)
+    database = str(credentials.database) if getattr(credentials, "database", None) else None
+    report.update(schema=schema, database=database, adapter_type=adapter_type)
+    report["dbt_version"], report["adapter_version"] = _versions(adapter_type)
+
+    writing = [
+        n for n in manifest.nodes.values()
+        if n.resource_type in ("model", "seed", "snapshot", "test")
+        and n.config.materialized != "ephemeral"
+        and (n.resource_type != "test" or n.config.store_failures)
+    ]
+    report["schemas"] = sorted({str(n.schema) for n in writing if n.resource_type != "test"} | {schema})
+
+    types = _WRITING_TYPES.get(request.command[0])
+    if request.check_isolation and types:
+        listed = dbtRunner(manifest=manifest).invoke(
+            ["ls", *common, *paths, "--resource-types", *types, *selection_args(request.args),
+             "--output", "json", "--output-keys", "unique_id"]
+        )
+        if not listed.success:
+            return EXIT_ERROR
+        selected = {json.loads(line)["unique_id"] for line in listed.result or []}
+        chosen = [
+            {"unique_id": n.unique_id, "schema": n.schema, "database": n.database}
+            for n in writing if n.unique_id in selected
+        ]
+        offenders = writes_outside(chosen, schema, database)
+        if offenders:
+            listing = ", ".join(f"{uid} → {where}" for uid, where in offenders[:10])
+            more = f" and {len(offenders) - 10} more" if len(offenders) > 10 else ""
+            raise IsolationError(
+                f"refusing to build: {len(offenders)} node(s) would write outside {schema}: "
+                f"{listing}{more}. Fix generate_schema_name/target_schema/+database, "
+                "or pass --allow-shared-schemas to build anyway"
+            )
+
+    result = dbtRunner(manifest=manifest).invoke([*request.command, *common, *paths, *request.args])
+    if result.exception is not None:
+        return EXIT_ERROR
+    return EXIT_SUCCESS if result.success else EXIT_FAILURES
+
+
+def _child_drop(payload: dict[str, Any], report: dict[str, Any]) -> int:
+    from dbt.cli.main import dbtRunner
+
+    errors: list[str | None] = []
+    for item in payload["requests"]:
+        request = DropRequest(**item)
+        result = dbtRunner().invoke([
+            "run-operation", "dot_drop_schemas",
+            "--project-dir", str(OPS_PROJECT),
+            "--profiles-dir", request.profiles_dir,
+            "--profile", request.profile,
+            "--target", request.target,
+            "--target-path", payload["scratch"],
+            "--log-path", request.log_path,
+            "--args", json.dumps({"schemas": request.schemas}),
+        ])
+        if result.success:
+            errors.append(None)
+        else:
+            reason = str(result.exception).strip().splitlines()[0] if result.exception else "see dbt's output above"
+            errors.append(reason)
+    report["errors"] = errors
+    return EXIT_SUCCESS if all(e is None for e in errors) else EXIT_ERROR
+
+
+def _main(argv: list[str]) -> int:
+    kind, payload, report_fd = argv[1], json.loads(argv[2]), int(argv[3])
+    # dbt prints its progress to stdout; send it to stderr so that the parent's
+    # stdout carries results only.
+    os.dup2(2, 1)
+    report: dict[str, Any] = {}
+    try:
+        if kind == "drop":
+            code = _child_drop(payload, report)
+        else:
+            code = _child(DbtRequest(**payload), report)
+    except DotError as exc:
+        report.update(error=str(exc), error_kind=type(exc).__name__)
+        code = exc.exit_code
+    report["exit_code"] = code
+    with os.fdopen(report_fd, "w", encoding="utf-8") as writer:
+        writer.write(json.dumps(report))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv))

@@ -1,0 +1,260 @@
+"""Every git operation dot-tasks performs, through pygit2.
+
+This is the only module that imports pygit2. Worktrees are registered with
+git exactly as `git worktree add` would, so `git worktree list` shows them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from .errors import ProjectError, RefError, WorktreeError
+from .files import remove_tree, write_atomic
+from .layout import BuildPaths
+
+_TEMP_BRANCH_PREFIX = "dot-tasks-tmp-"
+
+
+def open_repository(path: Path) -> pygit2.Repository:
+    """The repository whose work tree contains `path`."""
+    found = pygit2.discover_repository(str(path))
+    if found is None:
+        raise ProjectError(
+            f"{path} is not inside a git repository: dot-tasks builds commits, so run it "
+            "inside your dbt project's git checkout (or `git init` and commit first)"
+        )
+    repo = pygit2.Repository(found)
+    if repo.is_bare or repo.workdir is None:
+        raise ProjectError(f"{found} is a bare repository: run dot-tasks inside a checkout")
+    return repo
+
+
+def work_tree(repo: pygit2.Repository) -> Path:
+    return Path(repo.workdir).resolve()
+
+
+def common_dir(repo: pygit2.Repository) -> Path:
+    """The `.git` directory shared by all worktrees of `repo`.
+
+    Opened from inside a linked worktree, `repo.path` is
+    `.git/worktrees/<name>/`; git names the shared directory in `commondir`.
+    """
+    git_dir = Path(repo.path)
+    pointer = git_dir / "commondir"
+    if pointer.is_file():
+        return (git_dir / pointer.read_text().strip()).resolve()
+    return git_dir.resolve()
+
+
+def _names_for_hint(repo: pygit2.Repository, limit: int = 8) -> str:
+    branches = sorted(repo.branches.local)
+    tags = sorted(r[len("refs/tags/"):] for r in repo.references if r.startswith("refs/tags/"))
+    parts = []
+    for label, names in (("branches", branches), ("tags", tags)):
+        if names:
+            shown = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+            parts.append(f"{label}: {shown}")
+    return "; ".join(parts) if parts else "the repository has no branches or tags yet"
+
+
+def resolve_commit(repo: pygit2.Repository, ref: str) -> str:
+    """The full hash of the commit that `ref` names (branch, tag, `HEAD~2`, short hash...)."""
+    if not ref or ref.startswith("-"):
+        # Never let a ref reach git (or anything else) as an option.
+        raise RefError(
+            f"ref {ref!r} is not a valid ref: refs cannot be empty or begin with '-' "
+            "(pass a branch, tag or commit, e.g. --ref main)"
+        )
+    try:
+        obj = repo.revparse_single(ref)
+    except (KeyError, pygit2.InvalidSpecError, pygit2.GitError) as exc:
+        raise RefError(f"unknown ref {ref!r}: no commit by that name ({_names_for_hint(repo)})") from exc
+    except ValueError as exc:  # pygit2 raises ValueError for ambiguous short hashes
+        raise RefError(f"ref {ref!r} is ambiguous ({exc}): give more characters of the hash") from exc
+    try:
+        commit = obj.peel(pygit2.Commit)
+    except (pygit2.InvalidSpecError, ValueError, TypeError) as exc:
+        kind = type(obj).__name__.lower()
+        raise RefError(f"ref {ref!r} names a {kind}, not a commit: pass a branch, tag or commit") from exc
+    return str(commit.id)
+
+
+def read_file_at(repo: pygit2.Repository, commit: str, relpath: str) -> bytes | None:
+    """The contents of `relpath` in `commit`'s tree, or None if it is absent."""
+    tree = repo[commit].peel(pygit2.Tree)
+    try:
+        entry = tree[relpath]
+    except KeyError:
+        return None
+    obj = repo[entry.id]
+    return obj.data if isinstance(obj, pygit2.Blob) else None
+
+
+def refs_pointing_at(repo: pygit2.Repository) -> dict[str, list[str]]:
+    """Map commit hash → the branch and tag names that point at it now."""
+    names: dict[str, list[str]] = {}
+    for refname in repo.references:
+        if refname.startswith("refs/heads/"):
+            short = refname[len("refs/heads/"):]
+        elif refname.startswith("refs/tags/"):
+            short = refname[len("refs/tags/"):]
+        else:
+            continue
+        if short.startswith(_TEMP_BRANCH_PREFIX):
+            continue
+        try:
+            commit = repo.references[refname].peel(pygit2.Commit)
+        except (pygit2.InvalidSpecError, ValueError, KeyError):
+            continue
+        names.setdefault(str(commit.id), []).append(short)
+    return names
+
+
+def reachable_from_refs(repo: pygit2.Repository, commits: list[str]) -> set[str]:
+    """Those of `commits` reachable from some branch or tag."""
+    wanted = set(commits)
+    found: set[str] = set()
+    tips = []
+    for refname in repo.references:
+        if refname.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")):
+            if refname.startswith("refs/heads/" + _TEMP_BRANCH_PREFIX):
+                continue
+            try:
+                tips.append(repo.references[refname].peel(pygit2.Commit).id)
+            except (pygit2.InvalidSpecError, ValueError, KeyError):
+                continue
+    if not tips or not wanted:
+        return found
+    walker = repo.walk(tips[0], pygit2.enums.SortMode.NONE)
+    for tip in tips[1:]:
+        walker.push(tip)
+    for commit in walker:
+        hex_id = str(commit.id)
+        if hex_id in wanted:
+            found.add(hex_id)
+            if found == wanted:
+                break
+    return found
+
+
+def ensure_excluded(repo: pygit2.Repository, pattern: str) -> None:
+    """Add `pattern` to `.git/info/exclude`, never to the user's tracked `.gitignore`."""
+    exclude = common_dir(repo) / "info" / "exclude"
+    text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+    if pattern in text.splitlines():
+        return
+    if text and not text.endswith("\n"):
+        text += "\n"
+    write_atomic(exclude, text + f"# isolated dbt builds (dot-tasks)\n{pattern}\n")
+
+
+# --- worktrees ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorktreeState:
+    """What is on disk for one build's worktree."""
+
+    registered: bool
+    directory: bool
+    complete: bool
+    #: Set only for a complete worktree: where HEAD points, and tracked files changed.
+    head: str | None = None
+    changes: list[str] = field(default_factory=list)
+
+    def intact_at(self, commit: str) -> bool:
+        return (
+            self.registered and self.directory and self.complete
+            and self.head == commit and not self.changes
+        )
+
+    @property
+    def absent(self) -> bool:
+        return not self.registered and not self.directory
+
+
+def _registration_dir(repo: pygit2.Repository, paths: BuildPaths) -> Path:
+    return common_dir(repo) / "worktrees" / paths.worktree_name
+
+
+def inspect_worktree(repo: pygit2.Repository, paths: BuildPaths) -> WorktreeState:
+    registered = _registration_dir(repo, paths).is_dir()
+    directory = paths.worktree_dir.exists()
+    complete = paths.worktree_marker.exists()
+    if not (registered and directory and complete):
+        return WorktreeState(registered, directory, complete)
+    try:
+        checkout = pygit2.Repository(str(paths.worktree_dir))
+        head = None if not checkout.head_is_detached else str(checkout.head.target)
+        # Untracked files are dbt's own (dbt_packages/, package-lock.yml), not edits.
+        changes = sorted(
+            path
+            for path, flags in checkout.status(untracked_files="no").items()
+            if flags != pygit2.enums.FileStatus.CURRENT
+        )
+    except (pygit2.GitError, KeyError):
+        return WorktreeState(registered, directory, complete=False)
+    return WorktreeState(registered, directory, complete, head, changes)
+
+
+def _delete_temp_branch(repo: pygit2.Repository, name: str) -> None:
+    branch = repo.branches.local.get(_TEMP_BRANCH_PREFIX + name)
+    if branch is not None:
+        branch.delete()
+
+
+def _delete_temp_branch_quietly(repo: pygit2.Repository, name: str) -> None:
+    try:
+        _delete_temp_branch(repo, name)
+    except pygit2.GitError:
+        pass  # still checked out by the half-made worktree; removed with it below
+
+
+def remove_worktree(repo: pygit2.Repository, paths: BuildPaths) -> None:
+    """Unregister the worktree and delete its files; safe to repeat."""
+    paths.worktree_marker.unlink(missing_ok=True)
+    paths.deps_marker.unlink(missing_ok=True)
+    registration = _registration_dir(repo, paths)
+    if registration.is_dir():
+        try:
+            repo.lookup_worktree(paths.worktree_name).prune(True)
+        except (pygit2.GitError, KeyError):
+            pass
+        # prune() leaves the registration when libgit2 thinks it is locked or
+        # valid in a way it cannot judge; it is ours, so remove it outright.
+        remove_tree(registration)
+    remove_tree(paths.worktree_dir)
+    _delete_temp_branch(repo, paths.worktree_name)
+
+
+def create_worktree(repo: pygit2.Repository, paths: BuildPaths) -> None:
+    """Check out `paths.commit` at `paths.worktree_dir` with a detached HEAD.
+
+    `add_worktree` only checks out a local branch, so a temporary branch is
+    made at the commit, the worktree's HEAD is detached from it, and the
+    branch is deleted: nothing is left in the user's branch list.
+    """
+    remove_worktree(repo, paths)  # whatever a killed run left behind
+    paths.build_dir.mkdir(parents=True, exist_ok=True)
+    name = paths.worktree_name
+    commit = repo[paths.commit].peel(pygit2.Commit)
+    branch = repo.branches.local.create(_TEMP_BRANCH_PREFIX + name, commit, force=True)
+    try:
+        repo.add_worktree(name, str(paths.worktree_dir), branch)
+        pygit2.Repository(str(paths.worktree_dir)).set_head(commit.id)
+    except pygit2.GitError as exc:
+        _delete_temp_branch_quietly(repo, name)
+        remove_worktree(repo, paths)
+        raise WorktreeError(
+            f"git could not check out {paths.commit[:12]} at {paths.worktree_dir}: {exc}; "
+            f"run `dot-tasks clean --ref {paths.commit[:12]}` and try again"
+        ) from exc
+    _delete_temp_branch(repo, name)
+    write_atomic(paths.worktree_marker, paths.commit + "\n")
+
+
+def registered_worktree_names(repo: pygit2.Repository) -> list[str]:
+    return list(repo.list_worktrees())

@@ -1,0 +1,375 @@
+"""Listing and cleaning isolated builds: files, worktree registrations and schemas.
+
+A build is found from what is on disk (build directories and git's worktree
+registrations), never from a list we keep. Records say what happened in the
+past (when, which schemas); paths are always derived again.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import gitrepo
+from .builds import Workspace, read_generated_profile, write_profile
+from .errors import DotError, LockTimeout, WarehouseError
+from .files import read_json, remove_tree, tree_size
+from .layout import BuildPaths, builds_root, dot_dir
+from .locks import hold
+from .naming import RESERVED_CONTEXTS
+
+_HASH = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> float:
+    """Seconds in an age such as `90m`, `36h`, `7d` or `2w`."""
+    match = _AGE.fullmatch(text.strip())
+    if not match:
+        raise DotError(f"--older-than {text!r} is not an age: write a number and a unit, e.g. 12h, 7d, 2w")
+    return float(match.group(1)) * _AGE_UNITS[match.group(2)]
+
+
+@dataclass
+class BuildRow:
+    """One (commit, context) build, or one commit with no context built yet."""
+
+    commit: str
+    short: str
+    context: str | None
+    schema: str | None
+    status: str
+    #: Unix time of the last build (or of the directory, when never built).
+    built_at: float
+    size_bytes: int
+    refs: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["age_seconds"] = round(time.time() - self.built_at)
+        return data
+
+
+def _timestamp(value: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def _our_registrations(ws: Workspace) -> dict[str, str]:
+    """commit → registration name, for git worktrees that point into our builds."""
+    root = builds_root(ws.project_dir)
+    found: dict[str, str] = {}
+    registry = gitrepo.common_dir(ws.repo) / "worktrees"
+    for entry in registry.glob("dot-*") if registry.is_dir() else []:
+        try:
+            gitdir = Path((entry / "gitdir").read_text().strip())
+        except OSError:
+            continue
+        worktree = gitdir.parent
+        if worktree.parent.parent == root and _HASH.fullmatch(worktree.parent.name):
+            found[worktree.parent.name] = entry.name
+    return found
+
+
+def _commit_dirs(ws: Workspace) -> list[str]:
+    root = builds_root(ws.project_dir)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _HASH.fullmatch(p.name)) if root.is_dir() else []
+
+
+def _contexts_of(paths: BuildPaths) -> list[str]:
+    if not paths.build_dir.is_dir():
+        return []
+    return sorted(
+        p.name for p in paths.build_dir.iterdir()
+        if p.is_dir() and p.name not in RESERVED_CONTEXTS and not p.name.startswith(".")
+    )
+
+
+def list_builds(ws: Workspace) -> list[BuildRow]:
+    refs = gitrepo.refs_pointing_at(ws.repo)
+    registrations = _our_registrations(ws)
+    rows: list[BuildRow] = []
+    for commit in sorted(set(_commit_dirs(ws)) | set(registrations)):
+        paths = ws.paths(commit)
+        record = read_json(paths.commit_record) or {}
+        short = record.get("short") or commit[:ws.settings.short_hash_length]
+        problems = []
+        registered = commit in registrations
+        has_dir = paths.worktree_dir.is_dir()
+        if registered and not has_dir:
+            problems.append("worktree missing" if paths.build_dir.is_dir() else "registration without directory")
+        elif has_dir and not registered:
+            problems.append("directory without registration")
+        elif not registered and not has_dir and paths.build_dir.is_dir():
+            problems.append("worktree missing")
+        worktree_size = tree_size(paths.worktree_dir) if has_dir else 0
+        try:
+            dir_time = paths.build_dir.stat().st_mtime
+        except OSError:
+            dir_time = time.time()
+        contexts = _contexts_of(paths)
+        if not contexts:
+            rows.append(BuildRow(commit, short, None, None, "no build", dir_time, worktree_size,
+                                 refs.get(commit, []), problems))
+        for context in contexts:
+            ctx = paths.context(context)
+            rec = read_json(ctx.record) or {}
+            built = _timestamp(rec.get("finished") or rec.get("started") or "") or dir_time
+            status = rec.get("status", "not built")
+            if status == "running" and not _lock_is_held(paths.context_lock(context)):
+                status = "interrupted"
+            rows.append(BuildRow(
+                commit, short, context, rec.get("schema"), status, built,
+                tree_size(ctx.context_dir) + worktree_size, refs.get(commit, []), list(problems),
+            ))
+    return rows
+
+
+def _lock_is_held(path: Path) -> bool:
+    try:
+        with hold(path, "", timeout=0):
+            return False
+    except LockTimeout:
+        return True
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{size}B"
+
+
+def _human_age(seconds: float) -> str:
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= span:
+            return f"{int(seconds // span)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def format_table(rows: list[BuildRow]) -> str:
+    if not rows:
+        return "no isolated builds"
+    header = ("SHORT", "REFS", "CONTEXT", "SCHEMA", "STATUS", "AGE", "SIZE", "PROBLEMS")
+    now = time.time()
+    table = [header] + [
+        (
+            r.short, ",".join(r.refs) or "-", r.context or "-", r.schema or "-", r.status,
+            _human_age(now - r.built_at), _human_size(r.size_bytes), "; ".join(r.problems) or "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)
+
+
+# --- clean ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    commit: str | None = None
+    context: str | None = None
+    everything: bool = False
+    keep: int | None = None
+    older_than: float | None = None
+    unreachable: bool = False
+
+    def chooses_anything(self) -> bool:
+        return bool(self.commit or self.everything or self.keep is not None
+                    or self.older_than is not None or self.unreachable)
+
+
+def select(ws: Workspace, rows: list[BuildRow], selection: Selection) -> list[BuildRow]:
+    """The rows `selection` picks: every given criterion must hold."""
+    if not selection.chooses_anything():
+        raise DotError("say what to clean: --ref REF, --all, --keep N, --older-than AGE or --unreachable")
+    if selection.keep is not None and selection.keep < 0:
+        raise DotError(f"--keep {selection.keep} is negative: give how many builds to keep, e.g. --keep 3")
+    chosen = [r for r in rows if selection.commit is None or r.commit == selection.commit]
+    if selection.context is not None:
+        chosen = [r for r in chosen if r.context == selection.context]
+    if selection.older_than is not None:
+        cutoff = time.time() - selection.older_than
+        chosen = [r for r in chosen if r.built_at < cutoff]
+    if selection.unreachable:
+        reachable = gitrepo.reachable_from_refs(ws.repo, sorted({r.commit for r in chosen}))
+        chosen = [r for r in chosen if r.commit not in reachable]
+    if selection.keep is not None:
+        newest_first = sorted(rows, key=lambda r: r.built_at, reverse=True)
+        kept: set[tuple[str, str | None]] = set()
+        per_context: dict[str | None, int] = {}
+        for row in newest_first:
+            if per_context.get(row.context, 0) < selection.keep:
+                kept.add((row.commit, row.context))
+                per_context[row.context] = per_context.get(row.context, 0) + 1
+        chosen = [r for r in chosen if (r.commit, r.context) not in kept]
+    return chosen
+
+
+def owned_schemas(record: dict[str, Any], short: str) -> list[str]:
+    """The schemas a build may drop: its own `<schema>_<short>` and `<schema>_<short>_*` only.
+
+    Anything else in the record (a decoy, a schema the user's project wrote
+    with --allow-shared-schemas) is never dropped.
+    """
+    schema = record.get("schema")
+    if not isinstance(schema, str) or not schema.lower().endswith("_" + short.lower()):
+        return []
+    prefix = schema.lower() + "_"
+    candidates = {schema, *[s for s in record.get("schemas", []) if isinstance(s, str)]}
+    return sorted(s for s in candidates if s.lower() == schema.lower() or s.lower().startswith(prefix))
+
+
+def _manifest_schemas(ctx_target: Path) -> list[str]:
+    manifest = read_json(ctx_target / "manifest.json") or {}
+    return sorted({
+        str(node.get("schema")) for node in (manifest.get("nodes") or {}).values()
+        if isinstance(node, dict) and node.get("schema")
+        and node.get("resource_type") in ("model", "seed", "snapshot")
+    })
+
+
+def clean(
+    ws: Workspace,
+    selection: Selection,
+    *,
+    dry_run: bool,
+    drop_schemas: bool,
+    say: Callable[[str], None],
+    progress: Callable[[str], None],
+) -> None:
+    """Remove the selected builds; report what went, raise if anything had to stay."""
+    from .dbt_runner import DropRequest
+    from .dbt_runner import drop_schemas as run_drops
+
+    rows = select(ws, list_builds(ws), selection)
+    if not rows:
+        say("nothing to clean")
+        return
+    by_commit: dict[str, list[BuildRow]] = {}
+    for row in rows:
+        by_commit.setdefault(row.commit, []).append(row)
+
+    plans: list[tuple[BuildRow, list[str]]] = []
+    for row in rows:
+        if row.context is None:
+            plans.append((row, []))
+            continue
+        ctx = ws.paths(row.commit).context(row.context)
+        record = dict(read_json(ctx.record) or {})
+        record["schemas"] = list(record.get("schemas", [])) + _manifest_schemas(ctx.target_dir)
+        plans.append((row, owned_schemas(record, row.short) if drop_schemas else []))
+
+    if dry_run:
+        for row, schemas in plans:
+            what = f"{row.short} {row.context or '(worktree only)'}"
+            say(f"would clean {what}" + (f": drop schemas {', '.join(schemas)}" if schemas else ""))
+        for commit in by_commit:
+            if _whole_commit_goes(ws, commit, by_commit[commit], selection):
+                say(f"would remove worktree and files of {commit[:12]}")
+        return
+
+    failures: list[str] = []
+    with _held_builds(ws, by_commit) as busy:
+        failures += [f"{c[:12]} is being built right now: rerun the clean when it is done" for c in sorted(busy)]
+        drops: list[tuple[BuildRow, DropRequest]] = []
+        for row, schemas in plans:
+            if row.commit in busy or not schemas:
+                continue
+            paths = ws.paths(row.commit)
+            ctx = paths.context(row.context or "")
+            try:
+                if not ctx.profiles_yml.is_file():
+                    # The profile is derived, so it can be made again to reach the warehouse.
+                    write_profile(ws, row.commit, row.context)
+                target, _output = read_generated_profile(ctx.profiles_yml)
+                profile_name = next(k for k in _yaml_keys(ctx.profiles_yml) if k != "config")
+            except DotError as exc:
+                failures.append(f"{row.short} {row.context}: cannot reach its warehouse ({exc})")
+                busy.add(row.commit)
+                continue
+            drops.append((row, DropRequest(str(ctx.context_dir), profile_name, target, schemas,
+                                           str(dot_dir(ws.project_dir) / "logs"))))
+        if drops:
+            progress(f"dropping {sum(len(r.schemas) for _, r in drops)} schema(s) of {len(drops)} build(s)")
+            errors = run_drops([r for _, r in drops], dot_dir(ws.project_dir) / "scratch")
+            for (row, request), error in zip(drops, errors):
+                if error:
+                    failures.append(
+                        f"{row.short} {row.context}: could not drop {', '.join(request.schemas)} ({error}); "
+                        "its files are kept so the clean can be retried"
+                    )
+                    busy.add(row.commit)
+                else:
+                    say(f"dropped {', '.join(request.schemas)}")
+        for commit, commit_rows in by_commit.items():
+            if commit in busy:
+                continue
+            paths = ws.paths(commit)
+            for row in commit_rows:
+                if row.context is not None:
+                    remove_tree(paths.context(row.context).context_dir)
+                    say(f"removed {row.short} {row.context}")
+            if _whole_commit_goes(ws, commit, commit_rows, selection):
+                gitrepo.remove_worktree(ws.repo, paths)
+                remove_tree(paths.build_dir)
+                say(f"removed worktree {commit[:12]}")
+    remove_tree(dot_dir(ws.project_dir) / "scratch")
+    if failures:
+        raise WarehouseError("; ".join(failures))
+
+
+def _whole_commit_goes(ws: Workspace, commit: str, rows: list[BuildRow], selection: Selection) -> bool:
+    """A commit's worktree goes when none of its contexts is left and no context was singled out."""
+    if selection.context is not None:
+        return False
+    remaining = set(_contexts_of(ws.paths(commit))) - {r.context for r in rows}
+    return not remaining
+
+
+def _yaml_keys(path: Path) -> list[str]:
+    import yaml
+
+    return list((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).keys())
+
+
+class _held_builds:
+    """Hold the commit and context locks of the builds to clean; note the ones in use."""
+
+    def __init__(self, ws: Workspace, by_commit: dict[str, list[BuildRow]]) -> None:
+        self.ws = ws
+        self.by_commit = by_commit
+        self.stack: list[Any] = []
+
+    def __enter__(self) -> set[str]:
+        busy: set[str] = set()
+        for commit, rows in self.by_commit.items():
+            paths = self.ws.paths(commit)
+            locks = [paths.commit_lock()] + [
+                paths.context_lock(c) for c in sorted({r.context for r in rows if r.context})
+            ]
+            for lock in locks:
+                holder = hold(lock, f"build {commit[:12]}", timeout=0)
+                try:
+                    holder.__enter__()
+                except LockTimeout:
+                    busy.add(commit)
+                    break
+                self.stack.append(holder)
+        return busy
+
+    def __exit__(self, *exc: Any) -> None:
+        for holder in reversed(self.stack):
+            holder.__exit__(None, None, None)

@@ -1,0 +1,59 @@
+"""OS-level locks that die with their process.
+
+`flock` is released by the kernel when the holder exits, however it exits, so
+a run killed with `kill -9` never leaves a lock that blocks the next one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import LockTimeout
+
+_POLL_SECONDS = 0.1
+
+
+@contextmanager
+def hold(path: Path, what: str, timeout: float) -> Iterator[None]:
+    """Hold the exclusive lock at `path`, waiting up to `timeout` seconds for it.
+
+    While it waits, it says once on stderr what it waits for and who holds it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        said = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"gave up after {timeout:g}s waiting for {what} ({_holder(fd)}): "
+                        "let that run finish, or raise dot.lock_timeout"
+                    ) from None
+                if not said:
+                    print(f"dot-tasks: waiting for {what} ({_holder(fd)})", file=sys.stderr, flush=True)
+                    said = True
+                time.sleep(_POLL_SECONDS)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        pid = ""
+    return f"held by pid {pid}" if pid else "held by another run"

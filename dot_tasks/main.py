@@ -1,0 +1,59 @@
+"""The `dot-tasks` console script: an Invoke Program over the same tasks as `inv`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Program
+
+from . import __version__
+from .tasks import ns
+
+_CONFIG_NAMES = ("invoke.yaml", "invoke.yml", "invoke.json")
+
+
+def find_project_config(start: Path) -> Path | None:
+    """The nearest directory upward of `start` holding an invoke.yaml, up to the git root."""
+    for directory in (start, *start.parents):
+        if any((directory / name).is_file() for name in _CONFIG_NAMES):
+            return directory
+        if (directory / ".git").exists():
+            return None
+    return None
+
+
+class DotProgram(Program):
+    """Loads the project's invoke.yaml, which a Program with a bundled namespace skips."""
+
+    def parse_collection(self) -> None:
+        super().parse_collection()
+        location = find_project_config(Path.cwd())
+        if location is not None:
+            self.config.set_project_location(str(location))
+            self.config.load_project()
+
+    def normalize_argv(self, argv: list[str] | str | None) -> None:
+        super().normalize_argv(argv)
+        self.argv = accept_positional_spec(self.argv)
+
+
+def accept_positional_spec(argv: list[str]) -> list[str]:
+    """Let `dot-tasks run dev@main` stand for `dot-tasks run --spec dev@main`.
+
+    Invoke has no optional positional arguments, so the ADR's shorthand is
+    rewritten into its flag before parsing: only a bare word with an `@`,
+    right after `run`.
+    """
+    out = list(argv)
+    for i, token in enumerate(out[:-1]):
+        if token == "--":
+            break
+        following = out[i + 1]
+        if token == "run" and "@" in following and not following.startswith("-"):
+            out[i + 1:i + 2] = ["--spec", following]
+            break
+    return out
+
+
+program = DotProgram(namespace=ns, version=__version__, name="dot-tasks", binary="dot-tasks",
+                     binary_names=["dot-tasks"])

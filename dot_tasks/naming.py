@@ -1,0 +1,59 @@
+"""Pure naming rules: contexts, short hashes, schema names, `CTX@REF` specs."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import ContextError, DotError
+
+DEFAULT_SHORT_LENGTH = 8
+MIN_SHORT_LENGTH = 4
+
+# A context becomes a directory name beside `worktree/`, so it must be a plain
+# name: no separators, no `..`, nothing hidden, and never our own entries.
+_CONTEXT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+RESERVED_CONTEXTS = frozenset({"worktree"})
+
+
+def check_context_name(context: str) -> str:
+    """Return `context` if it is safe as a directory name, else raise."""
+    if (
+        not _CONTEXT_NAME.fullmatch(context)
+        or ".." in context
+        or context in RESERVED_CONTEXTS
+        or len(context) > 100
+    ):
+        raise ContextError(
+            f"context {context!r} is not a plain name: use letters, digits, '_', '-' "
+            "or '.', with no path separators or '..' (e.g. --context dev)"
+        )
+    return context
+
+
+def short_hash(commit: str, length: int = DEFAULT_SHORT_LENGTH) -> str:
+    """The commit prefix that suffixes schema names."""
+    if not MIN_SHORT_LENGTH <= length <= len(commit):
+        raise DotError(
+            f"short-hash length {length} is out of range: "
+            f"set dot.short_hash_length between {MIN_SHORT_LENGTH} and {len(commit)}"
+        )
+    return commit[:length]
+
+
+def suffixed_schema(schema: str, short: str) -> str:
+    """`<schema>_<short>`: the schema an isolated build writes to."""
+    return f"{schema}_{short}"
+
+
+def parse_spec(spec: str) -> tuple[str | None, str]:
+    """Split the ADR's `CTX@REF` shorthand; `@REF` leaves the context unset.
+
+    Only the first `@` splits, so reflog forms such as `dev@main@{1}` keep
+    their own `@` in the ref.
+    """
+    context, sep, ref = spec.partition("@")
+    if not sep or not ref:
+        raise DotError(
+            f"{spec!r} is not of the form CTX@REF or @REF (e.g. dev@main, @HEAD~1)"
+        )
+    return (context or None), ref

@@ -1,0 +1,173 @@
+"""Choosing the user's profile output and rewriting it for an isolated build.
+
+The user's values are copied as text. dbt's own Jinja in them (such as
+`{{ env_var('DBT_PASSWORD') }}`) is never rendered here, so no secret is ever
+written to disk; dbt renders it when it reads the generated file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ContextError, ProfileError
+from .naming import suffixed_schema
+
+PROFILES_FILE = "profiles.yml"
+
+# What an adapter builds into when a target names no schema.
+ADAPTER_DEFAULT_SCHEMA = {"duckdb": "main"}
+
+# DuckDB paths that do not name a local file.
+_NON_FILE_DUCKDB = (":memory:", "md:", "motherduck:")
+
+
+def find_profiles_file(
+    flag_dir: str | None, env: Mapping[str, str], project_dir: Path, home: Path
+) -> Path:
+    """The profiles.yml dbt itself would read, in dbt's order of precedence."""
+    candidates: list[tuple[str, Path]] = []
+    if flag_dir:
+        candidates.append(("--profiles-dir", Path(flag_dir).expanduser()))
+    elif env.get("DBT_PROFILES_DIR"):
+        candidates.append(("DBT_PROFILES_DIR", Path(env["DBT_PROFILES_DIR"]).expanduser()))
+    else:
+        candidates.append(("the project directory", project_dir))
+        candidates.append(("~/.dbt", home / ".dbt"))
+    for _origin, directory in candidates:
+        if (directory / PROFILES_FILE).is_file():
+            return (directory / PROFILES_FILE).resolve()
+    looked = ", ".join(f"{directory} ({origin})" for origin, directory in candidates)
+    raise ProfileError(
+        f"no {PROFILES_FILE} found in {looked}: create one or pass --profiles-dir"
+    )
+
+
+@dataclass(frozen=True)
+class ChosenOutput:
+    """One output of the user's profile, as written in their profiles.yml."""
+
+    source: Path
+    profile_name: str
+    target_name: str
+    output: dict[str, Any]
+    #: The file's top-level `config:` block (dbt's user config), if any.
+    user_config: dict[str, Any] | None
+
+
+def load_profiles(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path} is not valid YAML: fix it and retry ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path} holds no profiles: it should map profile names to outputs")
+    return data
+
+
+def render_default_target(value: str) -> str:
+    """Resolve a `target:` written with dbt's env_var(), to learn the default name only.
+
+    The resolved name is used to choose an output and is never written out.
+    """
+    if "{{" not in value and "{%" not in value:
+        return value
+    import jinja2.sandbox  # only for this rare case: keeps `profile` fast otherwise
+
+    def env_var(name: str, default: str | None = None) -> str:
+        if name in os.environ:
+            return os.environ[name]
+        if default is None:
+            raise ProfileError(
+                f"the profile's default target uses env_var({name!r}), which is not set: "
+                "set it or pass --context"
+            )
+        return default
+
+    return jinja2.sandbox.SandboxedEnvironment().from_string(value).render(env_var=env_var).strip()
+
+
+def choose_output(
+    profiles: Mapping[str, Any], source: Path, profile_name: str, target_name: str | None
+) -> ChosenOutput:
+    """The output `target_name` (default: the profile's `target:`) of `profile_name`."""
+    profile_names = sorted(k for k in profiles if k != "config")
+    profile = profiles.get(profile_name)
+    if not isinstance(profile, dict):
+        raise ProfileError(
+            f"profile {profile_name!r} (named in dbt_project.yml) is not in {source}; "
+            f"it has: {', '.join(profile_names) or 'no profiles'}"
+        )
+    outputs = profile.get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
+        raise ProfileError(f"profile {profile_name!r} in {source} has no outputs: add one")
+    if target_name is None:
+        default = profile.get("target")
+        if not default:
+            raise ContextError(
+                f"profile {profile_name!r} in {source} sets no default `target:`: pass --context "
+                f"(one of: {', '.join(sorted(outputs))})"
+            )
+        target_name = render_default_target(str(default))
+    output = outputs.get(target_name)
+    if not isinstance(output, dict):
+        raise ContextError(
+            f"target {target_name!r} is not an output of profile {profile_name!r} in {source}; "
+            f"choose one of: {', '.join(sorted(outputs))}"
+        )
+    user_config = profiles.get("config") if isinstance(profiles.get("config"), dict) else None
+    return ChosenOutput(source, profile_name, target_name, output, user_config)
+
+
+def _absolute_duckdb_path(value: Any, project_dir: Path) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    if "{{" in value or "://" in value or value.startswith(_NON_FILE_DUCKDB):
+        return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (project_dir / path).resolve())
+
+
+def isolate_output(output: Mapping[str, Any], short: str, project_dir: Path) -> tuple[dict[str, Any], str]:
+    """A copy of `output` that builds into `<schema>_<short>`, and that schema.
+
+    `project_dir` is the user's project: relative DuckDB paths are made
+    absolute against it, so isolated schemas land in the user's own database
+    file, side by side with their normal builds.
+    """
+    isolated = copy.deepcopy(dict(output))
+    adapter = str(isolated.get("type", ""))
+    # BigQuery calls its schema `dataset`.
+    key = "dataset" if "dataset" in isolated and "schema" not in isolated else "schema"
+    base = isolated.get(key) or ADAPTER_DEFAULT_SCHEMA.get(adapter)
+    if not base:
+        raise ProfileError(
+            f"this output (type {adapter or 'unknown'}) sets no `schema:`: add one, so the "
+            "isolated build has a schema to suffix"
+        )
+    schema = suffixed_schema(str(base), short)
+    isolated[key] = schema
+    if adapter == "duckdb":
+        isolated["path"] = _absolute_duckdb_path(isolated.get("path"), project_dir)
+        for attachment in isolated.get("attach") or []:
+            if isinstance(attachment, dict) and "path" in attachment:
+                attachment["path"] = _absolute_duckdb_path(attachment["path"], project_dir)
+    return isolated, schema
+
+
+def duckdb_file(output: Mapping[str, Any]) -> Path | None:
+    """The local database file a DuckDB output writes to, if it is one."""
+    if output.get("type") != "duckdb":
+        return None
+    path = output.get("path")
+    if not isinstance(path, str) or not path:
+        return None  # dbt-duckdb's default is an in-memory database
+    if "{{" in path or "://" in path or path.startswith(_NON_FILE_DUCKDB):
+        return None
+    return Path(path)

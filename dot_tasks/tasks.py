@@ -1,0 +1,256 @@
+"""The Invoke tasks: the ADR's steps, each runnable alone, composed into `run`.
+
+This is the only module that imports invoke. Tasks parse flags, call the
+steps in `builds`, and print: results on stdout, progress on stderr. Domain
+errors become an `Exit` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke import Collection, Context, Exit, task
+
+from . import builds, lifecycle
+from .errors import DotError
+from .naming import DEFAULT_SHORT_LENGTH, parse_spec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Every key is declared here so that invoke.yaml and INVOKE_DOT_* can set it
+# (Invoke only honours environment variables for keys it already knows).
+DEFAULTS: dict[str, Any] = {
+    "project_dir": None,
+    "profiles_dir": None,
+    "short_hash_length": DEFAULT_SHORT_LENGTH,
+    "contexts": {},
+    "lock_timeout": 600,
+}
+
+H_REF = "Git ref to build: branch, tag, HEAD~2, short or full hash (default: HEAD)."
+H_CONTEXT = "Context (profile target) to build, e.g. dev or prod (default: the profile's default target)."
+H_PROJECT = "The dbt project's root (default: dot.project_dir, else found upward from the current directory)."
+H_PROFILES = "Directory of the profiles.yml to start from (default: dbt's order: DBT_PROFILES_DIR, project dir, ~/.dbt)."
+H_BUILD = {
+    "command": "dbt command to run, e.g. build, run, test, seed, snapshot, compile, 'docs generate' (default: build).",
+    "select": "dbt --select expression.",
+    "exclude": "dbt --exclude expression.",
+    "deps": "Run `dbt deps` first, once per commit, when the commit declares packages (--no-deps skips it).",
+    "allow_shared_schemas": "Build even if some node would write outside the build's own schema (warns).",
+}
+
+
+def reports_errors(body: F) -> F:
+    """Turn domain errors into a one-line message and an exit code, without a traceback."""
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(*args, **kwargs)
+        except DotError as exc:
+            raise Exit(f"dot-tasks: {exc}", code=exc.exit_code) from None
+        except OSError as exc:  # disk full, permissions: the user's to fix, not a bug
+            raise Exit(f"dot-tasks: {exc}", code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(c: Context, project_dir: str | None = None, profiles_dir: str | None = None) -> builds.Settings:
+    dot = c.config.dot
+    configured_dir = dot.project_dir
+    if configured_dir and not project_dir:
+        # A relative dot.project_dir is relative to the invoke.yaml that set it.
+        base = getattr(c.config, "_project_prefix", None) or "."
+        configured_dir = str(Path(base) / configured_dir)
+    return builds.Settings(
+        project_dir=project_dir or configured_dir,
+        profiles_dir=profiles_dir or dot.profiles_dir,
+        short_hash_length=int(dot.short_hash_length),
+        contexts={str(k): str(v) for k, v in dict(dot.contexts or {}).items()},
+        lock_timeout=float(dot.lock_timeout),
+    )
+
+
+def _workspace(c: Context, project_dir: str | None, profiles_dir: str | None = None) -> builds.Workspace:
+    return builds.Workspace.open(_settings(c, project_dir, profiles_dir))
+
+
+def _progress(message: str) -> None:
+    print(f"dot-tasks: {message}", file=sys.stderr, flush=True)
+
+
+def _dbt_args(c: Context, select: str | None, exclude: str | None) -> list[str]:
+    args = []
+    if select:
+        args += ["--select", *shlex.split(select)]
+    if exclude:
+        args += ["--exclude", *shlex.split(exclude)]
+    return args + shlex.split(c.remainder or "")
+
+
+@task(auto_shortflags=False, help={"ref": H_REF, "short": "Print the schema suffix (the short hash) instead of the full hash.",
+            "project_dir": H_PROJECT})
+@reports_errors
+def resolve(c: Context, ref: str = "HEAD", short: bool = False, project_dir: str | None = None) -> None:
+    """Print the full commit hash a ref names (or, with --short, its schema suffix)."""
+    ws = _workspace(c, project_dir)
+    commit = builds.resolve(ws, ref)
+    print(builds.schema_suffix(ws, commit) if short else commit)
+
+
+@task(auto_shortflags=False, help={"ref": H_REF, "project_dir": H_PROJECT})
+@reports_errors
+def worktree(c: Context, ref: str = "HEAD", project_dir: str | None = None) -> None:
+    """Check the commit out at .dot/isolated_builds/<hash>/worktree and print that path."""
+    ws = _workspace(c, project_dir)
+    result = builds.ensure_worktree(ws, builds.resolve(ws, ref))
+    print(result.path)
+
+
+@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES})
+@reports_errors
+def profile(c: Context, ref: str = "HEAD", context: str | None = None, project_dir: str | None = None,
+            profiles_dir: str | None = None) -> None:
+    """Write the context's profiles.yml for <schema>_<short> and print its directory."""
+    ws = _workspace(c, project_dir, profiles_dir)
+    commit = builds.resolve(ws, ref)
+    result = builds.write_profile(ws, commit, context, ref=ref)
+    print(result.profiles_dir)
+
+
+@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, **H_BUILD})
+@reports_errors
+def build(c: Context, ref: str = "HEAD", context: str | None = None, command: str = "build",
+          select: str | None = None, exclude: str | None = None, deps: bool = True,
+          allow_shared_schemas: bool = False, project_dir: str | None = None) -> None:
+    """Run dbt on the commit's worktree with its generated profile; extra dbt flags go after --."""
+    ws = _workspace(c, project_dir)
+    commit = builds.resolve(ws, ref)
+    if allow_shared_schemas:
+        _progress("warning: --allow-shared-schemas: nodes may write outside the build's own schema")
+    result = builds.build(ws, commit, context, command=shlex.split(command), args=_dbt_args(c, select, exclude),
+                          install_deps=deps, check_isolation=not allow_shared_schemas, ref=ref)
+    print(ws.paths(commit).context(result.context).target_dir)
+
+
+@task(auto_shortflags=False, help={
+    "spec": "The ADR's shorthand CTX@REF (or @REF for the default context); dot-tasks also takes it positionally.",
+    "ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+    "json": "Print the summary as one JSON object on stdout.", **H_BUILD,
+})
+@reports_errors
+def run(c: Context, spec: str | None = None, ref: str | None = None, context: str | None = None,
+        command: str = "build", select: str | None = None, exclude: str | None = None, deps: bool = True,
+        allow_shared_schemas: bool = False, json_: bool = False, project_dir: str | None = None,
+        profiles_dir: str | None = None) -> None:
+    """Resolve, check out, write the profile and build: one isolated build, end to end."""
+    if spec:
+        spec_context, spec_ref = parse_spec(spec)
+        context, ref = context or spec_context, ref or spec_ref
+    ref = ref or "HEAD"
+    ws = _workspace(c, project_dir, profiles_dir)
+    summary: dict[str, Any] = {"ref": ref, "project_dir": str(ws.project_dir)}
+
+    def step(name: str, action: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
+        started = time.monotonic()
+        value = action()
+        _progress(f"{name:<8} {describe(value)} ({time.monotonic() - started:.2f}s)")
+        return value
+
+    commit = step("resolve", lambda: builds.resolve(ws, ref), lambda v: f"{ref} → {v}")
+    paths = ws.paths(commit)
+    summary["commit"] = commit
+    wt = step("worktree", lambda: builds.ensure_worktree(ws, commit),
+              lambda v: f"{'reused' if v.reused else 'created'} {v.path}")
+    prof = step("profile", lambda: builds.write_profile(ws, commit, context, ref=ref),
+                lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
+    ctx = paths.context(prof.context)
+    summary.update(
+        short=builds.schema_suffix(ws, commit), context=prof.context, target=prof.target, schema=prof.schema,
+        worktree=str(wt.path), project_path=str(wt.project_path), profiles_dir=str(prof.profiles_dir),
+        target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir), command=command,
+    )
+    if allow_shared_schemas:
+        _progress("warning: --allow-shared-schemas: nodes may write outside the build's own schema")
+    started = time.monotonic()
+    try:
+        result = builds.build(ws, commit, prof.context, command=shlex.split(command),
+                              args=_dbt_args(c, select, exclude), install_deps=deps,
+                              check_isolation=not allow_shared_schemas, ref=ref)
+    except DotError as exc:
+        summary.update(status="failed", exit_code=exc.exit_code, error=str(exc),
+                       seconds=round(time.monotonic() - started, 3))
+        _progress(f"build    failed ({summary['seconds']:.2f}s)")
+        _print_summary(summary, json_)
+        raise
+    summary.update(status="success", exit_code=0, seconds=round(result.seconds, 3),
+                   schema=result.schema or prof.schema, schemas=result.schemas)
+    _progress(f"build    dbt {command} succeeded ({result.seconds:.2f}s)")
+    _print_summary(summary, json_)
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, sort_keys=True))
+        return
+    rows = [
+        ("commit", f"{summary['commit']} ({summary['ref']})"),
+        ("context", f"{summary['context']} (target {summary['target']})"),
+        ("schema", summary["schema"]),
+        ("worktree", summary["worktree"]),
+        ("profiles", summary["profiles_dir"]),
+        ("target", summary["target_path"]),
+        ("logs", summary["log_path"]),
+        ("status", f"{summary['status']} (dbt {summary['command']}, exit {summary['exit_code']}, "
+                   f"{summary['seconds']:.1f}s)"),
+    ]
+    print("\n".join(f"{label:<9} {value}" for label, value in rows))
+
+
+@task(auto_shortflags=False, name="list", help={"json": "Print one JSON object per build on stdout, one per line.", "project_dir": H_PROJECT})
+@reports_errors
+def list_(c: Context, json_: bool = False, project_dir: str | None = None) -> None:
+    """List isolated builds: one row per (commit, context), with damaged builds flagged."""
+    ws = _workspace(c, project_dir)
+    rows = lifecycle.list_builds(ws)
+    if json_:
+        for row in rows:
+            print(json.dumps(row.as_dict(), sort_keys=True))
+        return
+    print(lifecycle.format_table(rows))
+
+
+@task(auto_shortflags=False, help={
+    "ref": "Clean the build of this ref's commit.",
+    "context": "Only this context's files and schemas (the worktree stays).",
+    "all": "Clean every build.",
+    "keep": "Keep the newest N builds of each context; clean the older ones.",
+    "older_than": "Clean builds last built before this age, e.g. 36h, 7d, 2w.",
+    "unreachable": "Clean builds of commits no branch or tag reaches any more.",
+    "dry_run": "Print what would be cleaned and change nothing.",
+    "keep_schemas": "Leave the warehouse alone: remove files and worktrees only.",
+    "project_dir": H_PROJECT,
+})
+@reports_errors
+def clean(c: Context, ref: str | None = None, context: str | None = None, all_: bool = False,
+          keep: int | None = None, older_than: str | None = None, unreachable: bool = False,
+          dry_run: bool = False, keep_schemas: bool = False, project_dir: str | None = None) -> None:
+    """Remove builds: their warehouse schemas, worktree registration and files."""
+    ws = _workspace(c, project_dir)
+    selection = lifecycle.Selection(
+        commit=builds.resolve(ws, ref) if ref else None, context=context, everything=all_, keep=keep,
+        older_than=lifecycle.parse_age(older_than) if older_than else None, unreachable=unreachable,
+    )
+    lifecycle.clean(ws, selection, dry_run=dry_run, drop_schemas=not keep_schemas,
+                    say=print, progress=_progress)
+
+
+ns = Collection(resolve, worktree, profile, build, run, list_, clean)
+ns.configure({"dot": DEFAULTS})
