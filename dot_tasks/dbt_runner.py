@@ -286,7 +286,7 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
     types = _WRITING_TYPES.get(request.command[0])
     if request.check_isolation and types:
         listed = dbtRunner(manifest=manifest).invoke(
-            ["ls", *common, *paths, "--resource-types", *types, *selection_args(request.args),
+            ["ls", "--log-level", "none", *common, *paths, "--resource-types", *types, *selection_args(request.args),
              "--output", "json", "--output-keys", "unique_id"]
         )
         if not listed.success:
