@@ -283,8 +283,9 @@ def build(
     ref: str | None = None,
 ) -> BuildResult:
     """Run dbt on the commit's worktree with the context's generated profile."""
-    from .dbt_runner import DbtRequest, adapter_available, failure, run_dbt
+    from .dbt_runner import DbtRequest, adapter_available, failure, require_dbt, run_dbt
 
+    require_dbt()
     if context is None:
         context = choose_context(ws, commit, None)[0].context
     paths = require_worktree(ws, commit)

@@ -78,16 +78,20 @@ class DbtOutcome:
     error_kind: str | None = None
 
 
-def dbt_available() -> bool:
-    return importlib.util.find_spec("dbt.cli") is not None
+def _importable(module: str) -> bool:
+    # find_spec raises, rather than answering None, when a parent package is missing.
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def adapter_available(adapter_type: str) -> bool:
-    return importlib.util.find_spec(f"dbt.adapters.{adapter_type}") is not None
+    return _importable(f"dbt.adapters.{adapter_type}")
 
 
-def _require_dbt() -> None:
-    if not dbt_available():
+def require_dbt() -> None:
+    if not _importable("dbt.cli"):
         raise DotError(
             "dbt is not installed in this Python environment: pip install 'dot-tasks' "
             "(which brings dbt-core) and the adapter for your warehouse"
@@ -96,7 +100,7 @@ def _require_dbt() -> None:
 
 def _spawn(kind: str, payload: Any, cwd: str) -> tuple[int, dict[str, Any]]:
     """Run `payload` in a dbt child; return its exit code and its JSON report."""
-    _require_dbt()
+    require_dbt()
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
