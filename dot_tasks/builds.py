@@ -19,11 +19,11 @@ import pygit2
 import yaml
 
 from . import gitrepo
-from .errors import ContextError, DotError, ProfileError, ProjectError, WorktreeError
-from .files import read_json, remove_tree, write_atomic, write_json_atomic
+from .errors import ProfileError, ProjectError, WorktreeError
+from .files import read_json, write_atomic, write_json_atomic
 from .layout import BuildPaths, builds_root, locks_dir
 from .locks import hold
-from .naming import DEFAULT_SHORT_LENGTH, check_context_name, short_hash
+from .naming import DEFAULT_SHORT_LENGTH, check_context_name, check_identifier_length, short_hash
 from .profiles import (
     choose_output,
     duckdb_file,
@@ -229,6 +229,7 @@ def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | No
     choice, chosen = choose_context(ws, commit, context)
     suffix = claim_suffix(ws, commit, ref)
     output, schema = isolate_output(chosen.output, suffix, ws.project_dir)
+    check_identifier_length(schema, str(output.get("type", "")))
     ctx = ws.paths(commit).context(choice.context)
     text = render_profiles(
         commit=commit,
@@ -331,17 +332,18 @@ def build(
     }
     started = time.monotonic()
     database = duckdb_file(output)
-    with hold(paths.context_lock(context), f"the {context} build of {commit[:12]}", ws.settings.lock_timeout):
+    with hold(paths.context_lock(context), f"the {context} build of {commit[:12]}",
+              ws.settings.lock_timeout) as context_fd:
         previous = read_json(ctx.record) or {}
         # Keep what earlier builds learned about schemas, so `clean` can drop them all.
         record["schemas"] = previous.get("schemas", [])
         write_json_atomic(ctx.record, record)
         if database is not None:
             with hold(_duckdb_lock(ws, database), f"the DuckDB file {database} (one writer at a time)",
-                      ws.settings.lock_timeout):
-                outcome = run_dbt(request)
+                      ws.settings.lock_timeout) as database_fd:
+                outcome = run_dbt(request, lock_fds=(context_fd, database_fd))
         else:
-            outcome = run_dbt(request)
+            outcome = run_dbt(request, lock_fds=(context_fd,))
         error = failure(outcome, request)
         record.update(
             status="failed" if error else "success",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DbtFailed, DotError, IsolationError, ProfileError
+from .naming import IDENTIFIER_LIMITS
 
 # dbt's exit codes (dbt.cli.exceptions.ExitCodes).
 EXIT_SUCCESS, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
@@ -98,8 +99,12 @@ def require_dbt() -> None:
         )
 
 
-def _spawn(kind: str, payload: Any, cwd: str) -> tuple[int, dict[str, Any]]:
-    """Run `payload` in a dbt child; return its exit code and its JSON report."""
+def _spawn(kind: str, payload: Any, cwd: str, lock_fds: tuple[int, ...] = ()) -> tuple[int, dict[str, Any]]:
+    """Run `payload` in a dbt child; return its exit code and its JSON report.
+
+    The child inherits `lock_fds`, so the locks stay held while dbt runs even
+    if this process is killed: a flock lasts until its last descriptor closes.
+    """
     require_dbt()
     read_fd, write_fd = os.pipe()
     try:
@@ -107,7 +112,7 @@ def _spawn(kind: str, payload: Any, cwd: str) -> tuple[int, dict[str, Any]]:
             [sys.executable, "-m", "dot_tasks.dbt_runner", kind, json.dumps(payload), str(write_fd)],
             stdin=subprocess.DEVNULL,
             stdout=sys.stderr.fileno(),  # dbt's output is progress, not a result
-            pass_fds=(write_fd,),
+            pass_fds=(write_fd, *lock_fds),
             cwd=cwd,
         )
     except BaseException:
@@ -124,9 +129,9 @@ def _spawn(kind: str, payload: Any, cwd: str) -> tuple[int, dict[str, Any]]:
         return code, {}
 
 
-def run_dbt(request: DbtRequest) -> DbtOutcome:
+def run_dbt(request: DbtRequest, lock_fds: tuple[int, ...] = ()) -> DbtOutcome:
     """Run dbt for `request` in a child process and report how it went."""
-    code, report = _spawn("build", asdict(request), cwd=request.project_dir)
+    code, report = _spawn("build", asdict(request), cwd=request.project_dir, lock_fds=lock_fds)
     report["exit_code"] = code
     known = {f for f in DbtOutcome.__dataclass_fields__}
     return DbtOutcome(**{k: v for k, v in report.items() if k in known})
@@ -229,6 +234,39 @@ def writes_outside(
     return offenders
 
 
+def names_too_long(nodes: list[dict[str, Any]], limit: int) -> list[str]:
+    """The schema and relation names, among `nodes`, longer than `limit` bytes."""
+    long_names = set()
+    for node in nodes:
+        for name in (node.get("schema"), node.get("identifier")):
+            if isinstance(name, str) and len(name.encode("utf-8")) > limit:
+                long_names.add(name)
+    return sorted(long_names)
+
+
+def _refuse_long_names(nodes: list[dict[str, Any]], adapter_type: str) -> None:
+    limit = IDENTIFIER_LIMITS.get(adapter_type)
+    too_long = names_too_long(nodes, limit) if limit else []
+    if too_long:
+        raise IsolationError(
+            f"refusing to build: {adapter_type} cuts names at {limit} bytes, and these are longer: "
+            f"{', '.join(too_long[:5])}{' ...' if len(too_long) > 5 else ''}. Shorten the schema or "
+            "alias (or dot.short_hash_length)"
+        )
+
+
+def _refuse_shared_schemas(nodes: list[dict[str, Any]], schema: str, database: str | None) -> None:
+    offenders = writes_outside(nodes, schema, database)
+    if offenders:
+        listing = ", ".join(f"{uid} → {where}" for uid, where in offenders[:10])
+        more = f" and {len(offenders) - 10} more" if len(offenders) > 10 else ""
+        raise IsolationError(
+            f"refusing to build: {len(offenders)} node(s) would write outside {schema}: "
+            f"{listing}{more}. Fix generate_schema_name/target_schema/+database, "
+            "or pass --allow-shared-schemas to build anyway"
+        )
+
+
 # --- the child process ---------------------------------------------------------
 
 
@@ -279,36 +317,34 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
     report.update(schema=schema, database=database, adapter_type=adapter_type)
     report["dbt_version"], report["adapter_version"] = _versions(adapter_type)
 
+    stores_failures = "--store-failures" in request.args
     writing = [
         n for n in manifest.nodes.values()
         if n.resource_type in ("model", "seed", "snapshot", "test")
         and n.config.materialized != "ephemeral"
-        and (n.resource_type != "test" or n.config.store_failures)
+        and (n.resource_type != "test" or n.config.store_failures or stores_failures)
     ]
-    report["schemas"] = sorted({str(n.schema) for n in writing if n.resource_type != "test"} | {schema})
+    report["schemas"] = sorted({str(n.schema) for n in writing} | {schema})
 
     types = _WRITING_TYPES.get(request.command[0])
-    if request.check_isolation and types:
+    if types:
         listed = dbtRunner(manifest=manifest).invoke(
-            ["ls", "--log-level", "none", *common, *paths, "--resource-types", *types, *selection_args(request.args),
-             "--output", "json", "--output-keys", "unique_id"]
+            ["ls", "--log-level", "none", *common, *paths, "--resource-types", *types,
+             *selection_args(request.args), "--output", "json", "--output-keys", "unique_id"]
         )
         if not listed.success:
             return EXIT_ERROR
         selected = {json.loads(line)["unique_id"] for line in listed.result or []}
         chosen = [
-            {"unique_id": n.unique_id, "schema": n.schema, "database": n.database}
+            {"unique_id": n.unique_id, "schema": n.schema, "database": n.database,
+             "identifier": n.alias or n.name}
             for n in writing if n.unique_id in selected
         ]
-        offenders = writes_outside(chosen, schema, database)
-        if offenders:
-            listing = ", ".join(f"{uid} → {where}" for uid, where in offenders[:10])
-            more = f" and {len(offenders) - 10} more" if len(offenders) > 10 else ""
-            raise IsolationError(
-                f"refusing to build: {len(offenders)} node(s) would write outside {schema}: "
-                f"{listing}{more}. Fix generate_schema_name/target_schema/+database, "
-                "or pass --allow-shared-schemas to build anyway"
-            )
+        # Over-long names are refused even with --allow-shared-schemas: the
+        # warehouse would silently cut them, and two builds could then collide.
+        _refuse_long_names(chosen, adapter_type)
+        if request.check_isolation:
+            _refuse_shared_schemas(chosen, schema, database)
 
     result = dbtRunner(manifest=manifest).invoke([*request.command, *common, *paths, *request.args])
     if result.exception is not None:

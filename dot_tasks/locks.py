@@ -20,10 +20,11 @@ _POLL_SECONDS = 0.1
 
 
 @contextmanager
-def hold(path: Path, what: str, timeout: float) -> Iterator[None]:
+def hold(path: Path, what: str, timeout: float) -> Iterator[int]:
     """Hold the exclusive lock at `path`, waiting up to `timeout` seconds for it.
 
     While it waits, it says once on stderr what it waits for and who holds it.
+    Yields the lock's descriptor, for a child process that must keep holding it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -46,7 +47,7 @@ def hold(path: Path, what: str, timeout: float) -> Iterator[None]:
                 time.sleep(_POLL_SECONDS)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        yield fd
     finally:
         os.close(fd)  # closing releases the lock
 

@@ -45,6 +45,19 @@ def suffixed_schema(schema: str, short: str) -> str:
     return f"{schema}_{short}"
 
 
+# Bytes in an identifier, beyond which the warehouse cuts names without a word.
+IDENTIFIER_LIMITS = {"postgres": 63, "redshift": 127}
+
+
+def check_identifier_length(name: str, adapter_type: str) -> None:
+    limit = IDENTIFIER_LIMITS.get(adapter_type)
+    if limit and "{{" not in name and len(name.encode("utf-8")) > limit:
+        raise DotError(
+            f"schema {name!r} is {len(name.encode('utf-8'))} bytes, but {adapter_type} cuts names at "
+            f"{limit}: shorten the target's schema (or dot.short_hash_length)"
+        )
+
+
 def parse_spec(spec: str) -> tuple[str | None, str]:
     """Split the ADR's `CTX@REF` shorthand; `@REF` leaves the context unset.
 
