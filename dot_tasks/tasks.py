@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "profiles_dir": None,
     "short_hash_length": DEFAULT_SHORT_LENGTH,
     "contexts": {},
-    "lock_timeout": 600,
+    "lock_timeout": 600.0,
 }
 
 H_REF = "Git ref to build: branch, tag, HEAD~2, short or full hash (default: HEAD)."

@@ -1,0 +1,776 @@
+#!/usr/bin/env python3
+"""Benchmarks for dot-tasks: each figure side by side with doing the same by hand.
+
+    /work/venv/bin/python benchmarks/bench.py [--repeat 3] [--only a,b,c,d,e] [--json] [--keep]
+
+It builds its own inputs (git repositories, dbt projects, a DuckDB warehouse)
+in a temporary directory, with git and dbt cut off from the user's settings,
+and prints a table of medians:
+
+  a  `dot-tasks worktree` vs `git worktree add --detach`, 20k-file repo, dbt project at the root
+  b  the same with the dbt project in a subdirectory (~1% of the files): sparse checkout
+  c  latency of resolve / worktree (reused) / profile / list / --help, and whether they import dbt
+  d  `dot-tasks run` vs the same steps by hand (git worktree add + profiles.yml + dbt build),
+     30-model DuckDB project: cold, then a warm re-run of the same commit
+  e  peak memory (ru_maxrss) of the orchestrating process of a `dot-tasks run`
+
+This is a plain script, not a test: it reports, it does not assert. It exits 1
+only when a measurement could not be taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+PY = sys.executable
+DBT = str(Path(sys.executable).parent / "dbt")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOT = [PY, "-m", "dot_tasks"]
+MEASUREMENTS = ["a", "b", "c", "d", "e"]
+TIMEOUT = 900
+
+# The big repository of (a) and (b).
+DATA_DIRS, FILES_PER_DIR, FILE_BYTES = 200, 100, 300
+ANALYTICS_MODELS = 190  # + a few project files: ~1% of the repository
+# The DuckDB project of (d) and (e).
+DUCK_MODELS = 30
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# --- processes -----------------------------------------------------------------
+
+
+class Env:
+    """Where everything lives, and the environment every child runs with."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        home = tmp / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "DBT_", "INVOKE_"))}
+        env.update(
+            HOME=str(home),
+            GIT_CONFIG_NOSYSTEM="1",
+            GIT_CONFIG_GLOBAL="/dev/null",
+            GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.com",
+            GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.com",
+            GIT_AUTHOR_DATE="2024-01-01T00:00:00Z", GIT_COMMITTER_DATE="2024-01-01T00:00:00Z",
+            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        )
+        self.vars = env
+
+    def run(self, cmd: list[str], cwd: Path, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, env=self.vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=TIMEOUT)
+        seconds = time.perf_counter() - started
+        if check and proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+            raise BenchError(f"`{shlex.join(cmd)}` (in {cwd}) exited {proc.returncode}:\n{tail}")
+        return seconds, proc
+
+    def git(self, *args: str, cwd: Path) -> str:
+        return self.run(["git", *args], cwd)[1].stdout.strip()
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+
+
+def count_files(root: Path) -> int:
+    total = 0
+    for _dir, dirs, files in os.walk(root):
+        if ".git" in dirs:
+            dirs.remove(".git")
+        total += sum(1 for f in files if f != ".git")
+    return total
+
+
+def commit_all(env: Env, repo: Path) -> None:
+    env.git("init", "-q", "-b", "main", cwd=repo)
+    env.git("config", "gc.auto", "0", cwd=repo)  # no background gc during the timings
+    env.git("add", "-A", cwd=repo)
+    env.git("commit", "-q", "-m", "bench input", cwd=repo)
+    env.git("repack", "-a", "-d", "-q", cwd=repo)  # as a real repository would be
+
+
+# --- inputs --------------------------------------------------------------------
+
+
+def duckdb_profiles(profile: str, path: str = "warehouse.duckdb", threads: int = 4) -> str:
+    return f"""
+        {profile}:
+          target: dev
+          outputs:
+            dev:
+              type: duckdb
+              path: {path}
+              schema: dev
+              threads: {threads}
+        """
+
+
+def make_big_repo(env: Env) -> Path:
+    """20,000 small files, a dbt project at the root and another in analytics/ (~1%)."""
+    repo = env.tmp / "big"
+    blob = ("lorem ipsum dolor sit amet consectetur adipiscing elit " * 10)[:FILE_BYTES]
+    for d in range(DATA_DIRS):
+        directory = repo / "data" / f"d{d:03d}"
+        directory.mkdir(parents=True)
+        for f in range(FILES_PER_DIR):
+            # Distinct contents, so git stores 20k blobs, not one.
+            (directory / f"f{f:03d}.txt").write_text(f"{d}/{f}\n{blob}\n")
+    # (a): a small dbt project at the root.
+    write(repo / "dbt_project.yml", """
+        name: root_project
+        profile: bench
+        config-version: 2
+        """)
+    write(repo / "profiles.yml", duckdb_profiles("bench"))
+    write(repo / "models" / "root_a.sql", "select 1 as id\n")
+    write(repo / "models" / "root_b.sql", "select * from {{ ref('root_a') }}\n")
+    write(repo / ".gitignore", "warehouse.duckdb\ntarget/\nlogs/\ndbt_packages/\n")
+    # (b): the dbt project in analytics/, with a local package outside it.
+    an = repo / "analytics"
+    write(an / "dbt_project.yml", """
+        name: analytics
+        profile: analytics
+        config-version: 2
+        models:
+          analytics:
+            +materialized: view
+        """)
+    write(an / "packages.yml", """
+        packages:
+          - local: ../packages/macros_pkg
+        """)
+    write(an / "profiles.yml", duckdb_profiles("analytics"))
+    write(an / "models" / "schema.yml", "version: 2\nmodels:\n  - name: m000\n    description: first\n")
+    for i in range(ANALYTICS_MODELS):
+        source = "select 1 as id" if i == 0 else f"select * from {{{{ ref('m{i - 1:03d}') }}}}"
+        write(an / "models" / f"g{i // 50}" / f"m{i:03d}.sql", source + "\n")
+    pkg = repo / "packages" / "macros_pkg"
+    write(pkg / "dbt_project.yml", """
+        name: macros_pkg
+        config-version: 2
+        """)
+    write(pkg / "macros" / "cents.sql", """
+        {% macro cents(column) %}({{ column }} * 100){% endmacro %}
+        """)
+    commit_all(env, repo)
+    return repo
+
+
+def make_small_repo(env: Env) -> Path:
+    repo = env.tmp / "small"
+    write(repo / "dbt_project.yml", """
+        name: small
+        profile: small
+        config-version: 2
+        models:
+          small:
+            +materialized: table
+        """)
+    write(repo / "profiles.yml", duckdb_profiles("small"))
+    write(repo / "seeds" / "raw.csv", "id,amount\n1,10\n2,20\n3,30\n")
+    write(repo / "models" / "a.sql", "select * from {{ ref('raw') }}\n")
+    write(repo / "models" / "b.sql", "select id, amount * 2 as amount from {{ ref('a') }}\n")
+    write(repo / "models" / "c.sql", "select count(*) as n from {{ ref('b') }}\n")
+    write(repo / ".gitignore", "warehouse.duckdb\ntarget/\nlogs/\n")
+    commit_all(env, repo)
+    return repo
+
+
+def make_duck_repo(env: Env) -> Path:
+    """1 seed and 30 table models: five fanned out from the seed, the rest joining two earlier ones."""
+    repo = env.tmp / "duck"
+    write(repo / "dbt_project.yml", """
+        name: duck
+        profile: duck
+        config-version: 2
+        models:
+          duck:
+            +materialized: table
+        """)
+    write(repo / "profiles.yml", duckdb_profiles("duck", threads=4))
+    rows = "\n".join(f"{i},{'abcde'[i % 5]},{i * 7 % 101}" for i in range(1, 501))
+    write(repo / "seeds" / "raw_events.csv", "id,grp,amount\n" + rows + "\n")
+    for i in range(1, DUCK_MODELS + 1):
+        if i <= 5:
+            sql = f"select id, grp, amount + {i} as amount from {{{{ ref('raw_events') }}}}\n"
+        else:
+            first, second = f"m{i - 5:02d}", f"m{i - 3:02d}"
+            sql = (
+                f"select a.id, a.grp, a.amount + b.amount as amount\n"
+                f"from {{{{ ref('{first}') }}}} a\njoin {{{{ ref('{second}') }}}} b using (id)\n"
+            )
+        write(repo / "models" / f"m{i:02d}.sql", sql)
+    write(repo / ".gitignore", "warehouse.duckdb\ntarget/\nlogs/\n")
+    commit_all(env, repo)
+    return repo
+
+
+# --- results -------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    key: str
+    name: str
+    unit: str  # "s" or "MB"
+    ours: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    baseline_label: str = ""
+    #: "ratio" (ours/baseline <= target), "abs" (ours <= target) or "diff" (ours - baseline <= target).
+    target_kind: str | None = None
+    target: float | None = None
+    notes: list[str] = field(default_factory=list)
+    #: Checks besides the timing that failed (e.g. "imports dbt"): they turn PASS into MISS.
+    failed_checks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ours_median(self) -> float | None:
+        return statistics.median(self.ours) if self.ours else None
+
+    @property
+    def baseline_median(self) -> float | None:
+        return statistics.median(self.baseline) if self.baseline else None
+
+    @property
+    def ratio(self) -> float | None:
+        o, b = self.ours_median, self.baseline_median
+        return o / b if o is not None and b else None
+
+    @property
+    def measured(self) -> float | None:
+        if self.target_kind == "ratio":
+            return self.ratio
+        if self.target_kind == "abs":
+            return self.ours_median
+        if self.target_kind == "diff" and self.ours_median is not None and self.baseline_median is not None:
+            return self.ours_median - self.baseline_median
+        return None
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "ERROR"
+        if self.failed_checks:
+            return "MISS"
+        if self.target_kind is None or self.measured is None:
+            return "INFO"
+        return "PASS" if self.measured <= self.target else "MISS"
+
+    @property
+    def target_text(self) -> str:
+        if self.target_kind == "ratio":
+            return f"ratio <= {self.target:g}"
+        if self.target_kind == "abs":
+            return f"ours <= {self.target:g} {self.unit}"
+        if self.target_kind == "diff":
+            return f"ours-base <= {self.target:g} {self.unit}"
+        return "-"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(ours_median=self.ours_median, baseline_median=self.baseline_median, ratio=self.ratio,
+                    measured=self.measured, status=self.status, target_text=self.target_text)
+        return data
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f} s" if unit == "s" else f"{value:.1f} {unit}"
+
+
+def print_table(results: list[Result]) -> None:
+    header = ("name", "ours (median)", "baseline (median)", "ratio", "target", "result")
+    rows = [header]
+    for r in results:
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
+        if r.target_kind == "diff" and r.measured is not None:
+            ratio += f" ({r.measured:+.3f} s)"
+        rows.append((f"{r.key} {r.name}", fmt(r.ours_median, r.unit), fmt(r.baseline_median, r.unit),
+                     ratio, r.target_text, r.status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for n, row in enumerate(rows):
+        print("  ".join(cell.ljust(widths[i]) if i in (0, 4, 5) else cell.rjust(widths[i])
+                        for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    for r in results:
+        base = f"baseline = {r.baseline_label}" if r.baseline_label else ""
+        runs = (f"ours runs: {', '.join(fmt(v, r.unit) for v in r.ours) or '-'}; "
+                f"baseline runs: {', '.join(fmt(v, r.unit) for v in r.baseline) or '-'}")
+        print(f"{r.key} {r.name}: {base}")
+        print(f"    {runs}")
+        for note in r.notes:
+            print(f"    {note}")
+        if r.error:
+            print("    ERROR: " + r.error.replace("\n", "\n      "))
+
+
+# --- machine -------------------------------------------------------------------
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _filesystem(path: Path) -> str:
+    best, kind = "", "?"
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and str(path).startswith(parts[1]) and len(parts[1]) >= len(best):
+                best, kind = parts[1], parts[2]
+    except OSError:
+        pass
+    return f"{kind} (mounted at {best or '?'})"
+
+
+def machine_info(tmp: Path) -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                            "dot_tasks"], capture_output=True, text=True).stdout.strip()
+    try:
+        import pygit2
+
+        libgit2 = f"pygit2 {pygit2.__version__} (libgit2 {pygit2.LIBGIT2_VERSION})"
+    except ImportError:
+        libgit2 = "pygit2 not importable"
+    return {
+        "cpu": cpu,
+        "cores": f"{os.cpu_count()} (usable: {usable})",
+        "ram": ram,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_version()} ({PY})",
+        "git": git,
+        "dbt": f"dbt-core {_version('dbt-core')}, dbt-duckdb {_version('dbt-duckdb')} ({DBT})",
+        "libs": f"{libgit2}, invoke {_version('invoke')}",
+        "dot-tasks": f"{_version('dot-tasks')} at {REPO_ROOT} commit {head}"
+                     + (" + uncommitted changes in dot_tasks/" if dirty else ""),
+        "work dir": f"{tmp} on {_filesystem(tmp)}",
+    }
+
+
+# --- measurements --------------------------------------------------------------
+
+
+def interleave(repeat: int, ours: Callable[[], float], baseline: Callable[[], float], result: Result) -> None:
+    """Alternate which side goes first, so neither always gets the warmer cache."""
+    for i in range(repeat):
+        order = [(ours, result.ours), (baseline, result.baseline)]
+        for action, bucket in (order if i % 2 == 0 else order[::-1]):
+            bucket.append(action())
+
+
+def dot_worktree_path(out: str) -> Path:
+    lines = [line for line in out.strip().splitlines() if line.strip()]
+    if not lines:
+        raise BenchError("`dot-tasks worktree` printed no path")
+    return Path(lines[-1].strip())
+
+
+def registered_worktrees(env: Env, repo: Path) -> list[str]:
+    text = env.git("worktree", "list", "--porcelain", cwd=repo)
+    return [line[len("worktree "):] for line in text.splitlines() if line.startswith("worktree ")]
+
+
+def forget_worktree(env: Env, repo: Path, path: Path) -> None:
+    """Remove a worktree however it was left: registered or not, directory or not."""
+    if str(path) in registered_worktrees(env, repo) or path.exists():
+        env.run(["git", "worktree", "remove", "--force", str(path)], repo, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+    env.git("worktree", "prune", cwd=repo)
+
+
+def worktree_comparison(env: Env, repo: Path, project: Path, key: str, name: str, target: float,
+                        repeat: int, sparse_check: bool) -> Result:
+    result = Result(key, name, "s", baseline_label="`git worktree add --detach <path> HEAD` (full checkout)",
+                    target_kind="ratio", target=target)
+    base_path = env.tmp / f"baseline-wt-{key}"
+    clean_times: list[float] = []
+    seen: dict[str, Any] = {}
+
+    def ours() -> float:
+        seconds, proc = env.run([*DOT, "worktree", "--ref", "HEAD"], project)
+        path = dot_worktree_path(proc.stdout)
+        if not path.is_dir():
+            raise BenchError(f"`dot-tasks worktree` printed {path}, which is not a directory")
+        if "files" not in seen:
+            seen["files"] = count_files(path)
+            seen["path"] = path
+            rel = project.relative_to(repo)
+            seen["project_ok"] = (path / rel / "dbt_project.yml").is_file() if str(rel) != "." else \
+                (path / "dbt_project.yml").is_file()
+            seen["package_ok"] = (path / "packages" / "macros_pkg" / "dbt_project.yml").is_file()
+            seen["git_status"] = env.run(["git", "status", "--porcelain"], path, check=False)[1]
+        # Fresh for the next run: the tool's own clean, checked, with a fallback by hand.
+        took, cleaned = env.run([*DOT, "clean", "--ref", "HEAD", "--keep-schemas"], project, check=False)
+        clean_times.append(took)
+        leftovers = [w for w in registered_worktrees(env, repo) if Path(w) != repo]
+        if cleaned.returncode != 0 or path.exists() or leftovers:
+            result.notes.append(
+                f"`dot-tasks clean --ref HEAD --keep-schemas` left things behind (exit {cleaned.returncode}, "
+                f"dir exists: {path.exists()}, registered: {leftovers}): {cleaned.stderr.strip()[-300:]}"
+            )
+            forget_worktree(env, repo, path)
+            shutil.rmtree(project / ".dot", ignore_errors=True)
+        return seconds
+
+    def baseline() -> float:
+        forget_worktree(env, repo, base_path)
+        seconds, _ = env.run(["git", "worktree", "add", "--detach", str(base_path), "HEAD"], repo)
+        if "files" not in seen.setdefault("base", {}):
+            seen["base"]["files"] = count_files(base_path)
+        forget_worktree(env, repo, base_path)
+        return seconds
+
+    interleave(repeat, ours, baseline, result)
+    result.notes.append(f"files checked out: ours {seen.get('files')}, baseline {seen['base'].get('files')} "
+                        f"(repo has {DATA_DIRS * FILES_PER_DIR} data files + dbt projects)")
+    if sparse_check:
+        result.notes.append(
+            f"ours has {project.relative_to(repo)}/dbt_project.yml: {'yes' if seen.get('project_ok') else 'NO'}; "
+            f"packages/macros_pkg (local package outside the project): {'yes' if seen.get('package_ok') else 'NO'}"
+        )
+    status = seen.get("git_status")
+    if status is not None:
+        changed = [line for line in status.stdout.splitlines() if line.strip()]
+        result.notes.append(f"`git status` in our worktree: {'clean' if not changed and status.returncode == 0 else f'{len(changed)} changes, exit {status.returncode}: ' + '; '.join(changed[:3])}")
+    if clean_times:
+        result.notes.append(f"`dot-tasks clean --ref HEAD --keep-schemas` (not timed above): median "
+                            f"{statistics.median(clean_times):.3f} s")
+    return result
+
+
+def measure_a(env: Env, repeat: int, big: Path) -> list[Result]:
+    return [worktree_comparison(env, big, big, "a", "worktree, 20k files, project at root", 1.25, repeat, False)]
+
+
+def measure_b(env: Env, repeat: int, big: Path) -> list[Result]:
+    return [worktree_comparison(env, big, big / "analytics", "b", "worktree, project in analytics/ (sparse)",
+                                0.2, repeat, True)]
+
+
+FORBIDDEN_PREFIXES = ("dbt.cli", "dbt.task", "dbt.config")
+FORBIDDEN_MODULES = ("dbt.version", "dbt.adapters.factory")
+
+
+def import_report(stderr: str) -> tuple[list[str], bool, list[tuple[str, int]]]:
+    """(forbidden dbt modules imported, whether `dbt` itself was, slowest package imports in µs)."""
+    forbidden, top = [], []
+    saw_dbt = False
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = line[len("import time:"):].split("|")
+        if len(parts) != 3 or not parts[1].strip().isdigit():
+            continue
+        raw = parts[2]
+        module = raw.strip()
+        if module == "dbt" or module.startswith("dbt."):
+            saw_dbt = True
+        if module.startswith(FORBIDDEN_PREFIXES) or module in FORBIDDEN_MODULES:
+            forbidden.append(module)
+        # Third-party and stdlib packages (not submodules, not our own), wherever first imported.
+        if "." not in module and module not in ("dot_tasks", "site", "runpy", "encodings"):
+            top.append((module, int(parts[1].strip())))
+    top.sort(key=lambda item: -item[1])
+    return forbidden, saw_dbt, top[:5]
+
+
+def measure_c(env: Env, repeat: int) -> list[Result]:
+    repo = make_small_repo(env)
+    env.run([*DOT, "worktree", "--ref", "HEAD"], repo)  # so that `worktree` below is the reused case
+    commands = {
+        "resolve": ["resolve", "--ref", "HEAD"],
+        "worktree (reused)": ["worktree", "--ref", "HEAD"],
+        "profile": ["profile", "--ref", "HEAD", "--context", "dev"],
+        "list": ["list"],
+        "--help": ["--help"],
+    }
+    results = []
+    for label, args in commands.items():
+        result = Result("c", f"latency `{label}`", "s", baseline_label="`python -c pass` (interpreter start)",
+                        target_kind="abs", target=0.3)
+        try:
+            interleave(repeat, lambda: env.run([*DOT, *args], repo)[0],
+                       lambda: env.run([PY, "-c", "pass"], repo)[0], result)
+            _, proc = env.run([PY, "-X", "importtime", "-m", "dot_tasks", *args], repo)
+            forbidden, saw_dbt, top = import_report(proc.stderr)
+            shown = ", ".join(sorted(set(forbidden))[:6]) + (" ..." if len(set(forbidden)) > 6 else "")
+            result.notes.append(f"imports dbt: {'yes (' + shown + ')' if forbidden else 'no'}"
+                                + ("" if forbidden else f" (the `dbt` namespace itself: {'yes' if saw_dbt else 'no'})"))
+            result.notes.append("slowest package imports (cumulative): "
+                                + ", ".join(f"{name} {micro / 1000:.0f} ms" for name, micro in top))
+            if forbidden:
+                result.failed_checks.append("imports dbt")
+        except BenchError as exc:
+            result.error = str(exc)
+        results.append(result)
+    return results
+
+
+def reset_ours(env: Env, repo: Path) -> None:
+    shutil.rmtree(repo / ".dot", ignore_errors=True)
+    env.git("worktree", "prune", cwd=repo)
+    for leftover in repo.glob("warehouse.duckdb*"):
+        leftover.unlink()
+
+
+def by_hand_profile(directory: Path, schema: str, database: Path) -> None:
+    write(directory / "profiles.yml", f"""
+        duck:
+          target: dev
+          outputs:
+            dev:
+              type: duckdb
+              path: {database}
+              schema: {schema}
+              threads: 4
+        """)
+
+
+PARTIAL_PARSE_MISS = "Unable to do partial parsing"
+
+
+def measure_d(env: Env, repeat: int, repo: Path) -> list[Result]:
+    cold = Result("d", f"cold run, {DUCK_MODELS}-model DuckDB project", "s",
+                  baseline_label="by hand: git rev-parse + git worktree add --detach + write profiles.yml + "
+                                 "dbt build (fresh warehouse, no partial parse)",
+                  target_kind="ratio", target=1.05)
+    warm = Result("d", "warm re-run, same commit", "s",
+                  baseline_label="by hand: dbt build again with the same flags (partial parse present)",
+                  target_kind="diff", target=0.2)
+    hand = env.tmp / "byhand"
+    wt, conf = hand / "worktree", hand / "dbt"
+    database = repo / "warehouse.duckdb"
+    run_cmd = [*DOT, "run", "--context", "dev", "--ref", "HEAD"]
+    dbt_cmd = [DBT, "build", "--project-dir", str(wt), "--profiles-dir", str(conf), "--target", "dev",
+               "--target-path", str(conf / "target"), "--log-path", str(conf / "logs")]
+    partial_misses = {"ours": 0, "by hand": 0}
+
+    def ours_cold() -> float:
+        reset_ours(env, repo)
+        seconds, proc = env.run(run_cmd, repo)
+        return seconds
+
+    def hand_cold() -> float:
+        forget_worktree(env, repo, wt)
+        shutil.rmtree(hand, ignore_errors=True)
+        for leftover in repo.glob("warehouse.duckdb*"):
+            leftover.unlink()
+        started = time.perf_counter()
+        short = env.git("rev-parse", "--short=8", "HEAD", cwd=repo)
+        env.run(["git", "worktree", "add", "--detach", str(wt), "HEAD"], repo)
+        by_hand_profile(conf, f"dev_{short}", database)
+        env.run(dbt_cmd, wt)
+        return time.perf_counter() - started
+
+    def ours_warm() -> float:
+        seconds, proc = env.run(run_cmd, repo)
+        partial_misses["ours"] += PARTIAL_PARSE_MISS in proc.stderr + proc.stdout
+        return seconds
+
+    def hand_warm() -> float:
+        seconds, proc = env.run(dbt_cmd, wt)
+        partial_misses["by hand"] += PARTIAL_PARSE_MISS in proc.stderr + proc.stdout
+        return seconds
+
+    try:
+        interleave(repeat, ours_cold, hand_cold, cold)
+    except BenchError as exc:
+        cold.error = str(exc)
+        warm.error = "skipped: the cold runs failed"
+        return [cold, warm]
+    try:
+        # Both sides now hold a finished build of HEAD: one untimed re-run each settles caches.
+        ours_warm()
+        hand_warm()
+        partial_misses.update({"ours": 0, "by hand": 0})
+        interleave(repeat, ours_warm, hand_warm, warm)
+        warm.notes.append(f"runs whose dbt output said '{PARTIAL_PARSE_MISS}': ours {partial_misses['ours']}/"
+                          f"{repeat}, by hand {partial_misses['by hand']}/{repeat}")
+        _, proc = env.run([*run_cmd, "--json"], repo)
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        steps = [line.split("dot-tasks: ", 1)[1] for line in proc.stderr.splitlines() if line.startswith("dot-tasks: ")]
+        warm.notes.append("dot-tasks' own step times in a warm run: " + " | ".join(
+            " ".join(s.split()[:1] + [s.rsplit("(", 1)[-1].rstrip(")")]) for s in steps))
+        warm.notes.append(f"schema {summary.get('schema')}, status {summary.get('status')}")
+    except (BenchError, ValueError, IndexError) as exc:
+        warm.error = str(exc)
+    return [cold, warm]
+
+
+MEMORY_WRAPPER = """
+import json, resource, sys
+from dot_tasks.main import program
+program.run(["dot-tasks", "run", "--context", "dev", "--ref", "HEAD", "--json"], exit=False)
+sys.stdout.flush()
+me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print("BENCH_RSS " + json.dumps({"self_kb": me, "children_kb": children}))
+"""
+
+
+def measure_e(env: Env, repeat: int, repo: Path) -> list[Result]:
+    result = Result("e", "peak RSS of the orchestrator, cold run", "MB",
+                    baseline_label="peak RSS of dbt's child process in the same run (RUSAGE_CHILDREN), for context")
+    statuses = []
+    for _ in range(repeat):
+        reset_ours(env, repo)
+        _, proc = env.run([PY, "-c", MEMORY_WRAPPER], repo)
+        lines = proc.stdout.strip().splitlines()
+        marker = [line for line in lines if line.startswith("BENCH_RSS ")]
+        if not marker:
+            raise BenchError(f"the memory wrapper printed no BENCH_RSS line: {proc.stderr.strip()[-500:]}")
+        data = json.loads(marker[-1][len("BENCH_RSS "):])
+        try:
+            summary = json.loads(next(line for line in lines if line.startswith("{")))
+            statuses.append(summary.get("status"))
+        except (StopIteration, ValueError):
+            statuses.append("no summary")
+        result.ours.append(data["self_kb"] / 1024)
+        result.baseline.append(data["children_kb"] / 1024)
+    result.notes.append(f"run statuses: {', '.join(str(s) for s in statuses)}; no target was set for (e)")
+    if any(s != "success" for s in statuses):
+        result.error = f"not every run succeeded: {statuses}"
+    _, bare = env.run([PY, "-c", "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"], repo)
+    _, deps = env.run([PY, "-c", "import resource, dot_tasks.main, dot_tasks.builds, dot_tasks.lifecycle; "
+                                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"], repo)
+    result.notes.append(f"for scale: bare interpreter {int(bare.stdout) / 1024:.1f} MB; after importing "
+                        f"dot_tasks' CLI {int(deps.stdout) / 1024:.1f} MB")
+    return [result]
+
+
+# --- main ----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is reported (>= 3)")
+    parser.add_argument("--only", default=",".join(MEASUREMENTS), help="comma-separated subset of a,b,c,d,e")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
+    parser.add_argument("--tmp-dir", default=None, help="where to make the temporary directory")
+    args = parser.parse_args(argv)
+    if args.repeat < 3:
+        parser.error("--repeat must be at least 3")
+    only = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = [m for m in only if m not in MEASUREMENTS]
+    if unknown:
+        parser.error(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS)}")
+    if not Path(DBT).exists() and any(m in only for m in ("d", "e")):
+        parser.error(f"no dbt executable at {DBT}: run this with the venv's python")
+
+    tmp = Path(tempfile.mkdtemp(prefix="dot-bench-", dir=args.tmp_dir)).resolve()
+    env = Env(tmp)
+    info = machine_info(tmp)
+    reproduce = f"cd {shlex.quote(str(REPO_ROOT))} && {shlex.join([PY, 'benchmarks/bench.py', *sys.argv[1:]])}"
+    if not args.json:
+        print("dot-tasks benchmarks")
+        for label, value in info.items():
+            print(f"  {label + ':':<11} {value}")
+        print(f"  {'reproduce:':<11} {reproduce}")
+        print(f"  {'repeat:':<11} {args.repeat} runs per side, median shown")
+        print(flush=True)
+
+    results: list[Result] = []
+    started = time.perf_counter()
+    try:
+        big = duck = None
+        for letter in MEASUREMENTS:
+            if letter not in only:
+                continue
+            t0 = time.perf_counter()
+            say(f"measuring ({letter}) ...")
+            try:
+                if letter in ("a", "b") and big is None:
+                    say(f"generating a {DATA_DIRS * FILES_PER_DIR}-file repository ...")
+                    big = make_big_repo(env)
+                if letter in ("d", "e") and duck is None:
+                    duck = make_duck_repo(env)
+                if letter == "a":
+                    results += measure_a(env, args.repeat, big)
+                elif letter == "b":
+                    results += measure_b(env, args.repeat, big)
+                elif letter == "c":
+                    results += measure_c(env, args.repeat)
+                elif letter == "d":
+                    results += measure_d(env, args.repeat, duck)
+                elif letter == "e":
+                    results += measure_e(env, args.repeat, duck)
+            except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
+                results.append(Result(letter, "(could not measure)", "s", error=str(exc)))
+            say(f"({letter}) took {time.perf_counter() - t0:.1f} s")
+    finally:
+        if args.keep:
+            say(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    total = time.perf_counter() - started
+    if args.json:
+        print(json.dumps({"machine": info, "reproduce": reproduce, "repeat": args.repeat,
+                          "total_seconds": round(total, 1), "kept": str(tmp) if args.keep else None,
+                          "results": [r.as_dict() for r in results]}, indent=2))
+    else:
+        print_table(results)
+        print(f"\ntotal {total:.0f} s" + (f"; inputs kept in {tmp}" if args.keep else ""))
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
