@@ -36,6 +36,17 @@ def parse_age(text: str) -> float:
     return float(match.group(1)) * _AGE_UNITS[match.group(2)]
 
 
+def parse_count(text: str | int) -> int:
+    """A `--keep` count: a whole number, zero or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise DotError(f"--keep {text!r} is not a count: give how many builds to keep, e.g. --keep 3")
+    return count
+
+
 @dataclass
 class BuildRow:
     """One (commit, context) build, or one commit with no context built yet."""
@@ -109,8 +120,8 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
             problems.append("worktree missing" if paths.build_dir.is_dir() else "registration without directory")
         elif has_dir and not registered:
             problems.append("directory without registration")
-        elif not registered and not has_dir and paths.build_dir.is_dir():
-            problems.append("worktree missing")
+        elif not has_dir and paths.worktree_marker.exists():
+            problems.append("worktree missing")  # made once, then deleted and pruned by hand
         worktree_size = tree_size(paths.worktree_dir) if has_dir else 0
         try:
             dir_time = paths.build_dir.stat().st_mtime
@@ -195,8 +206,6 @@ def select(ws: Workspace, rows: list[BuildRow], selection: Selection) -> list[Bu
     """The rows `selection` picks: every given criterion must hold."""
     if not selection.chooses_anything():
         raise DotError("say what to clean: --ref REF, --all, --keep N, --older-than AGE or --unreachable")
-    if selection.keep is not None and selection.keep < 0:
-        raise DotError(f"--keep {selection.keep} is negative: give how many builds to keep, e.g. --keep 3")
     chosen = [r for r in rows if selection.commit is None or r.commit == selection.commit]
     if selection.context is not None:
         chosen = [r for r in chosen if r.context == selection.context]

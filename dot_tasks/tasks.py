@@ -245,7 +245,8 @@ def clean(c: Context, ref: str | None = None, context: str | None = None, all_: 
     """Remove builds: their warehouse schemas, worktree registration and files."""
     ws = _workspace(c, project_dir)
     selection = lifecycle.Selection(
-        commit=builds.resolve(ws, ref) if ref else None, context=context, everything=all_, keep=keep,
+        commit=builds.resolve(ws, ref) if ref else None, context=context, everything=all_,
+        keep=lifecycle.parse_count(keep) if keep is not None else None,
         older_than=lifecycle.parse_age(older_than) if older_than else None, unreachable=unreachable,
     )
     lifecycle.clean(ws, selection, dry_run=dry_run, drop_schemas=not keep_schemas,
