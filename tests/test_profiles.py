@@ -1,0 +1,83 @@
+"""Choosing and rewriting the user's profile output: pure functions, plus the rendered file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dot_tasks.errors import ContextError, ProfileError
+from dot_tasks.profiles import choose_output, duckdb_file, find_profiles_file, isolate_output
+from dot_tasks.templating import render_profiles, template_dir
+
+
+def _touch(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "profiles.yml").write_text("p: {}\n")
+    return directory / "profiles.yml"
+
+
+def test_profiles_file_follows_dbts_order(tmp_path: Path) -> None:
+    project, home, flag, env_dir = tmp_path / "project", tmp_path / "home", tmp_path / "flag", tmp_path / "env"
+    in_home = _touch(home / ".dbt")
+    assert find_profiles_file(None, {}, project, home) == in_home.resolve()
+    in_project = _touch(project)
+    assert find_profiles_file(None, {}, project, home) == in_project.resolve()
+    in_env = _touch(env_dir)
+    assert find_profiles_file(None, {"DBT_PROFILES_DIR": str(env_dir)}, project, home) == in_env.resolve()
+    in_flag = _touch(flag)
+    assert find_profiles_file(str(flag), {"DBT_PROFILES_DIR": str(env_dir)}, project, home) == in_flag.resolve()
+    with pytest.raises(ProfileError, match="DBT_PROFILES_DIR"):
+        find_profiles_file(None, {"DBT_PROFILES_DIR": str(tmp_path / "nowhere")}, project, home)
+
+
+def test_default_target_may_use_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    profiles = {"p": {"target": "{{ env_var('WHICH', 'dev') }}", "outputs": {"dev": {}, "ci": {}}}}
+    assert choose_output(profiles, Path("x"), "p", None).target_name == "dev"
+    monkeypatch.setenv("WHICH", "ci")
+    assert choose_output(profiles, Path("x"), "p", None).target_name == "ci"
+    with pytest.raises(ContextError, match="choose one of: ci, dev"):
+        choose_output(profiles, Path("x"), "p", "prod")
+
+
+def test_isolated_output_suffixes_schema_or_dataset(tmp_path: Path) -> None:
+    out, schema = isolate_output({"type": "postgres", "schema": "dev", "password": "{{ env_var('P') }}"}, "abc12345", tmp_path)
+    assert schema == "dev_abc12345" and out["schema"] == schema and out["password"] == "{{ env_var('P') }}"
+    out, schema = isolate_output({"type": "bigquery", "dataset": "analytics"}, "abc12345", tmp_path)
+    assert out["dataset"] == schema == "analytics_abc12345" and "schema" not in out
+    out, schema = isolate_output({"type": "duckdb", "path": "w.duckdb"}, "abc12345", tmp_path)
+    assert schema == "main_abc12345"
+    with pytest.raises(ProfileError, match="sets no `schema:`"):
+        isolate_output({"type": "postgres"}, "abc12345", tmp_path)
+    templated, schema = isolate_output({"type": "postgres", "schema": "{{ env_var('S') }}"}, "abc12345", tmp_path)
+    assert schema == "{{ env_var('S') }}_abc12345"
+
+
+def test_duckdb_paths_become_absolute_against_the_users_project(tmp_path: Path) -> None:
+    output = {"type": "duckdb", "path": "data/w.duckdb", "schema": "s",
+              "attach": [{"path": "other.duckdb", "alias": "o"}, {"path": "s3://bucket/x.duckdb"}]}
+    out, _ = isolate_output(output, "abc12345", tmp_path)
+    assert out["path"] == str(tmp_path / "data" / "w.duckdb")
+    assert out["attach"][0]["path"] == str(tmp_path / "other.duckdb")
+    assert out["attach"][1]["path"] == "s3://bucket/x.duckdb"
+    assert output["path"] == "data/w.duckdb"  # the user's dict is not changed
+    for kept in (":memory:", "md:my_db", "{{ env_var('DB') }}", "/abs/w.duckdb"):
+        assert isolate_output({"type": "duckdb", "path": kept, "schema": "s"}, "a1b2c3d4", tmp_path)[0]["path"] == kept
+    assert duckdb_file(out) == tmp_path / "data" / "w.duckdb"
+    assert duckdb_file({"type": "duckdb", "path": ":memory:"}) is None
+
+
+def test_rendered_profile_round_trips_and_keeps_jinja_as_text(tmp_path: Path) -> None:
+    output = {"type": "postgres", "schema": "dev_abc12345", "password": "{{ env_var('PW') }}",
+              "port": 5432, "keepalives_idle": 0, "search_path": "yes", "role": "on"}
+    text = render_profiles(commit="a" * 40, context="dev", profile_name="on", target_name="no",
+                           output=output, user_config={"send_anonymous_usage_stats": False}, source=tmp_path)
+    data = yaml.safe_load(text)
+    assert data["on"]["target"] == "no"
+    assert data["on"]["outputs"]["no"] == output
+    assert data["config"] == {"send_anonymous_usage_stats": False}
+
+
+def test_template_is_found_in_a_checkout() -> None:
+    assert (template_dir() / "profiles.yml.j2").is_file()
