@@ -402,18 +402,36 @@ def machine_info(tmp: Path) -> dict[str, str]:
         "dot-tasks": f"{_version('dot-tasks')} at {REPO_ROOT} commit {head}"
                      + (" + uncommitted changes in dot_tasks/" if dirty else ""),
         "work dir": f"{tmp} on {_filesystem(tmp)}",
+        "load": load_average(),
+        "bytecode": ("PYTHONDONTWRITEBYTECODE is set: modules without a .pyc (e.g. an editable dot_tasks) "
+                     "are compiled on every start" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "normal"),
     }
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3]) + " (1, 5, 15 min)"
+    except OSError:
+        return "?"
 
 
 # --- measurements --------------------------------------------------------------
 
 
 def interleave(repeat: int, ours: Callable[[], float], baseline: Callable[[], float], result: Result) -> None:
-    """Alternate which side goes first, so neither always gets the warmer cache."""
+    """Alternate which side goes first, so neither always gets the warmer cache.
+
+    Each sample starts with `sync`, so that writing back what the previous
+    sample (or its cleanup) left dirty is not charged to the next one.
+    """
     for i in range(repeat):
         order = [(ours, result.ours), (baseline, result.baseline)]
         for action, bucket in (order if i % 2 == 0 else order[::-1]):
+            os.sync()
             bucket.append(action())
+    spread = [f"{label} {(max(v) - min(v)) / statistics.median(v) * 100:.0f}%"
+              for label, v in (("ours", result.ours), ("baseline", result.baseline)) if v and statistics.median(v)]
+    result.notes.append("spread (max-min)/median: " + ", ".join(spread))
 
 
 def dot_worktree_path(out: str) -> Path:
@@ -662,17 +680,29 @@ program.run(["dot-tasks", "run", "--context", "dev", "--ref", "HEAD", "--json"],
 sys.stdout.flush()
 me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print("BENCH_RSS " + json.dumps({"self_kb": me, "children_kb": children}))
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print("BENCH_RSS " + json.dumps({"self_kb": me, "children_kb": children, "hwm_kb": hwm}))
 """
+MAXRSS = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+
+
+def forked_from_shell(cmd: list[str]) -> list[str]:
+    """`cmd`, started by a small shell rather than by this script.
+
+    Linux carries a process's ru_maxrss across exec, so a child forked from
+    this (large) script would report at least this script's size. `sh` forks
+    the command (it cannot exec it: another command follows).
+    """
+    return ["sh", "-c", shlex.join(cmd) + "; rc=$?; exit $rc"]
 
 
 def measure_e(env: Env, repeat: int, repo: Path) -> list[Result]:
     result = Result("e", "peak RSS of the orchestrator, cold run", "MB",
                     baseline_label="peak RSS of dbt's child process in the same run (RUSAGE_CHILDREN), for context")
-    statuses = []
+    statuses, hwm = [], []
     for _ in range(repeat):
         reset_ours(env, repo)
-        _, proc = env.run([PY, "-c", MEMORY_WRAPPER], repo)
+        _, proc = env.run(forked_from_shell([PY, "-c", MEMORY_WRAPPER]), repo)
         lines = proc.stdout.strip().splitlines()
         marker = [line for line in lines if line.startswith("BENCH_RSS ")]
         if not marker:
@@ -685,12 +715,13 @@ def measure_e(env: Env, repeat: int, repo: Path) -> list[Result]:
             statuses.append("no summary")
         result.ours.append(data["self_kb"] / 1024)
         result.baseline.append(data["children_kb"] / 1024)
+        hwm.append(data["hwm_kb"] / 1024)
     result.notes.append(f"run statuses: {', '.join(str(s) for s in statuses)}; no target was set for (e)")
+    result.notes.append(f"cross-check, VmHWM of the orchestrator: {', '.join(f'{v:.1f} MB' for v in hwm)}")
     if any(s != "success" for s in statuses):
         result.error = f"not every run succeeded: {statuses}"
-    _, bare = env.run([PY, "-c", "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"], repo)
-    _, deps = env.run([PY, "-c", "import resource, dot_tasks.main, dot_tasks.builds, dot_tasks.lifecycle; "
-                                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"], repo)
+    _, bare = env.run(forked_from_shell([PY, "-c", MAXRSS]), repo)
+    _, deps = env.run(forked_from_shell([PY, "-c", "import dot_tasks.main, dot_tasks.lifecycle; " + MAXRSS]), repo)
     result.notes.append(f"for scale: bare interpreter {int(bare.stdout) / 1024:.1f} MB; after importing "
                         f"dot_tasks' CLI {int(deps.stdout) / 1024:.1f} MB")
     return [result]
@@ -763,12 +794,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     total = time.perf_counter() - started
     if args.json:
-        print(json.dumps({"machine": info, "reproduce": reproduce, "repeat": args.repeat,
+        print(json.dumps({"machine": info, "reproduce": reproduce, "repeat": args.repeat, "load_end": load_average(),
                           "total_seconds": round(total, 1), "kept": str(tmp) if args.keep else None,
                           "results": [r.as_dict() for r in results]}, indent=2))
     else:
         print_table(results)
-        print(f"\ntotal {total:.0f} s" + (f"; inputs kept in {tmp}" if args.keep else ""))
+        print(f"\ntotal {total:.0f} s; load average at the end: {load_average()}"
+              + (f"; inputs kept in {tmp}" if args.keep else ""))
     return 1 if any(r.error for r in results) else 0
 
 

@@ -8,6 +8,7 @@ Invoke tasks call these functions and only print what they return.
 from __future__ import annotations
 
 import os
+import posixpath
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ from .profiles import (
     isolate_output,
     load_profiles,
 )
-from .project import PACKAGE_FILES, PROJECT_FILE, declares_packages, find_project_dir, parse_project_config
+from .project import (
+    PACKAGE_FILES,
+    PROJECT_FILE,
+    declares_packages,
+    find_project_dir,
+    local_packages,
+    parse_project_config,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class Settings:
     #: context name → profile output (target) name, for contexts not named after a target.
     contexts: Mapping[str, str] = field(default_factory=dict)
     lock_timeout: float = 600.0
+    #: Check out only the dbt project and its local packages when it sits in a subdirectory.
+    sparse_checkout: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,8 +168,27 @@ def ensure_worktree(ws: Workspace, commit: str) -> WorktreeResult:
                 f"{(state.head or 'a branch')[:12]}): `dot-tasks clean --ref {commit[:12]}` and rerun"
             )
         # Absent, or left half-made by a killed run (or deleted by hand): make it anew.
-        gitrepo.create_worktree(ws.repo, paths)
+        gitrepo.create_worktree(ws.repo, paths, sparse_dirs(ws, commit))
     return WorktreeResult(paths.worktree_dir, paths.worktree_project_dir, reused=False)
+
+
+def sparse_dirs(ws: Workspace, commit: str) -> list[str] | None:
+    """What a sparse checkout needs: the project and its in-repo `local:` packages.
+
+    None means a full checkout: the project is at the repository root, or
+    `dot.sparse_checkout` is off for projects that read files elsewhere.
+    """
+    if not ws.subdir or not ws.settings.sparse_checkout:
+        return None
+    dirs = {ws.subdir}
+    for name in PACKAGE_FILES:
+        for local in local_packages(gitrepo.read_file_at(ws.repo, commit, ws.in_repo(name))):
+            resolved = posixpath.normpath(posixpath.join(ws.subdir, local))
+            if resolved != "." and not resolved.startswith("../"):
+                dirs.add(resolved)
+            elif resolved == ".":
+                return None  # the package is the whole repository
+    return sorted(dirs)
 
 
 def require_worktree(ws: Workspace, commit: str) -> BuildPaths:

@@ -1,11 +1,16 @@
 """Every git operation dot-tasks performs, through pygit2.
 
-This is the only module that imports pygit2. Worktrees are registered with
-git exactly as `git worktree add` would, so `git worktree list` shows them.
+This is the only module that imports pygit2 or runs git. pygit2 does almost
+everything; the git program is called for two things libgit2 cannot do:
+sparse checkouts, and a status that honours them (libgit2 reports every file
+outside a sparse checkout as deleted). Worktrees are registered as
+`git worktree add` would, so `git worktree list` shows them.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,12 +181,55 @@ class WorktreeState:
         return not self.registered and not self.directory
 
 
-def _registration_dir(repo: pygit2.Repository, paths: BuildPaths) -> Path:
-    return common_dir(repo) / "worktrees" / paths.worktree_name
+def _registration_dir(repo: pygit2.Repository, paths: BuildPaths) -> Path | None:
+    """Git's record of the build's worktree (`.git/worktrees/<name>`), if there is one.
+
+    It is found from the worktree's own `.git` file, or, when the directory
+    is gone, by the path each registration names: never from a remembered name.
+    """
+    pointer = paths.worktree_dir / ".git"
+    if pointer.is_file():
+        text = pointer.read_text(encoding="utf-8", errors="replace").strip()
+        if text.startswith("gitdir:"):
+            candidate = Path(text[len("gitdir:"):].strip())
+            if candidate.is_dir():
+                return candidate
+    registry = common_dir(repo) / "worktrees"
+    for entry in registry.iterdir() if registry.is_dir() else []:
+        try:
+            if Path((entry / "gitdir").read_text().strip()) == pointer:
+                return entry
+        except OSError:
+            continue
+    return None
+
+
+def _clean_env() -> dict[str, str]:
+    # Run git as if from a plain shell: a GIT_DIR inherited from a hook or
+    # alias would point these commands at the wrong repository.
+    return {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
+
+
+def _git(args: list[str], cwd: Path, stdin: str | None = None) -> str:
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, text=True,
+                              env=_clean_env())
+    except FileNotFoundError as exc:
+        raise WorktreeError("git is not installed or not on PATH: install git and retry") from exc
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise WorktreeError(f"`git {args[0]}` failed in {cwd}: {reason}")
+    return proc.stdout
+
+
+def tracked_changes(worktree: Path) -> list[str]:
+    """Tracked files changed in `worktree`, as git itself (sparse-aware) sees them."""
+    out = _git(["status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=all"], worktree)
+    return sorted(entry[3:] for entry in out.split("\0") if len(entry) > 3)
 
 
 def inspect_worktree(repo: pygit2.Repository, paths: BuildPaths) -> WorktreeState:
-    registered = _registration_dir(repo, paths).is_dir()
+    registered = _registration_dir(repo, paths) is not None
     directory = paths.worktree_dir.exists()
     complete = paths.worktree_marker.exists()
     if not (registered and directory and complete):
@@ -190,12 +238,8 @@ def inspect_worktree(repo: pygit2.Repository, paths: BuildPaths) -> WorktreeStat
         checkout = pygit2.Repository(str(paths.worktree_dir))
         head = None if not checkout.head_is_detached else str(checkout.head.target)
         # Untracked files are dbt's own (dbt_packages/, package-lock.yml), not edits.
-        changes = sorted(
-            path
-            for path, flags in checkout.status(untracked_files="no").items()
-            if flags != pygit2.enums.FileStatus.CURRENT
-        )
-    except (pygit2.GitError, KeyError):
+        changes = tracked_changes(paths.worktree_dir)
+    except (pygit2.GitError, KeyError, WorktreeError):
         return WorktreeState(registered, directory, complete=False)
     return WorktreeState(registered, directory, complete, head, changes)
 
@@ -218,9 +262,9 @@ def remove_worktree(repo: pygit2.Repository, paths: BuildPaths) -> None:
     paths.worktree_marker.unlink(missing_ok=True)
     paths.deps_marker.unlink(missing_ok=True)
     registration = _registration_dir(repo, paths)
-    if registration.is_dir():
+    if registration is not None:
         try:
-            repo.lookup_worktree(paths.worktree_name).prune(True)
+            repo.lookup_worktree(registration.name).prune(True)
         except (pygit2.GitError, KeyError):
             pass
         # prune() leaves the registration when libgit2 thinks it is locked or
@@ -230,31 +274,60 @@ def remove_worktree(repo: pygit2.Repository, paths: BuildPaths) -> None:
     _delete_temp_branch(repo, paths.worktree_name)
 
 
-def create_worktree(repo: pygit2.Repository, paths: BuildPaths) -> None:
+def create_worktree(repo: pygit2.Repository, paths: BuildPaths, sparse_dirs: list[str] | None = None) -> None:
     """Check out `paths.commit` at `paths.worktree_dir` with a detached HEAD.
 
-    `add_worktree` only checks out a local branch, so a temporary branch is
-    made at the commit, the worktree's HEAD is detached from it, and the
-    branch is deleted: nothing is left in the user's branch list.
+    With `sparse_dirs`, only those directories (and files at the root) are
+    checked out, in git's cone mode, so the worktree still reports clean.
     """
     remove_worktree(repo, paths)  # whatever a killed run left behind
     paths.build_dir.mkdir(parents=True, exist_ok=True)
-    name = paths.worktree_name
-    commit = repo[paths.commit].peel(pygit2.Commit)
-    branch = repo.branches.local.create(_TEMP_BRANCH_PREFIX + name, commit, force=True)
     try:
-        repo.add_worktree(name, str(paths.worktree_dir), branch)
-        pygit2.Repository(str(paths.worktree_dir)).set_head(commit.id)
-    except pygit2.GitError as exc:
-        _delete_temp_branch_quietly(repo, name)
+        if sparse_dirs is None:
+            _add_full_worktree(repo, paths)
+        else:
+            _add_sparse_worktree(repo, paths, sparse_dirs)
+    except (pygit2.GitError, WorktreeError) as exc:
+        _delete_temp_branch_quietly(repo, paths.worktree_name)
         remove_worktree(repo, paths)
         raise WorktreeError(
-            f"git could not check out {paths.commit[:12]} at {paths.worktree_dir}: {exc}; "
-            f"run `dot-tasks clean --ref {paths.commit[:12]}` and try again"
+            f"could not check out {paths.commit[:12]} at {paths.worktree_dir}: {exc}; "
+            "nothing was left behind, so fix the cause and rerun"
         ) from exc
-    _delete_temp_branch(repo, name)
     write_atomic(paths.worktree_marker, paths.commit + "\n")
 
 
-def registered_worktree_names(repo: pygit2.Repository) -> list[str]:
-    return list(repo.list_worktrees())
+def _add_full_worktree(repo: pygit2.Repository, paths: BuildPaths) -> None:
+    # `add_worktree` only checks out a local branch, so a temporary branch is
+    # made at the commit, the worktree's HEAD is detached from it, and the
+    # branch is deleted: nothing is left in the user's branch list.
+    name = paths.worktree_name
+    commit = repo[paths.commit].peel(pygit2.Commit)
+    branch = repo.branches.local.create(_TEMP_BRANCH_PREFIX + name, commit, force=True)
+    repo.add_worktree(name, str(paths.worktree_dir), branch)
+    pygit2.Repository(str(paths.worktree_dir)).set_head(commit.id)
+    _delete_temp_branch(repo, name)
+
+
+def _add_sparse_worktree(repo: pygit2.Repository, paths: BuildPaths, sparse_dirs: list[str]) -> None:
+    # libgit2 has no sparse checkout, so this is git's own: register without
+    # checking out, set the cone, then populate only what the cone selects.
+    # The commit is a full hash and the directories go through stdin, so
+    # nothing here can be read as an option.
+    _git(["worktree", "add", "--detach", "--no-checkout", str(paths.worktree_dir), paths.commit], work_tree(repo))
+    _git(["sparse-checkout", "set", "--cone", "--stdin"], paths.worktree_dir, stdin="\n".join(sparse_dirs) + "\n")
+    _git(["read-tree", "-mu", "HEAD"], paths.worktree_dir)
+
+
+def registrations_under(repo: pygit2.Repository, root: Path) -> dict[Path, str]:
+    """Worktree path → registration name, for registered worktrees below `root`."""
+    found: dict[Path, str] = {}
+    registry = common_dir(repo) / "worktrees"
+    for entry in registry.iterdir() if registry.is_dir() else []:
+        try:
+            worktree = Path((entry / "gitdir").read_text().strip()).parent
+        except OSError:
+            continue
+        if worktree.is_relative_to(root):
+            found[worktree] = entry.name
+    return found

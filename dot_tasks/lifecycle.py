@@ -78,17 +78,11 @@ def _timestamp(value: Any) -> float | None:
 def _our_registrations(ws: Workspace) -> dict[str, str]:
     """commit → registration name, for git worktrees that point into our builds."""
     root = builds_root(ws.project_dir)
-    found: dict[str, str] = {}
-    registry = gitrepo.common_dir(ws.repo) / "worktrees"
-    for entry in registry.glob("dot-*") if registry.is_dir() else []:
-        try:
-            gitdir = Path((entry / "gitdir").read_text().strip())
-        except OSError:
-            continue
-        worktree = gitdir.parent
-        if worktree.parent.parent == root and _HASH.fullmatch(worktree.parent.name):
-            found[worktree.parent.name] = entry.name
-    return found
+    return {
+        worktree.parent.name: name
+        for worktree, name in gitrepo.registrations_under(ws.repo, root).items()
+        if worktree.name == "worktree" and worktree.parent.parent == root and _HASH.fullmatch(worktree.parent.name)
+    }
 
 
 def _commit_dirs(ws: Workspace) -> list[str]:

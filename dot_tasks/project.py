@@ -62,3 +62,15 @@ def declares_packages(text: bytes | str | None) -> bool:
     except yaml.YAMLError:
         return True  # let `dbt deps` report the syntax error in its own words
     return isinstance(data, dict) and bool(data.get("packages"))
+
+
+def local_packages(text: bytes | str | None) -> list[str]:
+    """The `local:` package paths a packages.yml / dependencies.yml declares."""
+    if text is None:
+        return []
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    packages = data.get("packages") if isinstance(data, dict) else None
+    return [str(p["local"]) for p in packages or [] if isinstance(p, dict) and p.get("local")]

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "short_hash_length": DEFAULT_SHORT_LENGTH,
     "contexts": {},
     "lock_timeout": 600.0,
+    "sparse_checkout": True,
 }
 
 H_REF = "Git ref to build: branch, tag, HEAD~2, short or full hash (default: HEAD)."
@@ -75,6 +76,7 @@ def _settings(c: Context, project_dir: str | None = None, profiles_dir: str | No
         short_hash_length=int(dot.short_hash_length),
         contexts={str(k): str(v) for k, v in dict(dot.contexts or {}).items()},
         lock_timeout=float(dot.lock_timeout),
+        sparse_checkout=bool(dot.sparse_checkout),
     )
 
 
