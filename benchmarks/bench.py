@@ -32,9 +32,10 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PY = sys.executable
 DBT = str(Path(sys.executable).parent / "dbt")
@@ -82,8 +83,8 @@ class Env:
 
     def run(self, cmd: list[str], cwd: Path, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
         started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, env=self.vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, timeout=TIMEOUT)
+        proc = subprocess.run(cmd, cwd=cwd, env=self.vars, capture_output=True, text=True, timeout=TIMEOUT,
+                              check=False)
         seconds = time.perf_counter() - started
         if check and proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
@@ -379,11 +380,11 @@ def machine_info(tmp: Path) -> dict[str, str]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 0
-    git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(["git", "--version"], capture_output=True, text=True, check=False).stdout.strip()
     head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
-                          capture_output=True, text=True).stdout.strip()
+                          capture_output=True, text=True, check=False).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--",
-                            "dot_tasks"], capture_output=True, text=True).stdout.strip()
+                            "dot_tasks"], capture_output=True, text=True, check=False).stdout.strip()
     try:
         import pygit2
 
@@ -406,6 +407,19 @@ def machine_info(tmp: Path) -> dict[str, str]:
         "bytecode": ("PYTHONDONTWRITEBYTECODE is set: modules without a .pyc (e.g. an editable dot_tasks) "
                      "are compiled on every start" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "normal"),
     }
+
+
+def busy_warning() -> str | None:
+    """A warning when other processes already keep the CPUs busy."""
+    try:
+        one_minute = float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    cpus = os.cpu_count() or 1
+    if one_minute >= 0.5 * cpus:
+        return (f"load average {one_minute:.2f} on {cpus} CPUs before starting: other processes compete, "
+                "so the figures are noisy")
+    return None
 
 
 def load_average() -> str:
@@ -565,7 +579,7 @@ def measure_c(env: Env, repeat: int) -> list[Result]:
         result = Result("c", f"latency `{label}`", "s", baseline_label="`python -c pass` (interpreter start)",
                         target_kind="abs", target=0.3)
         try:
-            interleave(repeat, lambda: env.run([*DOT, *args], repo)[0],
+            interleave(repeat, lambda args=args: env.run([*DOT, *args], repo)[0],
                        lambda: env.run([PY, "-c", "pass"], repo)[0], result)
             _, proc = env.run([PY, "-X", "importtime", "-m", "dot_tasks", *args], repo)
             forbidden, saw_dbt, top = import_report(proc.stderr)
@@ -623,8 +637,7 @@ def measure_d(env: Env, repeat: int, repo: Path) -> list[Result]:
 
     def ours_cold() -> float:
         reset_ours(env, repo)
-        seconds, proc = env.run(run_cmd, repo)
-        return seconds
+        return env.run(run_cmd, repo)[0]
 
     def hand_cold() -> float:
         forget_worktree(env, repo, wt)
@@ -755,6 +768,9 @@ def main(argv: list[str] | None = None) -> int:
         print("dot-tasks benchmarks")
         for label, value in info.items():
             print(f"  {label + ':':<11} {value}")
+        busy = busy_warning()
+        if busy:
+            print(f"  {'WARNING:':<11} {busy}")
         print(f"  {'reproduce:':<11} {reproduce}")
         print(f"  {'repeat:':<11} {args.repeat} runs per side, median shown")
         print(flush=True)
@@ -795,6 +811,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     if args.json:
         print(json.dumps({"machine": info, "reproduce": reproduce, "repeat": args.repeat, "load_end": load_average(),
+                          "warning": busy_warning(),
                           "total_seconds": round(total, 1), "kept": str(tmp) if args.keep else None,
                           "results": [r.as_dict() for r in results]}, indent=2))
     else:

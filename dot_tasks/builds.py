@@ -26,6 +26,7 @@ from .layout import BuildPaths, builds_root, locks_dir
 from .locks import hold
 from .naming import DEFAULT_SHORT_LENGTH, check_context_name, check_identifier_length, short_hash
 from .profiles import (
+    ChosenOutput,
     choose_output,
     duckdb_file,
     find_profiles_file,
@@ -35,6 +36,7 @@ from .profiles import (
 from .project import (
     PACKAGE_FILES,
     PROJECT_FILE,
+    ProjectConfig,
     declares_packages,
     find_project_dir,
     local_packages,
@@ -213,7 +215,7 @@ class ContextChoice:
     profile_name: str
 
 
-def _project_config_at(ws: Workspace, commit: str):  # -> ProjectConfig
+def _project_config_at(ws: Workspace, commit: str) -> ProjectConfig:
     where = ws.in_repo(PROJECT_FILE)
     text = gitrepo.read_file_at(ws.repo, commit, where)
     if text is None:
@@ -229,7 +231,7 @@ def _user_profiles(ws: Workspace) -> tuple[Path, dict[str, Any]]:
     return source, load_profiles(source)
 
 
-def choose_context(ws: Workspace, commit: str, context: str | None):  # -> tuple[ContextChoice, ChosenOutput]
+def choose_context(ws: Workspace, commit: str, context: str | None) -> tuple[ContextChoice, ChosenOutput]:
     """The context (default: the profile's default target) and the output it builds with."""
     if context is not None:
         check_context_name(context)
@@ -273,11 +275,11 @@ def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | No
     return ProfileResult(choice.context, choice.target, schema, ctx.context_dir, str(output.get("type", "")))
 
 
-def read_generated_profile(path: Path) -> tuple[str, dict[str, Any]]:
-    """The (target name, output) of a profiles.yml that `write_profile` wrote."""
+def read_generated_profile(path: Path) -> tuple[str, str, dict[str, Any]]:
+    """The (profile name, target name, output) of a profiles.yml that `write_profile` wrote."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    profile = next(v for k, v in data.items() if k != "config")
-    return str(profile["target"]), profile["outputs"][profile["target"]]
+    name, profile = next((k, v) for k, v in data.items() if k != "config")
+    return str(name), str(profile["target"]), profile["outputs"][profile["target"]]
 
 
 # --- build ---------------------------------------------------------------------
@@ -325,7 +327,7 @@ def build(
             f"no generated profile for context {context!r} at {commit[:12]}: run "
             f"`dot-tasks profile --ref {commit[:12]} --context {context}` first (or `dot-tasks run`)"
         )
-    target, output = read_generated_profile(ctx.profiles_yml)
+    _profile_name, target, output = read_generated_profile(ctx.profiles_yml)
     adapter = str(output.get("type", ""))
     if adapter and not adapter_available(adapter):
         raise ProfileError(

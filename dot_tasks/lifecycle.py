@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -285,7 +286,8 @@ def clean(
         return
 
     failures: list[str] = []
-    with _held_builds(ws, by_commit) as busy:
+    with ExitStack() as stack:
+        busy = _hold_builds(stack, ws, by_commit)
         failures += [f"{c[:12]} is being built right now: rerun the clean when it is done" for c in sorted(busy)]
         drops: list[tuple[BuildRow, DropRequest]] = []
         for row, schemas in plans:
@@ -297,8 +299,7 @@ def clean(
                 if not ctx.profiles_yml.is_file():
                     # The profile is derived, so it can be made again to reach the warehouse.
                     write_profile(ws, row.commit, row.context)
-                target, _output = read_generated_profile(ctx.profiles_yml)
-                profile_name = next(k for k in _yaml_keys(ctx.profiles_yml) if k != "config")
+                profile_name, target, _output = read_generated_profile(ctx.profiles_yml)
             except DotError as exc:
                 failures.append(f"{row.short} {row.context}: cannot reach its warehouse ({exc})")
                 busy.add(row.commit)
@@ -342,37 +343,20 @@ def _whole_commit_goes(ws: Workspace, commit: str, rows: list[BuildRow], selecti
     return not remaining
 
 
-def _yaml_keys(path: Path) -> list[str]:
-    import yaml
+def _hold_builds(stack: ExitStack, ws: Workspace, by_commit: dict[str, list[BuildRow]]) -> set[str]:
+    """Take the commit and context locks of the builds to clean; return the commits in use.
 
-    return list((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).keys())
-
-
-class _held_builds:
-    """Hold the commit and context locks of the builds to clean; note the ones in use."""
-
-    def __init__(self, ws: Workspace, by_commit: dict[str, list[BuildRow]]) -> None:
-        self.ws = ws
-        self.by_commit = by_commit
-        self.stack: list[Any] = []
-
-    def __enter__(self) -> set[str]:
-        busy: set[str] = set()
-        for commit, rows in self.by_commit.items():
-            paths = self.ws.paths(commit)
-            locks = [paths.commit_lock()] + [
-                paths.context_lock(c) for c in sorted({r.context for r in rows if r.context})
-            ]
-            for lock in locks:
-                holder = hold(lock, f"build {commit[:12]}", timeout=0)
-                try:
-                    holder.__enter__()
-                except LockTimeout:
-                    busy.add(commit)
-                    break
-                self.stack.append(holder)
-        return busy
-
-    def __exit__(self, *exc: Any) -> None:
-        for holder in reversed(self.stack):
-            holder.__exit__(None, None, None)
+    A build that is running right now is skipped, not waited for: a clean
+    should never stall behind a long dbt run.
+    """
+    busy: set[str] = set()
+    for commit, rows in by_commit.items():
+        paths = ws.paths(commit)
+        locks = [paths.commit_lock()] + [paths.context_lock(c) for c in sorted({r.context for r in rows if r.context})]
+        for lock in locks:
+            try:
+                stack.enter_context(hold(lock, f"build {commit[:12]}", timeout=0))
+            except LockTimeout:
+                busy.add(commit)
+                break
+    return busy
