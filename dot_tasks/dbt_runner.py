@@ -302,7 +302,8 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
                     return EXIT_ERROR if result.exception else EXIT_FAILURES
                 Path(request.deps_marker).write_text("ok\n")
 
-    parsed = dbtRunner().invoke(["parse", *common, *paths, *parse_args(request.args)])
+    # The build writes manifest.json itself; writing it here too costs ~0.2 s per run.
+    parsed = dbtRunner().invoke(["parse", "--no-write-json", *common, *paths, *parse_args(request.args)])
     if not parsed.success:
         return EXIT_ERROR
     manifest = parsed.result

@@ -6,7 +6,6 @@ same three inputs, which is what lets steps run alone and chain in a shell.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,16 +88,6 @@ class BuildPaths:
         # Written once the checkout is complete, so a half-made worktree left
         # by a killed run is told apart from one the user edited.
         return self.build_dir / ".worktree-complete"
-
-    @property
-    def worktree_name(self) -> str:
-        """The name git registers the worktree under (`.git/worktrees/<name>`).
-
-        Two dbt projects in one repository may build the same commit, so the
-        name carries a digest of the worktree path as well as the commit.
-        """
-        digest = hashlib.sha1(str(self.worktree_dir).encode()).hexdigest()[:8]
-        return f"dot-{self.commit[:12]}-{digest}"
 
     def context(self, name: str) -> ContextPaths:
         return ContextPaths(self.build_dir / check_context_name(name))

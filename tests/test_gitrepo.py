@@ -80,12 +80,11 @@ def test_pruned_registration_is_recreated(project: Project) -> None:
 
 
 def test_half_made_worktree_is_repaired(project: Project) -> None:
-    """A run killed mid-checkout leaves a registration, a partial directory and maybe a branch."""
+    """A run killed mid-checkout leaves a registration and a partial directory."""
     project.run("worktree")
     build = project.build_dir(project.second)
     (build / ".worktree-complete").unlink()  # as if killed before the checkout finished
     (build / "worktree" / "models" / "orders.sql").unlink()
-    git("branch", "dot-tasks-tmp-leftover", cwd=project.repo_dir)
     again = project.run("worktree")
     assert again.code == 0, again.stderr
     assert (build / "worktree" / "models" / "orders.sql").is_file()

@@ -52,4 +52,3 @@ def test_paths_derive_from_project_commit_and_context(tmp_path: Path) -> None:
     assert ctx.profiles_yml == paths.build_dir / "dev" / "profiles.yml"
     assert (ctx.target_dir, ctx.logs_dir) == (paths.build_dir / "dev" / "target", paths.build_dir / "dev" / "logs")
     assert BuildPaths(tmp_path, commit) == BuildPaths(tmp_path, commit)  # same inputs, same paths
-    assert paths.worktree_name != BuildPaths(tmp_path / "other", commit).worktree_name
