@@ -7,6 +7,7 @@ Invoke tasks call these functions and only print what they return.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import time
@@ -297,8 +298,6 @@ class BuildResult:
 
 
 def _duckdb_lock(ws: Workspace, database: Path) -> Path:
-    import hashlib
-
     digest = hashlib.sha1(str(database).encode()).hexdigest()[:16]
     return locks_dir(ws.project_dir) / f"duckdb-{digest}.lock"
 
@@ -313,14 +312,19 @@ def build(
     install_deps: bool = True,
     check_isolation: bool = True,
     ref: str | None = None,
+    worktree_checked: bool = False,
 ) -> BuildResult:
-    """Run dbt on the commit's worktree with the context's generated profile."""
+    """Run dbt on the commit's worktree with the context's generated profile.
+
+    `worktree_checked` spares a second `git status` when the caller has just
+    made or verified the worktree (as `run` does).
+    """
     from .dbt_runner import DbtRequest, adapter_available, failure, require_dbt, run_dbt
 
     require_dbt()
     if context is None:
         context = choose_context(ws, commit, None)[0].context
-    paths = require_worktree(ws, commit)
+    paths = ws.paths(commit) if worktree_checked else require_worktree(ws, commit)
     ctx = paths.context(context)
     if not ctx.profiles_yml.is_file():
         raise ProfileError(
@@ -380,7 +384,8 @@ def build(
             status="failed" if error else "success",
             exit_code=error.exit_code if error else outcome.exit_code,
             finished=_now(),
-            schema=outcome.schema,
+            # A build that failed before dbt reported its schema keeps the one an earlier build made.
+            schema=outcome.schema or previous.get("schema"),
             # A failed build may still have made schemas: remember them for `clean`.
             schemas=sorted(set(record["schemas"]) | set(outcome.schemas)),
             adapter_type=outcome.adapter_type,

@@ -1,11 +1,13 @@
-"""Running dbt: the only module that starts a subprocess or imports dbt.
+"""Running dbt: the only module that starts a subprocess for dbt or imports it.
 
 The parent side (`run_dbt`) never imports dbt, so steps that do not build
 stay fast. It starts one child, `python -m dot_tasks.dbt_runner`, which runs
-`dbt deps` (when needed), parses the project once, checks isolation against
-the parsed manifest and builds with that same manifest, all in one dbt start.
-The child reports back as JSON on a pipe; dbt's own output goes to stderr,
-so stdout stays free for results.
+`dbt deps` when needed and then the dbt command, in one dbt start. The
+isolation guard runs inside that same invocation, at the moment dbt has
+parsed the project and chosen its nodes but before it creates a schema or
+runs a hook, so it checks exactly what dbt is about to build. The child
+reports back as JSON on a pipe; dbt's own output goes to stderr, so stdout
+stays free for results.
 """
 
 from __future__ import annotations
@@ -25,26 +27,9 @@ from .naming import IDENTIFIER_LIMITS
 # dbt's exit codes (dbt.cli.exceptions.ExitCodes).
 EXIT_SUCCESS, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
 
-# Per dbt command, the node types it may write (what `dbt ls --resource-type` takes).
-_WRITING_TYPES = {
-    "build": ["model", "seed", "snapshot", "test"],
-    "run": ["model"],
-    "seed": ["seed"],
-    "snapshot": ["snapshot"],
-    "test": ["test"],
-    "retry": ["model", "seed", "snapshot", "test"],
-}
-
-# Flags in the user's extra dbt arguments that change what gets selected or
-# how the project parses, with whether each takes a value (or several).
-_SELECTION_FLAGS = {
-    "-s": "many", "--select": "many", "-m": "many", "--models": "many",
-    "--exclude": "many", "--selector": "one", "--resource-type": "many",
-    "--resource-types": "many", "--exclude-resource-type": "many",
-    "--exclude-resource-types": "many", "--indirect-selection": "one",
-    "--state": "one", "--defer-state": "one", "--vars": "one",
-}
-_PARSE_FLAGS = {"--vars"}
+# The dbt commands that write to the warehouse, and so are guarded.
+WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry", "clone"})
+_WRITING_NODES = ("model", "seed", "snapshot", "test")
 
 
 @dataclass
@@ -184,40 +169,6 @@ def failure(outcome: DbtOutcome, request: DbtRequest) -> DotError | None:
     return None
 
 
-def selection_args(args: list[str]) -> list[str]:
-    """The part of the user's extra dbt args that decides which nodes run."""
-    picked: list[str] = []
-    i = 0
-    while i < len(args):
-        flag, eq, value = args[i].partition("=")
-        kind = _SELECTION_FLAGS.get(flag)
-        if kind is None:
-            i += 1
-            continue
-        picked.append(args[i])
-        i += 1
-        if eq:
-            continue
-        while i < len(args) and not args[i].startswith("-"):
-            picked.append(args[i])
-            i += 1
-            if kind == "one":
-                break
-    return picked
-
-
-def parse_args(args: list[str]) -> list[str]:
-    """The part of the extra args that `dbt parse` must see too (`--vars`)."""
-    picked = []
-    for i, arg in enumerate(args):
-        flag = arg.partition("=")[0]
-        if flag in _PARSE_FLAGS:
-            picked.append(arg)
-            if "=" not in arg and i + 1 < len(args):
-                picked.append(args[i + 1])
-    return picked
-
-
 def writes_outside(
     nodes: list[dict[str, Any]], schema: str, database: str | None
 ) -> list[tuple[str, str]]:
@@ -270,8 +221,11 @@ def _refuse_shared_schemas(nodes: list[dict[str, Any]], schema: str, database: s
 # --- the child process ---------------------------------------------------------
 
 
-def _versions(adapter_type: str | None) -> tuple[str | None, str | None]:
+def _versions(profiles_dir: str) -> tuple[str | None, str | None, str | None]:
+    """(adapter type, dbt-core version, adapter version) for a generated profile."""
     from importlib.metadata import PackageNotFoundError, version
+
+    import yaml
 
     def get(dist: str) -> str | None:
         try:
@@ -279,7 +233,56 @@ def _versions(adapter_type: str | None) -> tuple[str | None, str | None]:
         except PackageNotFoundError:
             return None
 
-    return get("dbt-core"), get(f"dbt-{adapter_type}") if adapter_type else None
+    data = yaml.safe_load((Path(profiles_dir) / "profiles.yml").read_text(encoding="utf-8"))
+    profile = next(v for k, v in data.items() if k != "config")
+    adapter_type = str(profile["outputs"][profile["target"]].get("type") or "") or None
+    return adapter_type, get("dbt-core"), get(f"dbt-{adapter_type}") if adapter_type else None
+
+
+def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
+    """Check the selected nodes just before dbt creates schemas or runs hooks.
+
+    `execute_with_hooks` receives the nodes dbt selected, after parsing and
+    before `before_run` creates schemas, so refusing here writes nothing and
+    costs no second parse. dbt-core is pinned below 1.12, where this holds.
+    """
+    from dbt.exceptions import DbtRuntimeError
+    from dbt.task.runnable import GraphRunnableTask
+
+    class GuardRefusal(DbtRuntimeError):
+        # A dbt exception, so dbt reports it in one line rather than a stack
+        # trace; our own message follows from the parent.
+        def __init__(self, refusal: DotError) -> None:
+            super().__init__("dot-tasks refused to build (see below); nothing was written")
+            self.refusal = refusal
+
+    original = GraphRunnableTask.execute_with_hooks
+    stores_failures = "--store-failures" in request.args
+
+    def guarded(task: Any, selected_uids: Any) -> Any:
+        credentials = task.config.credentials
+        schema = str(credentials.schema)
+        database = str(credentials.database) if getattr(credentials, "database", None) else None
+        report.update(schema=schema, database=database)
+        nodes = [task.manifest.nodes[uid] for uid in sorted(selected_uids) if uid in task.manifest.nodes]
+        writing = [
+            {"unique_id": n.unique_id, "schema": n.schema, "database": n.database, "identifier": n.alias or n.name}
+            for n in nodes
+            if n.resource_type in _WRITING_NODES and n.config.materialized != "ephemeral"
+            and (n.resource_type != "test" or n.config.store_failures or stores_failures)
+        ]
+        report["schemas"] = sorted({str(n["schema"]) for n in writing} | {schema})
+        # Over-long names are refused even with --allow-shared-schemas: the
+        # warehouse would silently cut them, and two builds could then collide.
+        try:
+            _refuse_long_names(writing, credentials.type)
+            if request.check_isolation:
+                _refuse_shared_schemas(writing, schema, database)
+        except DotError as refusal:
+            raise GuardRefusal(refusal) from None
+        return original(task, selected_uids)
+
+    GraphRunnableTask.execute_with_hooks = guarded
 
 
 def _child(request: DbtRequest, report: dict[str, Any]) -> int:
@@ -292,8 +295,6 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
         "--profiles-dir", request.profiles_dir,
         "--target", request.target,
     ]
-    paths = ["--target-path", request.target_path, "--log-path", request.log_path]
-
     if request.deps_lock and request.deps_marker:
         with hold(Path(request.deps_lock), "this commit's `dbt deps`", request.lock_timeout):
             if not Path(request.deps_marker).exists():
@@ -302,52 +303,17 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
                     return EXIT_ERROR if result.exception else EXIT_FAILURES
                 Path(request.deps_marker).write_text("ok\n")
 
-    # The build writes manifest.json itself; writing it here too costs ~0.2 s per run.
-    parsed = dbtRunner().invoke(["parse", "--no-write-json", *common, *paths, *parse_args(request.args)])
-    if not parsed.success:
-        return EXIT_ERROR
-    manifest = parsed.result
-
-    from dbt.config.runtime import load_profile
-
-    profile = load_profile(request.project_dir, {}, target_override=request.target)
-    credentials = profile.credentials
-    adapter_type = credentials.type
-    schema = str(credentials.schema)
-    database = str(credentials.database) if getattr(credentials, "database", None) else None
-    report.update(schema=schema, database=database, adapter_type=adapter_type)
-    report["dbt_version"], report["adapter_version"] = _versions(adapter_type)
-
-    stores_failures = "--store-failures" in request.args
-    writing = [
-        n for n in manifest.nodes.values()
-        if n.resource_type in ("model", "seed", "snapshot", "test")
-        and n.config.materialized != "ephemeral"
-        and (n.resource_type != "test" or n.config.store_failures or stores_failures)
-    ]
-    report["schemas"] = sorted({str(n.schema) for n in writing} | {schema})
-
-    types = _WRITING_TYPES.get(request.command[0])
-    if types:
-        listed = dbtRunner(manifest=manifest).invoke(
-            ["ls", "--log-level", "none", *common, *paths, "--resource-types", *types,
-             *selection_args(request.args), "--output", "json", "--output-keys", "unique_id"]
-        )
-        if not listed.success:
-            return EXIT_ERROR
-        selected = {json.loads(line)["unique_id"] for line in listed.result or []}
-        chosen = [
-            {"unique_id": n.unique_id, "schema": n.schema, "database": n.database,
-             "identifier": n.alias or n.name}
-            for n in writing if n.unique_id in selected
-        ]
-        # Over-long names are refused even with --allow-shared-schemas: the
-        # warehouse would silently cut them, and two builds could then collide.
-        _refuse_long_names(chosen, adapter_type)
-        if request.check_isolation:
-            _refuse_shared_schemas(chosen, schema, database)
-
-    result = dbtRunner(manifest=manifest).invoke([*request.command, *common, *paths, *request.args])
+    if request.command[0] in WRITING_COMMANDS:
+        _install_guard(request, report)
+    report["adapter_type"], report["dbt_version"], report["adapter_version"] = _versions(request.profiles_dir)
+    result = dbtRunner().invoke([
+        *request.command, *common,
+        "--target-path", request.target_path, "--log-path", request.log_path,
+        *request.args,
+    ])
+    refusal = getattr(result.exception, "refusal", None)
+    if isinstance(refusal, DotError):
+        raise refusal  # the guard's, reported in our own words
     if result.exception is not None:
         return EXIT_ERROR
     return EXIT_SUCCESS if result.success else EXIT_FAILURES

@@ -65,14 +65,16 @@ def reports_errors(body: F) -> F:
 
 def _settings(c: Context, project_dir: str | None = None, profiles_dir: str | None = None) -> builds.Settings:
     dot = c.config.dot
-    configured_dir = dot.project_dir
-    if configured_dir and not project_dir:
-        # A relative dot.project_dir is relative to the invoke.yaml that set it.
-        base = getattr(c.config, "_project_prefix", None) or "."
-        configured_dir = str(Path(base) / configured_dir)
+    # Relative directories in invoke.yaml are relative to that file, not to
+    # wherever the command happens to run; flags stay relative to the shell.
+    base = Path(getattr(c.config, "_project_prefix", None) or ".")
+
+    def configured(value: str | None) -> str | None:
+        return str(base / Path(value).expanduser()) if value else None
+
     return builds.Settings(
-        project_dir=project_dir or configured_dir,
-        profiles_dir=profiles_dir or dot.profiles_dir,
+        project_dir=project_dir or configured(dot.project_dir),
+        profiles_dir=profiles_dir or configured(dot.profiles_dir),
         short_hash_length=int(dot.short_hash_length),
         contexts={str(k): str(v) for k, v in dict(dot.contexts or {}).items()},
         lock_timeout=float(dot.lock_timeout),
@@ -185,7 +187,7 @@ def run(c: Context, spec: str | None = None, ref: str | None = None, context: st
     try:
         result = builds.build(ws, commit, prof.context, command=shlex.split(command),
                               args=_dbt_args(c, select, exclude), install_deps=deps,
-                              check_isolation=not allow_shared_schemas, ref=ref)
+                              check_isolation=not allow_shared_schemas, ref=ref, worktree_checked=True)
     except DotError as exc:
         summary.update(status="failed", exit_code=exc.exit_code, error=str(exc),
                        seconds=round(time.monotonic() - started, 3))

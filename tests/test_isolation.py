@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import Project, duckdb_rows, make_project, pg_schemas, postgres_profile, write
-from dot_tasks.dbt_runner import names_too_long, selection_args, writes_outside
+from dot_tasks.dbt_runner import names_too_long, writes_outside
 
 
 def _schemas(project: Project) -> set[str]:
@@ -44,9 +44,16 @@ def test_snapshot_target_schema_is_refused(project: Project) -> None:
         """)
     project.commit("a snapshot with a fixed schema")
     _refused(project.run("run"), "snapshot.shop.orders_snapshot → warehouse.snapshots")
-    # Selecting only what stays inside the build's schema is allowed.
+    # The guard checks what dbt itself selected: leaving the snapshot out is allowed,
+    # and so is `dbt run`, which never runs snapshots.
     ok = project.run("run", "--select", "raw_orders orders")
     assert ok.code == 0, ok.stderr
+    seeded = project.run("build", "--command", "seed")
+    assert seeded.code == 0, seeded.stderr
+    models_only = project.run("build", "--command", "run")
+    assert models_only.code == 0, models_only.stderr
+    compiled = project.run("build", "--command", "compile")  # writes nothing: not guarded
+    assert compiled.code == 0, compiled.stderr
 
 
 def test_database_override_is_refused(project: Project) -> None:
@@ -109,11 +116,6 @@ def test_over_long_names_are_refused_before_any_ddl(tmp_path, pg, pg_schema) -> 
     result = project.run("run")
     assert result.code == 2 and "cuts names at 63 bytes" in result.stderr, result.stderr
     assert pg_schemas(pg, pg_schema) == set()
-
-
-def test_selection_args_keep_only_what_selects() -> None:
-    args = ["--select", "a", "b+", "--full-refresh", "--exclude=c", "--vars", "{x: 1}", "--threads", "4", "-s", "d"]
-    assert selection_args(args) == ["--select", "a", "b+", "--exclude=c", "--vars", "{x: 1}", "-s", "d"]
 
 
 def test_writes_outside_matches_the_suffix_exactly() -> None:
