@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks for dot-tasks: each figure side by side with doing the same by hand.
 
-    /work/venv/bin/python benchmarks/bench.py [--repeat 3] [--only a,b,c,d,e] [--json] [--keep]
+    python benchmarks/bench.py [--repeat 3] [--only a,b,c,d,e] [--json] [--keep]
 
 It builds its own inputs (git repositories, dbt projects, a DuckDB warehouse)
 in a temporary directory, with git and dbt cut off from the user's settings,

@@ -96,44 +96,44 @@ def read_file_at(repo: pygit2.Repository, commit: str, relpath: str) -> bytes | 
     return obj.data if isinstance(obj, pygit2.Blob) else None
 
 
+_REF_KINDS = ("refs/heads/", "refs/tags/", "refs/remotes/")
+
+
+def _ref_tips(repo: pygit2.Repository) -> dict[str, pygit2.Oid]:
+    """Short ref name (branch, tag, remote branch) → the commit it points at."""
+    tips: dict[str, pygit2.Oid] = {}
+    for refname in repo.references:
+        kind = next((k for k in _REF_KINDS if refname.startswith(k)), None)
+        if kind is None or refname.endswith("/HEAD"):
+            continue
+        try:
+            tips[refname[len(kind):]] = repo.references[refname].peel(pygit2.Commit).id
+        except (pygit2.InvalidSpecError, ValueError, KeyError):
+            continue  # a tag of a tree or blob
+    return tips
+
+
 def refs_pointing_at(repo: pygit2.Repository) -> dict[str, list[str]]:
     """Map commit hash → the branch and tag names that point at it now."""
     names: dict[str, list[str]] = {}
-    for refname in repo.references:
-        if refname.startswith("refs/heads/"):
-            short = refname[len("refs/heads/"):]
-        elif refname.startswith("refs/tags/"):
-            short = refname[len("refs/tags/"):]
-        else:
-            continue
-        try:
-            commit = repo.references[refname].peel(pygit2.Commit)
-        except (pygit2.InvalidSpecError, ValueError, KeyError):
-            continue
-        names.setdefault(str(commit.id), []).append(short)
+    for name, oid in _ref_tips(repo).items():
+        names.setdefault(str(oid), []).append(name)
     return names
 
 
 def reachable_from_refs(repo: pygit2.Repository, commits: list[str]) -> set[str]:
-    """Those of `commits` reachable from some branch or tag."""
+    """Those of `commits` reachable from some branch or tag (local or remote)."""
     wanted = set(commits)
     found: set[str] = set()
-    tips = []
-    for refname in repo.references:
-        if refname.startswith(("refs/heads/", "refs/tags/", "refs/remotes/")):
-            try:
-                tips.append(repo.references[refname].peel(pygit2.Commit).id)
-            except (pygit2.InvalidSpecError, ValueError, KeyError):
-                continue
+    tips = list(set(_ref_tips(repo).values()))
     if not tips or not wanted:
         return found
     walker = repo.walk(tips[0], pygit2.enums.SortMode.NONE)
     for tip in tips[1:]:
         walker.push(tip)
     for commit in walker:
-        hex_id = str(commit.id)
-        if hex_id in wanted:
-            found.add(hex_id)
+        if str(commit.id) in wanted:
+            found.add(str(commit.id))
             if found == wanted:
                 break
     return found
@@ -169,10 +169,6 @@ class WorktreeState:
             self.registered and self.directory and self.complete
             and self.head == commit and not self.changes
         )
-
-    @property
-    def absent(self) -> bool:
-        return not self.registered and not self.directory
 
 
 def _registration_dir(repo: pygit2.Repository, paths: BuildPaths) -> Path | None:
