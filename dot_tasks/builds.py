@@ -12,6 +12,7 @@ import os
 import posixpath
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -157,6 +158,11 @@ def ensure_worktree(ws: Workspace, commit: str) -> WorktreeResult:
     gitrepo.ensure_excluded(ws.repo, f"/{ws.in_repo('.dot/')}")
     with hold(paths.commit_lock(), f"the worktree of {commit[:12]}", ws.settings.lock_timeout):
         state = gitrepo.inspect_worktree(ws.repo, paths)
+        if state.complete and state.directory and not state.registered:
+            # The repository was moved (or its registration pruned): re-link
+            # rather than recreate, so edits in the worktree are not lost.
+            gitrepo.repair_worktree(ws.repo, paths)
+            state = gitrepo.inspect_worktree(ws.repo, paths)
         if state.intact_at(commit):
             return WorktreeResult(paths.worktree_dir, paths.worktree_project_dir, reused=True)
         if state.complete and state.registered and state.directory:
@@ -164,11 +170,11 @@ def ensure_worktree(ws: Workspace, commit: str) -> WorktreeResult:
                 shown = ", ".join(state.changes[:5]) + (" ..." if len(state.changes) > 5 else "")
                 raise WorktreeError(
                     f"the worktree {paths.worktree_dir} has changes to tracked files ({shown}): "
-                    f"save what you need, then `dot-tasks clean --ref {commit[:12]}` and rerun"
+                    f"save what you need, then `dot-tasks clean --ref {commit[:12]} --keep-schemas` and rerun"
                 )
             raise WorktreeError(
                 f"the worktree {paths.worktree_dir} is no longer at {commit[:12]} (HEAD is "
-                f"{(state.head or 'a branch')[:12]}): `dot-tasks clean --ref {commit[:12]}` and rerun"
+                f"{(state.head or 'a branch')[:12]}): `dot-tasks clean --ref {commit[:12]} --keep-schemas` and rerun"
             )
         # Absent, or left half-made by a killed run (or deleted by hand): make it anew.
         gitrepo.create_worktree(ws.repo, paths, sparse_dirs(ws, commit))
@@ -228,7 +234,7 @@ def _project_config_at(ws: Workspace, commit: str) -> ProjectConfig:
 
 
 def _user_profiles(ws: Workspace) -> tuple[Path, dict[str, Any]]:
-    source = find_profiles_file(ws.settings.profiles_dir, os.environ, ws.project_dir, Path.home())
+    source = find_profiles_file(ws.settings.profiles_dir, os.environ, ws.project_dir, Path.home(), Path.cwd())
     return source, load_profiles(source)
 
 
@@ -251,7 +257,6 @@ class ProfileResult:
     target: str
     schema: str
     profiles_dir: Path
-    adapter_type: str
 
 
 def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | None = None) -> ProfileResult:
@@ -273,7 +278,7 @@ def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | No
         source=chosen.source,
     )
     write_atomic(ctx.profiles_yml, text, mode=0o600)
-    return ProfileResult(choice.context, choice.target, schema, ctx.context_dir, str(output.get("type", "")))
+    return ProfileResult(choice.context, choice.target, schema, ctx.context_dir)
 
 
 def read_generated_profile(path: Path) -> tuple[str, str, dict[str, Any]]:
@@ -297,9 +302,10 @@ class BuildResult:
     schemas: list[str] = field(default_factory=list)
 
 
-def _duckdb_lock(ws: Workspace, database: Path) -> Path:
-    digest = hashlib.sha1(str(database).encode()).hexdigest()[:16]
-    return locks_dir(ws.project_dir) / f"duckdb-{digest}.lock"
+def _named_lock(ws: Workspace, kind: str, name: str) -> Path:
+    """A lock for something named by a string (a schema, a database file), not by a path of ours."""
+    digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+    return locks_dir(ws.project_dir) / f"{kind}-{digest}.lock"
 
 
 def build(
@@ -319,9 +325,10 @@ def build(
     `worktree_checked` spares a second `git status` when the caller has just
     made or verified the worktree (as `run` does).
     """
-    from .dbt_runner import DbtRequest, adapter_available, failure, require_dbt, run_dbt
+    from .dbt_runner import DbtRequest, adapter_available, check_extra_args, failure, require_dbt, run_dbt
 
     require_dbt()
+    check_extra_args(args)
     if context is None:
         context = choose_context(ws, commit, None)[0].context
     paths = ws.paths(commit) if worktree_checked else require_worktree(ws, commit)
@@ -353,6 +360,8 @@ def build(
         deps_marker=str(paths.deps_marker) if needs_deps else None,
         lock_timeout=ws.settings.lock_timeout,
         check_isolation=check_isolation,
+        adapter_type=adapter,
+        expected_schema=str(output.get("schema") or output.get("dataset") or ""),
     )
     record: dict[str, Any] = {
         "commit": commit,
@@ -367,25 +376,32 @@ def build(
     }
     started = time.monotonic()
     database = duckdb_file(output)
-    with hold(paths.context_lock(context), f"the {context} build of {commit[:12]}",
-              ws.settings.lock_timeout) as context_fd:
-        previous = read_json(ctx.record) or {}
-        # Keep what earlier builds learned about schemas, so `clean` can drop them all.
-        record["schemas"] = previous.get("schemas", [])
-        write_json_atomic(ctx.record, record)
+    schema = request.expected_schema
+    with ExitStack() as locks:
+        # The context's files, then its schema: contexts mapped to one target
+        # share a schema and must not build into it at once.
+        fds = [locks.enter_context(hold(paths.context_lock(context), f"the {context} build of {commit[:12]}",
+                                        ws.settings.lock_timeout))]
+        fds.append(locks.enter_context(hold(_named_lock(ws, "schema", schema), f"the schema {schema}",
+                                            ws.settings.lock_timeout)))
         if database is not None:
-            with hold(_duckdb_lock(ws, database), f"the DuckDB file {database} (one writer at a time)",
-                      ws.settings.lock_timeout) as database_fd:
-                outcome = run_dbt(request, lock_fds=(context_fd, database_fd))
-        else:
-            outcome = run_dbt(request, lock_fds=(context_fd,))
+            fds.append(locks.enter_context(hold(_named_lock(ws, "duckdb", str(database)),
+                                                f"the DuckDB file {database} (one writer at a time)",
+                                                ws.settings.lock_timeout)))
+        previous = read_json(ctx.record) or {}
+        # Keep what earlier builds learned about schemas, so `clean` can drop them
+        # all, and name the schema before dbt starts, in case this run is killed.
+        record["schemas"] = previous.get("schemas", [])
+        record["schema"] = schema if schema and "{{" not in schema else previous.get("schema")
+        write_json_atomic(ctx.record, record)
+        outcome = run_dbt(request, lock_fds=tuple(fds))
         error = failure(outcome, request)
         record.update(
             status="failed" if error else "success",
             exit_code=error.exit_code if error else outcome.exit_code,
             finished=_now(),
-            # A build that failed before dbt reported its schema keeps the one an earlier build made.
-            schema=outcome.schema or previous.get("schema"),
+            # A build that failed before dbt reported its schema keeps the one known before.
+            schema=outcome.schema or record["schema"],
             # A failed build may still have made schemas: remember them for `clean`.
             schemas=sorted(set(record["schemas"]) | set(outcome.schemas)),
             adapter_type=outcome.adapter_type,

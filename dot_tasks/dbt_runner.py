@@ -22,10 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DbtFailed, DotError, IsolationError, ProfileError
-from .naming import IDENTIFIER_LIMITS
+from .naming import IDENTIFIER_LIMITS, too_long
 
 # dbt's exit codes (dbt.cli.exceptions.ExitCodes).
 EXIT_SUCCESS, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
+
+# Flags dot-tasks sets itself: given again after `--`, dbt would take the
+# later one and build with another profile, target or schema.
+RESERVED_FLAGS = frozenset({
+    "--project-dir", "--profiles-dir", "--profile", "--target", "-t", "--target-path", "--log-path",
+})
 
 # The dbt commands that write to the warehouse, and so are guarded.
 WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry", "clone"})
@@ -48,13 +54,15 @@ class DbtRequest:
     deps_marker: str | None = None
     lock_timeout: float = 600.0
     check_isolation: bool = True
+    #: From the generated profile: the adapter, and the schema as written (maybe a template).
+    adapter_type: str = ""
+    expected_schema: str = ""
 
 
 @dataclass
 class DbtOutcome:
     exit_code: int
     schema: str | None = None
-    database: str | None = None
     adapter_type: str | None = None
     dbt_version: str | None = None
     adapter_version: str | None = None
@@ -90,7 +98,6 @@ def _spawn(kind: str, payload: Any, cwd: str, lock_fds: tuple[int, ...] = ()) ->
     The child inherits `lock_fds`, so the locks stay held while dbt runs even
     if this process is killed: a flock lasts until its last descriptor closes.
     """
-    require_dbt()
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
@@ -140,6 +147,7 @@ def drop_schemas(requests: list[DropRequest], scratch: Path) -> list[str | None]
     """Drop each request's schemas in one dbt start; per request, None or the error."""
     if not requests:
         return []
+    require_dbt()
     scratch.mkdir(parents=True, exist_ok=True)
     code, report = _spawn(
         "drop", {"requests": [asdict(r) for r in requests], "scratch": str(scratch)}, cwd=str(scratch)
@@ -169,6 +177,16 @@ def failure(outcome: DbtOutcome, request: DbtRequest) -> DotError | None:
     return None
 
 
+def check_extra_args(args: list[str]) -> None:
+    """Refuse extra dbt args that would point the build at another profile or place."""
+    clashes = sorted({a.partition("=")[0] for a in args if a.partition("=")[0] in RESERVED_FLAGS})
+    if clashes:
+        raise IsolationError(
+            f"{', '.join(clashes)} after -- would override what isolates the build: drop it "
+            "(choose the target with --context, the profile with --profiles-dir)"
+        )
+
+
 def writes_outside(
     nodes: list[dict[str, Any]], schema: str, database: str | None
 ) -> list[tuple[str, str]]:
@@ -187,12 +205,8 @@ def writes_outside(
 
 def names_too_long(nodes: list[dict[str, Any]], limit: int) -> list[str]:
     """The schema and relation names, among `nodes`, longer than `limit` bytes."""
-    long_names = set()
-    for node in nodes:
-        for name in (node.get("schema"), node.get("identifier")):
-            if isinstance(name, str) and len(name.encode("utf-8")) > limit:
-                long_names.add(name)
-    return sorted(long_names)
+    names = {name for node in nodes for name in (node.get("schema"), node.get("identifier"))}
+    return sorted(name for name in names if isinstance(name, str) and too_long(name, limit))
 
 
 def _refuse_long_names(nodes: list[dict[str, Any]], adapter_type: str) -> None:
@@ -221,11 +235,9 @@ def _refuse_shared_schemas(nodes: list[dict[str, Any]], schema: str, database: s
 # --- the child process ---------------------------------------------------------
 
 
-def _versions(profiles_dir: str) -> tuple[str | None, str | None, str | None]:
-    """(adapter type, dbt-core version, adapter version) for a generated profile."""
+def _versions(adapter_type: str) -> tuple[str | None, str | None]:
+    """The installed dbt-core and adapter versions, for the build record."""
     from importlib.metadata import PackageNotFoundError, version
-
-    import yaml
 
     def get(dist: str) -> str | None:
         try:
@@ -233,10 +245,7 @@ def _versions(profiles_dir: str) -> tuple[str | None, str | None, str | None]:
         except PackageNotFoundError:
             return None
 
-    data = yaml.safe_load((Path(profiles_dir) / "profiles.yml").read_text(encoding="utf-8"))
-    profile = next(v for k, v in data.items() if k != "config")
-    adapter_type = str(profile["outputs"][profile["target"]].get("type") or "") or None
-    return adapter_type, get("dbt-core"), get(f"dbt-{adapter_type}") if adapter_type else None
+    return get("dbt-core"), get(f"dbt-{adapter_type}") if adapter_type else None
 
 
 def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
@@ -256,25 +265,38 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
             super().__init__("dot-tasks refused to build (see below); nothing was written")
             self.refusal = refusal
 
+    from dbt.flags import get_flags
+
     original = GraphRunnableTask.execute_with_hooks
-    stores_failures = "--store-failures" in request.args
+
+    def stores_failures(node: Any) -> bool:
+        if node.config.get("store_failures_as") in ("table", "view"):
+            return True
+        flag = getattr(get_flags(), "STORE_FAILURES", False)
+        return bool(node.config.store_failures if node.config.store_failures is not None else flag)
 
     def guarded(task: Any, selected_uids: Any) -> Any:
         credentials = task.config.credentials
         schema = str(credentials.schema)
         database = str(credentials.database) if getattr(credentials, "database", None) else None
-        report.update(schema=schema, database=database)
+        report["schema"] = schema
         nodes = [task.manifest.nodes[uid] for uid in sorted(selected_uids) if uid in task.manifest.nodes]
         writing = [
             {"unique_id": n.unique_id, "schema": n.schema, "database": n.database, "identifier": n.alias or n.name}
             for n in nodes
             if n.resource_type in _WRITING_NODES and n.config.materialized != "ephemeral"
-            and (n.resource_type != "test" or n.config.store_failures or stores_failures)
+            and (n.resource_type != "test" or stores_failures(n))
         ]
         report["schemas"] = sorted({str(n["schema"]) for n in writing} | {schema})
-        # Over-long names are refused even with --allow-shared-schemas: the
-        # warehouse would silently cut them, and two builds could then collide.
         try:
+            expected = request.expected_schema
+            if expected and "{{" not in expected and schema != expected:
+                raise IsolationError(
+                    f"refusing to build: dbt's target schema is {schema}, not this build's {expected}; "
+                    "something overrides the generated profile"
+                )
+            # Over-long names are refused even with --allow-shared-schemas: the
+            # warehouse would silently cut them, and two builds could then collide.
             _refuse_long_names(writing, credentials.type)
             if request.check_isolation:
                 _refuse_shared_schemas(writing, schema, database)
@@ -305,7 +327,8 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
 
     if request.command[0] in WRITING_COMMANDS:
         _install_guard(request, report)
-    report["adapter_type"], report["dbt_version"], report["adapter_version"] = _versions(request.profiles_dir)
+    report["adapter_type"] = request.adapter_type
+    report["dbt_version"], report["adapter_version"] = _versions(request.adapter_type)
     result = dbtRunner().invoke([
         *request.command, *common,
         "--target-path", request.target_path, "--log-path", request.log_path,

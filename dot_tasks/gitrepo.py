@@ -23,13 +23,25 @@ from .layout import BuildPaths
 
 def open_repository(path: Path) -> pygit2.Repository:
     """The repository whose work tree contains `path`."""
-    found = pygit2.discover_repository(str(path))
+    try:
+        found = pygit2.discover_repository(str(path))
+    except pygit2.GitError as exc:  # e.g. a checkout owned by another user
+        raise ProjectError(
+            f"git refuses to open the repository at {path} ({exc}); if it is yours, "
+            f"`git config --global --add safe.directory {path}`"
+        ) from None
     if found is None:
         raise ProjectError(
             f"{path} is not inside a git repository: dot-tasks builds commits, so run it "
             "inside your dbt project's git checkout (or `git init` and commit first)"
         )
-    repo = pygit2.Repository(found)
+    try:
+        repo = pygit2.Repository(found)
+    except pygit2.GitError as exc:
+        raise ProjectError(
+            f"git refuses to open the repository at {found} ({exc}); if it is yours, "
+            f"`git config --global --add safe.directory {path}`"
+        ) from None
     if repo.is_bare or repo.workdir is None:
         raise ProjectError(f"{found} is a bare repository: run dot-tasks inside a checkout")
     return repo
@@ -232,6 +244,14 @@ def inspect_worktree(repo: pygit2.Repository, paths: BuildPaths) -> WorktreeStat
     except (pygit2.GitError, KeyError, WorktreeError):
         return WorktreeState(registered, directory, complete=False)
     return WorktreeState(registered, directory, complete, head, changes)
+
+
+def repair_worktree(repo: pygit2.Repository, paths: BuildPaths) -> None:
+    """Re-link a worktree and its registration after the repository was moved."""
+    try:
+        _git(["worktree", "repair", str(paths.worktree_dir)], work_tree(repo))
+    except WorktreeError:
+        pass  # nothing to repair from: the caller sees it still unregistered
 
 
 def remove_worktree(repo: pygit2.Repository, paths: BuildPaths) -> None:

@@ -59,7 +59,9 @@ class BuildRow:
     status: str
     #: Unix time of the last build (or of the directory, when never built).
     built_at: float
+    #: The context's own files; the worktree, shared by a commit's contexts, is counted apart.
     size_bytes: int
+    worktree_bytes: int
     refs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -124,7 +126,7 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
             dir_time = time.time()
         contexts = _contexts_of(paths)
         if not contexts:
-            rows.append(BuildRow(commit, short, None, None, "no build", dir_time, worktree_size,
+            rows.append(BuildRow(commit, short, None, None, "no build", dir_time, 0, worktree_size,
                                  refs.get(commit, []), problems))
         for context in contexts:
             ctx = paths.context(context)
@@ -135,7 +137,7 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
                 status = "interrupted"
             rows.append(BuildRow(
                 commit, short, context, rec.get("schema"), status, built,
-                tree_size(ctx.context_dir) + worktree_size, refs.get(commit, []), list(problems),
+                tree_size(ctx.context_dir), worktree_size, refs.get(commit, []), list(problems),
             ))
     return rows
 
@@ -149,12 +151,12 @@ def _lock_is_held(path: Path) -> bool:
 
 
 def _human_size(size: int) -> str:
-    value = float(size)
+    value, unit = float(size), "B"
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+            break
         value /= 1024
-    return f"{size}B"
+    return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
 
 
 def _human_age(seconds: float) -> str:
@@ -167,12 +169,13 @@ def _human_age(seconds: float) -> str:
 def format_table(rows: list[BuildRow]) -> str:
     if not rows:
         return "no isolated builds"
-    header = ("SHORT", "REFS", "CONTEXT", "SCHEMA", "STATUS", "AGE", "SIZE", "PROBLEMS")
+    header = ("SHORT", "REFS", "CONTEXT", "SCHEMA", "STATUS", "AGE", "SIZE", "WORKTREE", "PROBLEMS")
     now = time.time()
     table = [header] + [
         (
             r.short, ",".join(r.refs) or "-", r.context or "-", r.schema or "-", r.status,
-            _human_age(now - r.built_at), _human_size(r.size_bytes), "; ".join(r.problems) or "-",
+            _human_age(now - r.built_at), _human_size(r.size_bytes), _human_size(r.worktree_bytes),
+            "; ".join(r.problems) or "-",
         )
         for r in rows
     ]
@@ -258,7 +261,8 @@ def clean(
     from .dbt_runner import DropRequest
     from .dbt_runner import drop_schemas as run_drops
 
-    rows = select(ws, list_builds(ws), selection)
+    everything = list_builds(ws)
+    rows = select(ws, everything, selection)
     if not rows:
         say("nothing to clean")
         return
@@ -266,15 +270,24 @@ def clean(
     for row in rows:
         by_commit.setdefault(row.commit, []).append(row)
 
-    plans: list[tuple[BuildRow, list[str]]] = []
-    for row in rows:
+    def schemas_of(row: BuildRow) -> list[str]:
         if row.context is None:
-            plans.append((row, []))
-            continue
+            return []
         ctx = ws.paths(row.commit).context(row.context)
         record = dict(read_json(ctx.record) or {})
         record["schemas"] = list(record.get("schemas", [])) + _manifest_schemas(ctx.target_dir)
-        plans.append((row, owned_schemas(record, row.short) if drop_schemas else []))
+        return owned_schemas(record, row.short)
+
+    # Contexts mapped to one target share a schema: one that stays keeps it.
+    leaving = {(r.commit, r.context) for r in rows}
+    still_used = {s for r in everything if (r.commit, r.context) not in leaving for s in schemas_of(r)}
+    plans: list[tuple[BuildRow, list[str]]] = []
+    for row in rows:
+        owned = schemas_of(row) if drop_schemas else []
+        kept = [s for s in owned if s in still_used]
+        if kept:
+            progress(f"keeping {', '.join(kept)}: another context of {row.short} still builds into it")
+        plans.append((row, [s for s in owned if s not in still_used]))
 
     if dry_run:
         for row, schemas in plans:

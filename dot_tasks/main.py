@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from invoke import Program
+from invoke import Exit, Program
+from invoke.config import AmbiguousMergeError
 
 from . import __version__
 from .tasks import ns
@@ -30,7 +31,18 @@ class DotProgram(Program):
         location = find_project_config(Path.cwd())
         if location is not None:
             self.config.set_project_location(str(location))
-            self.config.load_project()
+            try:
+                self.config.load_project()
+            except (ValueError, OSError) as exc:  # unreadable YAML: say which file, not a traceback
+                raise Exit(f"dot-tasks: {location}/invoke.yaml cannot be used: {exc}", code=2) from None
+
+    def execute(self) -> None:
+        # Invoke merges invoke.yaml into the tasks' defaults only now, and a
+        # value of the wrong shape (a list where a mapping belongs) fails here.
+        try:
+            super().execute()
+        except AmbiguousMergeError as exc:
+            raise Exit(f"dot-tasks: invoke.yaml cannot be used: {exc}", code=2) from None
 
     def normalize_argv(self, argv: list[str] | str | None) -> None:
         super().normalize_argv(argv)

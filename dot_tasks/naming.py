@@ -49,9 +49,14 @@ def suffixed_schema(schema: str, short: str) -> str:
 IDENTIFIER_LIMITS = {"postgres": 63, "redshift": 127}
 
 
+def too_long(name: str, limit: int) -> bool:
+    """Whether `name` is over `limit` bytes: warehouses count bytes, not characters."""
+    return len(name.encode("utf-8")) > limit
+
+
 def check_identifier_length(name: str, adapter_type: str) -> None:
     limit = IDENTIFIER_LIMITS.get(adapter_type)
-    if limit and "{{" not in name and len(name.encode("utf-8")) > limit:
+    if limit and "{{" not in name and too_long(name, limit):
         raise DotError(
             f"schema {name!r} is {len(name.encode('utf-8'))} bytes, but {adapter_type} cuts names at "
             f"{limit}: shorten the target's schema (or dot.short_hash_length)"

@@ -29,15 +29,21 @@ _NON_FILE_DUCKDB = (":memory:", "md:", "motherduck:")
 
 
 def find_profiles_file(
-    flag_dir: str | None, env: Mapping[str, str], project_dir: Path, home: Path
+    flag_dir: str | None, env: Mapping[str, str], project_dir: Path, home: Path, cwd: Path | None = None
 ) -> Path:
-    """The profiles.yml dbt itself would read, in dbt's order of precedence."""
+    """The profiles.yml dbt itself would read, in dbt's order of precedence.
+
+    dbt looks in the current directory; users of dot-tasks may run it from
+    anywhere in the project, so the project directory is looked in next.
+    """
     candidates: list[tuple[str, Path]] = []
     if flag_dir:
         candidates.append(("--profiles-dir", Path(flag_dir).expanduser()))
     elif env.get("DBT_PROFILES_DIR"):
         candidates.append(("DBT_PROFILES_DIR", Path(env["DBT_PROFILES_DIR"]).expanduser()))
     else:
+        if cwd is not None and cwd.resolve() != project_dir.resolve():
+            candidates.append(("the current directory", cwd))
         candidates.append(("the project directory", project_dir))
         candidates.append(("~/.dbt", home / ".dbt"))
     for _origin, directory in candidates:
@@ -72,15 +78,21 @@ def load_profiles(path: Path) -> dict[str, Any]:
 
 
 def render_default_target(value: str) -> str:
-    """Resolve a `target:` written with dbt's env_var(), to learn the default name only.
+    """Resolve a `target:` written with dbt's env_var(), to learn the default name.
 
-    The resolved name is used to choose an output and is never written out.
+    The name chooses the output and becomes the context, so it is written
+    (as the context directory's name): a secret variable is refused.
     """
     if "{{" not in value and "{%" not in value:
         return value
     import jinja2.sandbox  # only for this rare case: keeps `profile` fast otherwise
 
     def env_var(name: str, default: str | None = None) -> str:
+        if name.startswith("DBT_ENV_SECRET"):
+            raise ProfileError(
+                f"the profile's default target comes from the secret env_var({name!r}), and would be "
+                "written as the context's name: pass --context instead"
+            )
         if name in os.environ:
             return os.environ[name]
         if default is None:
@@ -90,7 +102,15 @@ def render_default_target(value: str) -> str:
             )
         return default
 
-    return jinja2.sandbox.SandboxedEnvironment().from_string(value).render(env_var=env_var).strip()
+    env = jinja2.sandbox.SandboxedEnvironment()
+    for name, cast in (("as_text", str), ("as_native", lambda v: v), ("as_bool", lambda v: v), ("as_number", lambda v: v)):
+        env.filters[name] = cast
+    try:
+        return env.from_string(value).render(env_var=env_var).strip()
+    except jinja2.TemplateError as exc:
+        raise ProfileError(
+            f"the profile's default target {value!r} cannot be worked out here ({exc}): pass --context"
+        ) from None
 
 
 def choose_output(
@@ -125,10 +145,16 @@ def choose_output(
     return ChosenOutput(source, profile_name, target_name, output, user_config)
 
 
+def _is_local_file(path: Any) -> bool:
+    """Whether a DuckDB `path` names a file here (not memory, MotherDuck, a URL or a template)."""
+    return (
+        isinstance(path, str) and bool(path)
+        and "{{" not in path and "://" not in path and not path.startswith(_NON_FILE_DUCKDB)
+    )
+
+
 def _absolute_duckdb_path(value: Any, project_dir: Path) -> Any:
-    if not isinstance(value, str) or not value:
-        return value
-    if "{{" in value or "://" in value or value.startswith(_NON_FILE_DUCKDB):
+    if not _is_local_file(value):
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (project_dir / path).resolve())
@@ -166,8 +192,5 @@ def duckdb_file(output: Mapping[str, Any]) -> Path | None:
     if output.get("type") != "duckdb":
         return None
     path = output.get("path")
-    if not isinstance(path, str) or not path:
-        return None  # dbt-duckdb's default is an in-memory database
-    if "{{" in path or "://" in path or path.startswith(_NON_FILE_DUCKDB):
-        return None
-    return Path(path)
+    # No path at all is dbt-duckdb's in-memory default.
+    return Path(path) if _is_local_file(path) else None

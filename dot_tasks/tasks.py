@@ -26,19 +26,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Every key is declared here so that invoke.yaml and INVOKE_DOT_* can set it
 # (Invoke only honours environment variables for keys it already knows).
+# Numbers default to None (meaning the built-in value) rather than to a number:
+# Invoke casts an environment value to the default's type, and would print a
+# traceback for INVOKE_DOT_LOCK_TIMEOUT=soon instead of our one-line error.
+DEFAULT_LOCK_TIMEOUT = 600.0
 DEFAULTS: dict[str, Any] = {
     "project_dir": None,
     "profiles_dir": None,
-    "short_hash_length": DEFAULT_SHORT_LENGTH,
+    "short_hash_length": None,
     "contexts": {},
-    "lock_timeout": 600.0,
+    "lock_timeout": None,
     "sparse_checkout": True,
 }
 
 H_REF = "Git ref to build: branch, tag, HEAD~2, short or full hash (default: HEAD)."
 H_CONTEXT = "Context (profile target) to build, e.g. dev or prod (default: the profile's default target)."
 H_PROJECT = "The dbt project's root (default: dot.project_dir, else found upward from the current directory)."
-H_PROFILES = "Directory of the profiles.yml to start from (default: dbt's order: DBT_PROFILES_DIR, project dir, ~/.dbt)."
+H_PROFILES = "Directory of the profiles.yml to start from (default: dbt's order: DBT_PROFILES_DIR, current dir, project dir, ~/.dbt)."
 H_BUILD = {
     "command": "dbt command to run, e.g. build, run, test, seed, snapshot, compile, 'docs generate' (default: build).",
     "select": "dbt --select expression.",
@@ -63,6 +67,18 @@ def reports_errors(body: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _number(key: str, value: Any, default: float, kind: type) -> Any:
+    if value is None or value == "":
+        return kind(default)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = -1
+    if number <= 0:
+        raise DotError(f"dot.{key} is {value!r}: set it to a positive number in invoke.yaml or INVOKE_DOT_{key.upper()}")
+    return number
+
+
 def _settings(c: Context, project_dir: str | None = None, profiles_dir: str | None = None) -> builds.Settings:
     dot = c.config.dot
     # Relative directories in invoke.yaml are relative to that file, not to
@@ -72,12 +88,15 @@ def _settings(c: Context, project_dir: str | None = None, profiles_dir: str | No
     def configured(value: str | None) -> str | None:
         return str(base / Path(value).expanduser()) if value else None
 
+    contexts = dot.contexts or {}
+    if not hasattr(contexts, "items"):
+        raise DotError(f"dot.contexts is {contexts!r}: it maps context names to targets, e.g. {{ci: prod}}")
     return builds.Settings(
         project_dir=project_dir or configured(dot.project_dir),
         profiles_dir=profiles_dir or configured(dot.profiles_dir),
-        short_hash_length=int(dot.short_hash_length),
-        contexts={str(k): str(v) for k, v in dict(dot.contexts or {}).items()},
-        lock_timeout=float(dot.lock_timeout),
+        short_hash_length=_number("short_hash_length", dot.short_hash_length, DEFAULT_SHORT_LENGTH, int),
+        contexts={str(k): str(v) for k, v in dict(contexts).items()},
+        lock_timeout=_number("lock_timeout", dot.lock_timeout, DEFAULT_LOCK_TIMEOUT, float),
         sparse_checkout=bool(dot.sparse_checkout),
     )
 
@@ -90,13 +109,50 @@ def _progress(message: str) -> None:
     print(f"dot-tasks: {message}", file=sys.stderr, flush=True)
 
 
+def _split(flag: str, text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise DotError(f"{flag} {text!r} cannot be split into words ({exc}): balance its quotes") from None
+
+
+def _extra_args(c: Context) -> list[str]:
+    """What followed `--`, exactly as the shell passed it.
+
+    Invoke hands it over as one space-joined string, which loses quoting
+    (`--vars '{"a": "x y"}'`). The process's own argv still has the words;
+    it is used when it matches, so a programmatic call falls back safely.
+    """
+    remainder = c.remainder or ""
+    if "--" in sys.argv:
+        words = sys.argv[sys.argv.index("--") + 1:]
+        if " ".join(words) == remainder:
+            return words
+    return _split("the arguments after --", remainder)
+
+
 def _dbt_args(c: Context, select: str | None, exclude: str | None) -> list[str]:
     args = []
     if select:
-        args += ["--select", *shlex.split(select)]
+        args += ["--select", *_split("--select", select)]
     if exclude:
-        args += ["--exclude", *shlex.split(exclude)]
-    return args + shlex.split(c.remainder or "")
+        args += ["--exclude", *_split("--exclude", exclude)]
+    return args + _extra_args(c)
+
+
+def _dbt_command(command: str) -> list[str]:
+    words = _split("--command", command)
+    if not words or any(w.startswith("-") for w in words):
+        raise DotError(
+            f"--command {command!r} is not a dbt command: give its name, e.g. build, run, seed or "
+            "'docs generate', and put dbt flags after --"
+        )
+    return words
+
+
+def _warn_if_shared(allow_shared_schemas: bool) -> None:
+    if allow_shared_schemas:
+        _progress("warning: --allow-shared-schemas: nodes may write outside the build's own schema")
 
 
 @task(auto_shortflags=False, help={"ref": H_REF, "short": "Print the schema suffix (the short hash) instead of the full hash.",
@@ -129,17 +185,18 @@ def profile(c: Context, ref: str = "HEAD", context: str | None = None, project_d
     print(result.profiles_dir)
 
 
-@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, **H_BUILD})
+@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT,
+                                   "profiles_dir": H_PROFILES, **H_BUILD})
 @reports_errors
 def build(c: Context, ref: str = "HEAD", context: str | None = None, command: str = "build",
           select: str | None = None, exclude: str | None = None, deps: bool = True,
-          allow_shared_schemas: bool = False, project_dir: str | None = None) -> None:
+          allow_shared_schemas: bool = False, project_dir: str | None = None,
+          profiles_dir: str | None = None) -> None:
     """Run dbt on the commit's worktree with its generated profile; extra dbt flags go after --."""
-    ws = _workspace(c, project_dir)
+    ws = _workspace(c, project_dir, profiles_dir)
     commit = builds.resolve(ws, ref)
-    if allow_shared_schemas:
-        _progress("warning: --allow-shared-schemas: nodes may write outside the build's own schema")
-    result = builds.build(ws, commit, context, command=shlex.split(command), args=_dbt_args(c, select, exclude),
+    _warn_if_shared(allow_shared_schemas)
+    result = builds.build(ws, commit, context, command=_dbt_command(command), args=_dbt_args(c, select, exclude),
                           install_deps=deps, check_isolation=not allow_shared_schemas, ref=ref)
     print(ws.paths(commit).context(result.context).target_dir)
 
@@ -159,8 +216,27 @@ def run(c: Context, spec: str | None = None, ref: str | None = None, context: st
         spec_context, spec_ref = parse_spec(spec)
         context, ref = context or spec_context, ref or spec_ref
     ref = ref or "HEAD"
+    summary: dict[str, Any] = {"ref": ref, "command": command, "status": "failed"}
+    try:
+        _run_steps(c, summary, ref, context, command, select, exclude, deps, allow_shared_schemas,
+                   project_dir, profiles_dir)
+    except DotError as exc:
+        summary.update(exit_code=exc.exit_code, error=str(exc))
+        # A script asked for JSON gets it whatever failed; a person gets the
+        # summary once there is a build to summarise.
+        if json_ or "context" in summary:
+            _print_summary(summary, json_)
+        raise
+    _print_summary(summary, json_)
+
+
+def _run_steps(c: Context, summary: dict[str, Any], ref: str, context: str | None, command: str,
+               select: str | None, exclude: str | None, deps: bool, allow_shared_schemas: bool,
+               project_dir: str | None, profiles_dir: str | None) -> None:
+    """resolve → worktree → profile → build, filling `summary` as each step lands."""
+    dbt_command, dbt_args = _dbt_command(command), _dbt_args(c, select, exclude)
     ws = _workspace(c, project_dir, profiles_dir)
-    summary: dict[str, Any] = {"ref": ref, "project_dir": str(ws.project_dir)}
+    summary["project_dir"] = str(ws.project_dir)
 
     def step(name: str, action: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
         started = time.monotonic()
@@ -168,36 +244,29 @@ def run(c: Context, spec: str | None = None, ref: str | None = None, context: st
         _progress(f"{name:<8} {describe(value)} ({time.monotonic() - started:.2f}s)")
         return value
 
-    commit = step("resolve", lambda: builds.resolve(ws, ref), lambda v: f"{ref} → {v}")
-    paths = ws.paths(commit)
-    summary["commit"] = commit
+    commit = summary["commit"] = step("resolve", lambda: builds.resolve(ws, ref), lambda v: f"{ref} → {v}")
     wt = step("worktree", lambda: builds.ensure_worktree(ws, commit),
               lambda v: f"{'reused' if v.reused else 'created'} {v.path}")
+    summary.update(worktree=str(wt.path), project_path=str(wt.project_path))
     prof = step("profile", lambda: builds.write_profile(ws, commit, context, ref=ref),
                 lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
-    ctx = paths.context(prof.context)
+    ctx = ws.paths(commit).context(prof.context)
     summary.update(
         short=builds.schema_suffix(ws, commit), context=prof.context, target=prof.target, schema=prof.schema,
-        worktree=str(wt.path), project_path=str(wt.project_path), profiles_dir=str(prof.profiles_dir),
-        target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir), command=command,
+        profiles_dir=str(prof.profiles_dir), target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir),
     )
-    if allow_shared_schemas:
-        _progress("warning: --allow-shared-schemas: nodes may write outside the build's own schema")
+    _warn_if_shared(allow_shared_schemas)
     started = time.monotonic()
     try:
-        result = builds.build(ws, commit, prof.context, command=shlex.split(command),
-                              args=_dbt_args(c, select, exclude), install_deps=deps,
+        result = builds.build(ws, commit, prof.context, command=dbt_command, args=dbt_args, install_deps=deps,
                               check_isolation=not allow_shared_schemas, ref=ref, worktree_checked=True)
-    except DotError as exc:
-        summary.update(status="failed", exit_code=exc.exit_code, error=str(exc),
-                       seconds=round(time.monotonic() - started, 3))
+    except DotError:
+        summary["seconds"] = round(time.monotonic() - started, 3)
         _progress(f"build    failed ({summary['seconds']:.2f}s)")
-        _print_summary(summary, json_)
         raise
     summary.update(status="success", exit_code=0, seconds=round(result.seconds, 3),
                    schema=result.schema or prof.schema, schemas=result.schemas)
     _progress(f"build    dbt {command} succeeded ({result.seconds:.2f}s)")
-    _print_summary(summary, json_)
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -205,7 +274,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(summary, sort_keys=True))
         return
     rows = [
-        ("commit", f"{summary['commit']} ({summary['ref']})"),
+        ("commit", f"{summary.get('commit', '-')} ({summary['ref']})"),
         ("context", f"{summary['context']} (target {summary['target']})"),
         ("schema", summary["schema"]),
         ("worktree", summary["worktree"]),
@@ -213,7 +282,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         ("target", summary["target_path"]),
         ("logs", summary["log_path"]),
         ("status", f"{summary['status']} (dbt {summary['command']}, exit {summary['exit_code']}, "
-                   f"{summary['seconds']:.1f}s)"),
+                   f"{summary.get('seconds', 0):.1f}s)"),
     ]
     print("\n".join(f"{label:<9} {value}" for label, value in rows))
 

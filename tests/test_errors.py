@@ -115,3 +115,19 @@ def test_build_before_its_steps_says_which_step_to_run(project: Project) -> None
 
 def test_bad_spec(project: Project) -> None:
     _one_line_error(project.run("run", "--spec", "dev@"), "CTX@REF")
+
+
+@pytest.mark.parametrize("target", ["{{ env_var('X' }}", "{{ var('t') }}", "{{ env_var('DBT_ENV_SECRET_T') }}"])
+def test_default_target_that_cannot_be_worked_out(project: Project, target: str) -> None:
+    write(project.project_dir / "profiles.yml", f"""
+        shop:
+          target: "{target}"
+          outputs:
+            dev: {{type: duckdb, path: w.duckdb, schema: dev}}
+        """)
+    _one_line_error(project.run("profile", env={"DBT_ENV_SECRET_T": "dev"}), "--context")
+    assert project.run("profile", "--context", "dev").code == 0
+
+
+def test_unbalanced_quotes_in_flags(project: Project) -> None:
+    _one_line_error(project.run("build", "--select", "a'b"), "--select", "balance its quotes")

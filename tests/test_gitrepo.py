@@ -6,7 +6,7 @@ import shutil
 
 import pygit2
 
-from conftest import Project, git, write
+from conftest import Project, dot, git, write
 
 
 def test_refs_of_every_kind_resolve_to_the_full_hash(project: Project, tmp_path) -> None:
@@ -61,7 +61,20 @@ def test_modified_worktree_is_refused_not_discarded(project: Project) -> None:
     result = project.run("worktree")
     assert result.code != 0 and "models/orders.sql" in result.stderr and "clean --ref" in result.stderr
     assert model.read_text() == "select 1 as debugging\n"  # the user's edit survives
-    assert path
+    assert project.run("worktree").code != 0  # and stays refused, not repaired away
+    assert path == str(project.build_dir(project.second) / "worktree")
+
+
+def test_moved_repository_keeps_worktree_edits(project: Project, tmp_path) -> None:
+    project.run("worktree")
+    model = project.build_dir(project.second) / "worktree" / "models" / "orders.sql"
+    model.write_text("select 1 as debugging\n")
+    moved = tmp_path / "moved"
+    project.repo_dir.rename(moved)
+    result = dot("worktree", cwd=moved)
+    moved_model = moved / ".dot" / "isolated_builds" / project.second / "worktree" / "models" / "orders.sql"
+    assert moved_model.read_text() == "select 1 as debugging\n"
+    assert result.code != 0 and "changes to tracked files" in result.stderr
 
 
 def test_worktree_deleted_by_hand_is_recreated(project: Project) -> None:

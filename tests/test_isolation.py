@@ -132,3 +132,18 @@ def test_writes_outside_matches_the_suffix_exactly() -> None:
 def test_names_too_long_counts_bytes() -> None:
     nodes = [{"schema": "s" * 63, "identifier": "é" * 32}]  # 64 bytes in UTF-8
     assert names_too_long(nodes, 63) == ["é" * 32]
+
+
+def test_flags_that_would_escape_the_build_are_refused(project: Project) -> None:
+    write(project.project_dir / "macros" / "generate_schema_name.sql", """
+        {% macro generate_schema_name(custom_schema_name, node) %}analytics{% endmacro %}
+        """)
+    project.commit("hard-code the schema")
+    assert project.run("worktree").code == 0 and project.run("profile").code == 0
+    before = _schemas(project)
+    sneaky = project.run("build", "--command", "--debug seed")
+    assert sneaky.code == 2 and "is not a dbt command" in sneaky.stderr
+    for extra in (["--profiles-dir", str(project.project_dir)], ["--target", "prod"], ["--target-path=/tmp/x"]):
+        result = project.run("build", "--command", "seed", "--", *extra)
+        assert result.code == 2 and "would override what isolates the build" in result.stderr, result.stderr
+    assert _schemas(project) == before

@@ -183,3 +183,42 @@ def test_parse_age() -> None:
     assert parse_age("7d") == 7 * 86400 and parse_age("36h") == 36 * 3600 and parse_age("2w") == 14 * 86400
     with pytest.raises(Exception, match="not an age"):
         parse_age("7 days")
+
+
+def test_contexts_sharing_a_schema_keep_it_until_the_last_goes(tmp_path) -> None:
+    project = make_project(tmp_path)
+    (project.project_dir / "invoke.yaml").write_text("dot:\n  contexts:\n    ci: prod\n")
+    assert project.run("run", "--context", "ci").code == 0
+    assert project.run("run", "--context", "prod").code == 0
+    schema = f"analytics_{project.second[:8]}"
+    result = project.run("clean", "--ref", "HEAD", "--context", "ci")
+    assert result.code == 0 and "keeping " + schema in result.stderr
+    assert schema in _duck_schemas(project)
+    assert project.run("clean", "--ref", "HEAD", "--context", "prod").code == 0
+    assert schema not in _duck_schemas(project)
+
+
+def test_clean_after_a_killed_build_drops_its_schema(project: Project) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "dot_tasks", "run"], cwd=project.project_dir,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stderr:  # dbt has created the schema once a model starts
+        if "START sql table model" in line:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until dbt, in the same group, is gone and lets go of the file
+        try:
+            os.killpg(proc.pid, 0)
+            time.sleep(0.05)
+        except ProcessLookupError:
+            break
+    schema = f"dev_{project.second[:8]}"
+    assert schema in _duck_schemas(project)
+    result = project.run("clean", "--ref", "HEAD")
+    assert result.code == 0, result.stderr
+    assert schema not in _duck_schemas(project)

@@ -47,7 +47,7 @@ def test_an_edit_in_a_sparse_worktree_is_still_seen(tmp_path) -> None:
     model.write_text("select 1 as edited\n")
     result = project.run("worktree")
     assert result.code != 0 and "warehouse/dbt/models/orders.sql" in result.stderr
-    assert worktree
+    assert model.read_text() == "select 1 as edited\n" and worktree == str(project.build_dir(commit) / "worktree")
 
 
 def test_full_checkout_when_sparse_is_switched_off(tmp_path) -> None:

@@ -22,7 +22,7 @@ def test_invoke_yaml_sets_project_dir_and_context_map(tmp_path) -> None:
     assert "schema: analytics_" in profile  # the prod output, under the ci context
 
 
-def test_positional_spec(project: Project) -> None:
+def test_positional_spec() -> None:
     from dot_tasks.main import accept_positional_spec
 
     assert accept_positional_spec(["run", "dev@main", "--json"]) == ["run", "--spec", "dev@main", "--json"]
@@ -32,13 +32,49 @@ def test_positional_spec(project: Project) -> None:
 
 
 def test_steps_that_do_not_build_never_import_dbt(project: Project) -> None:
-    code = (
+    probe = (
         "import sys; from dot_tasks.main import program; "
-        "program.run(sys.argv[1:], exit=False); "
-        "print('DBT-LOADED' if any(m == 'dbt.cli' or m.startswith('dbt.cli.') for m in sys.modules) else 'NO-DBT',"
-        " file=sys.stderr)"
+        "program.run(['dot-tasks', *sys.argv[1:]], exit=False); "
+        "loaded = sorted(m for m in sys.modules if m == 'dbt' or m.startswith('dbt.')); "
+        "print('LOADED', loaded, file=sys.stderr)"
     )
     for args in (["resolve"], ["worktree"], ["profile"], ["list"], ["--help"]):
-        proc = subprocess.run([sys.executable, "-c", code, *args], cwd=project.project_dir,
+        proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=project.project_dir,
                               capture_output=True, text=True)
-        assert "NO-DBT" in proc.stderr, (args, proc.stderr)
+        assert "LOADED []" in proc.stderr, (args, proc.stderr)
+        assert proc.stdout.strip(), (args, proc.stderr)  # the task really ran and printed its result
+    # The probe can tell: `run` looks dbt up (dbt itself then runs in a child process).
+    proc = subprocess.run([sys.executable, "-c", probe, "run"], cwd=project.project_dir,
+                          capture_output=True, text=True)
+    assert "'dbt'" in proc.stderr.split("LOADED")[-1], proc.stderr
+
+
+def test_arguments_after_dashes_reach_dbt_as_written(project: Project) -> None:
+    (project.project_dir / "models" / "labelled.sql").write_text(
+        "select '{{ var(\"label\") }}' as label\n")
+    commit = project.commit("a model that reads a var")
+    result = project.run("run", "--select", "labelled", "--", "--vars", '{"label": "two  spaces"}')
+    assert result.code == 0, result.stderr
+    from conftest import duckdb_rows
+
+    assert duckdb_rows(project.project_dir / "warehouse.duckdb",
+                       f"select label from dev_{commit[:8]}.labelled") == [("two  spaces",)]
+
+
+def test_bad_config_values_get_one_line(project: Project) -> None:
+    for env in ({"INVOKE_DOT_SHORT_HASH_LENGTH": "abc"}, {"INVOKE_DOT_LOCK_TIMEOUT": "soon"}):
+        result = project.run("resolve", env=env)
+        assert result.code == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "set it to a positive number" in result.stderr
+    write(project.project_dir / "invoke.yaml", "dot:\n  contexts: [a, b]\n")
+    result = project.run("profile")
+    assert result.code == 2 and "invoke.yaml cannot be used" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_json_reports_early_failures(project: Project) -> None:
+    import json
+
+    result = project.run("run", "--ref", "nope", "--json")
+    assert result.code == 2
+    data = json.loads(result.stdout)
+    assert data["status"] == "failed" and "unknown ref 'nope'" in data["error"] and data["exit_code"] == 2
