@@ -7,9 +7,17 @@ import stat
 
 import pytest
 import yaml
-
 from conftest import (
-    SECRET, Project, duckdb_rows, git, make_project, pg_rows, pg_schemas, postgres_profile, summary, write,
+    SECRET,
+    Project,
+    duckdb_rows,
+    git,
+    make_project,
+    pg_rows,
+    pg_schemas,
+    postgres_profile,
+    summary,
+    write,
 )
 
 

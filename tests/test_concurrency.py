@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pygit2
 import pytest
-
 from conftest import Project, duckdb_rows, git, make_project, pg_rows, postgres_profile, write
 
 
@@ -82,9 +81,9 @@ def test_run_killed_at_any_moment_can_be_repeated(project: Project, delay: float
 def test_killed_parent_keeps_the_build_locked_until_dbt_exits(project: Project) -> None:
     assert project.run("worktree").code == 0 and project.run("profile").code == 0
     proc = _popen(project, "build")
+    from dot_tasks.errors import LockTimeout
     from dot_tasks.layout import BuildPaths
     from dot_tasks.locks import hold
-    from dot_tasks.errors import LockTimeout
 
     lock = BuildPaths(project.project_dir, project.second).context_lock("dev")
     deadline = time.monotonic() + 30

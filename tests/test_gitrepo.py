@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pygit2
-
 from conftest import Project, dot, git, write
 
 

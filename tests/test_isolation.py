@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import Project, duckdb_rows, make_project, pg_schemas, postgres_profile, write
+
 from dot_tasks.dbt_runner import names_too_long, writes_outside
 
 

@@ -8,8 +8,8 @@ import shutil
 import time
 
 import pytest
-
 from conftest import Project, duckdb_rows, git, make_project, pg_schemas, postgres_profile
+
 from dot_tasks.lifecycle import owned_schemas, parse_age
 
 
