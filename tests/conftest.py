@@ -67,6 +67,19 @@ def write(path: Path, text: str) -> None:
     path.write_text(textwrap.dedent(text).lstrip())
 
 
+def write_project_config(project_dir: Path, models_config: str) -> None:
+    """The test project's dbt_project.yml, with one line of config for all its models."""
+    write(project_dir / "dbt_project.yml", f"""
+        name: shop
+        profile: shop
+        config-version: 2
+        version: "1.0"
+        models:
+          shop:
+            {models_config}
+        """)
+
+
 def duckdb_profile(schema: str = "dev") -> str:
     return f"""
         shop:
@@ -132,15 +145,7 @@ def make_project(root: Path, subdir: str = "", profile: str | None = None) -> Pr
     project_dir = repo_dir / subdir if subdir else repo_dir
     repo_dir.mkdir(parents=True)
     git("init", "-q", "-b", "main", cwd=repo_dir)
-    write(project_dir / "dbt_project.yml", """
-        name: shop
-        profile: shop
-        config-version: 2
-        version: "1.0"
-        models:
-          shop:
-            +materialized: table
-        """)
+    write_project_config(project_dir, "+materialized: table")
     write(project_dir / "seeds" / "raw_orders.csv", """
         order_id,amount
         1,10

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Project, duckdb_rows, make_project, pg_schemas, postgres_profile, write
+from conftest import Project, duckdb_rows, make_project, pg_schemas, postgres_profile, write, write_project_config
 
 from dot_tasks.dbt_runner import names_too_long, writes_outside
 
@@ -57,27 +57,13 @@ def test_snapshot_target_schema_is_refused(project: Project) -> None:
 
 
 def test_database_override_is_refused(project: Project) -> None:
-    write(project.project_dir / "dbt_project.yml", """
-        name: shop
-        profile: shop
-        config-version: 2
-        models:
-          shop:
-            +database: elsewhere
-        """)
+    write_project_config(project.project_dir, "+database: elsewhere")
     project.commit("write models to another database")
     _refused(project.run("run"), "model.shop.orders → elsewhere.")
 
 
 def test_custom_schemas_inside_the_suffix_are_allowed(project: Project) -> None:
-    write(project.project_dir / "dbt_project.yml", """
-        name: shop
-        profile: shop
-        config-version: 2
-        models:
-          shop:
-            +schema: marts
-        """)
+    write_project_config(project.project_dir, "+schema: marts")
     commit = project.commit("custom schema, dbt's default naming")
     result = project.run("run", "--", "--store-failures")
     assert result.code == 0, result.stderr
@@ -104,14 +90,7 @@ def test_over_long_names_are_refused_before_any_ddl(tmp_path, pg, pg_schema) -> 
     assert pg_schemas(pg, pg_schema) == set()
     # A custom variant too long for PostgreSQL is caught from the manifest, before any DDL.
     project = make_project(tmp_path / "two", profile=postgres_profile(pg_schema))
-    write(project.project_dir / "dbt_project.yml", """
-        name: shop
-        profile: shop
-        config-version: 2
-        models:
-          shop:
-            +schema: a_custom_schema_name_that_is_far_too_long_for_postgres
-        """)
+    write_project_config(project.project_dir, "+schema: a_custom_schema_name_that_is_far_too_long_for_postgres")
     project.commit("long custom schema")
     result = project.run("run")
     assert result.code == 2 and "cuts names at 63 bytes" in result.stderr, result.stderr
