@@ -256,6 +256,7 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
     costs no second parse. dbt-core is pinned below 1.12, where this holds.
     """
     from dbt.exceptions import DbtRuntimeError
+    from dbt.flags import get_flags
     from dbt.task.runnable import GraphRunnableTask
 
     class GuardRefusal(DbtRuntimeError):
@@ -264,8 +265,6 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
         def __init__(self, refusal: DotError) -> None:
             super().__init__("dot-tasks refused to build (see below); nothing was written")
             self.refusal = refusal
-
-    from dbt.flags import get_flags
 
     original = GraphRunnableTask.execute_with_hooks
 
