@@ -8,6 +8,7 @@ past (when, which schemas); paths are always derived again.
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -300,11 +301,11 @@ def clean(
 
     failures: list[str] = []
     with ExitStack() as stack:
-        busy = _hold_builds(stack, ws, by_commit)
-        failures += [f"{c[:12]} is being built right now: rerun the clean when it is done" for c in sorted(busy)]
+        keep_files = _hold_builds(stack, ws, by_commit)  # builds running now
+        failures += [f"{c[:12]} is being built right now: rerun the clean when it is done" for c in sorted(keep_files)]
         drops: list[tuple[BuildRow, DropRequest]] = []
         for row, schemas in plans:
-            if row.commit in busy or not schemas:
+            if row.commit in keep_files or not schemas:
                 continue
             paths = ws.paths(row.commit)
             ctx = paths.context(row.context or "")
@@ -315,24 +316,26 @@ def clean(
                 profile_name, target, _output = read_generated_profile(ctx.profiles_yml)
             except DotError as exc:
                 failures.append(f"{row.short} {row.context}: cannot reach its warehouse ({exc})")
-                busy.add(row.commit)
+                keep_files.add(row.commit)
                 continue
             drops.append((row, DropRequest(str(ctx.context_dir), profile_name, target, schemas,
                                            str(dot_dir(ws.project_dir) / "logs"))))
         if drops:
             progress(f"dropping {sum(len(r.schemas) for _, r in drops)} schema(s) of {len(drops)} build(s)")
-            errors = run_drops([r for _, r in drops], dot_dir(ws.project_dir) / "scratch")
+            # dbt's own scratch files, private to this clean so two cleans cannot collide.
+            with tempfile.TemporaryDirectory(prefix="clean-", dir=dot_dir(ws.project_dir)) as scratch:
+                errors = run_drops([r for _, r in drops], Path(scratch))
             for (row, request), error in zip(drops, errors):
                 if error:
                     failures.append(
                         f"{row.short} {row.context}: could not drop {', '.join(request.schemas)} ({error}); "
                         "its files are kept so the clean can be retried"
                     )
-                    busy.add(row.commit)
+                    keep_files.add(row.commit)
                 else:
                     say(f"dropped {', '.join(request.schemas)}")
         for commit, commit_rows in by_commit.items():
-            if commit in busy:
+            if commit in keep_files:
                 continue
             paths = ws.paths(commit)
             for row in commit_rows:
@@ -343,7 +346,6 @@ def clean(
                 gitrepo.remove_worktree(ws.repo, paths)
                 remove_tree(paths.build_dir)
                 say(f"removed worktree {commit[:12]}")
-    remove_tree(dot_dir(ws.project_dir) / "scratch")
     if failures:
         raise WarehouseError("; ".join(failures))
 
