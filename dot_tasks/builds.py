@@ -24,7 +24,7 @@ import yaml
 from . import gitrepo
 from .errors import ProfileError, ProjectError, WorktreeError
 from .files import read_json, write_atomic, write_json_atomic
-from .layout import BuildPaths, builds_root, locks_dir
+from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, locks_dir
 from .locks import hold
 from .naming import DEFAULT_SHORT_LENGTH, check_context_name, check_identifier_length, short_hash
 from .profiles import (
@@ -104,13 +104,19 @@ def _suffix_lock(ws: Workspace) -> Path:
     return locks_dir(ws.project_dir) / "suffixes.lock"
 
 
+def built_commits(project_dir: Path) -> list[str]:
+    """The commits that have a build directory in this project."""
+    root = builds_root(project_dir)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and COMMIT_DIR_NAME.fullmatch(p.name)) if root.is_dir() else []
+
+
 def _computed_suffix(ws: Workspace, commit: str) -> str:
     """The configured-length prefix, lengthened while another build's commit shares it.
 
     Equal suffixes would mean a shared schema, and a suffix can only equal
     another build's if that build's commit starts with it.
     """
-    others = [p.name for p in builds_root(ws.project_dir).glob("*") if p.is_dir() and p.name != commit]
+    others = [other for other in built_commits(ws.project_dir) if other != commit]
     length = ws.settings.short_hash_length
     while any(other.startswith(commit[:length]) for other in others):
         length += 1
@@ -257,6 +263,7 @@ class ProfileResult:
     target: str
     schema: str
     profiles_dir: Path
+    short: str
 
 
 def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | None = None) -> ProfileResult:
@@ -278,7 +285,7 @@ def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | No
         source=chosen.source,
     )
     write_atomic(ctx.profiles_yml, text, mode=0o600)
-    return ProfileResult(choice.context, choice.target, schema, ctx.context_dir)
+    return ProfileResult(choice.context, choice.target, schema, ctx.context_dir, suffix)
 
 
 def read_generated_profile(path: Path) -> tuple[str, str, dict[str, Any]]:

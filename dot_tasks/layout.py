@@ -6,12 +6,15 @@ same three inputs, which is what lets steps run alone and chain in a shell.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .naming import check_context_name
 
 DOT_DIR = ".dot"
+#: A build directory's name: a full SHA-1 (or SHA-256) commit hash.
+COMMIT_DIR_NAME = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 BUILDS_DIR = "isolated_builds"
 
 

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from . import gitrepo
-from .builds import Workspace, read_generated_profile, write_profile
+from .builds import Workspace, built_commits, read_generated_profile, write_profile
 from .errors import DotError, LockTimeout, WarehouseError
 from .files import read_json, remove_tree, tree_size
-from .layout import BuildPaths, builds_root, dot_dir
+from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, dot_dir
 from .locks import hold
 from .naming import RESERVED_CONTEXTS
 
-_HASH = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -85,13 +84,8 @@ def _our_registrations(ws: Workspace) -> dict[str, str]:
     return {
         worktree.parent.name: name
         for worktree, name in gitrepo.registrations_under(ws.repo, root).items()
-        if worktree.name == "worktree" and worktree.parent.parent == root and _HASH.fullmatch(worktree.parent.name)
+        if worktree.name == "worktree" and worktree.parent.parent == root and COMMIT_DIR_NAME.fullmatch(worktree.parent.name)
     }
-
-
-def _commit_dirs(ws: Workspace) -> list[str]:
-    root = builds_root(ws.project_dir)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and _HASH.fullmatch(p.name)) if root.is_dir() else []
 
 
 def _contexts_of(paths: BuildPaths) -> list[str]:
@@ -107,7 +101,7 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
     refs = gitrepo.refs_pointing_at(ws.repo)
     registrations = _our_registrations(ws)
     rows: list[BuildRow] = []
-    for commit in sorted(set(_commit_dirs(ws)) | set(registrations)):
+    for commit in sorted(set(built_commits(ws.project_dir)) | set(registrations)):
         paths = ws.paths(commit)
         record = read_json(paths.commit_record) or {}
         short = record.get("short") or commit[:ws.settings.short_hash_length]

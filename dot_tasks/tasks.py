@@ -276,7 +276,7 @@ def _run_steps(c: Context, summary: dict[str, Any], ref: str, context: str | Non
                 lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
     ctx = ws.paths(commit).context(prof.context)
     summary.update(
-        short=builds.schema_suffix(ws, commit), context=prof.context, target=prof.target, schema=prof.schema,
+        short=prof.short, context=prof.context, target=prof.target, schema=prof.schema,
         profiles_dir=str(prof.profiles_dir), target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir),
     )
     _warn_if_shared(allow_shared_schemas)

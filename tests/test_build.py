@@ -144,8 +144,8 @@ def test_local_package_is_installed_once_per_commit(tmp_path) -> None:
                        f"select sum(amount) from dev_{commit[:8]}.doubled") == [(120,)]
     second = project.run("run")
     assert second.code == 0, second.stderr
-    assert "macros_pkg" not in second.stderr.split("dot-tasks: profile")[1].split("Running with dbt")[0]
-    assert second.stderr.count("Installing") == 0
+    assert first.stderr.count("Installing") == 1 and second.stderr.count("Installing") == 0
+    assert (project.build_dir(commit) / ".deps-installed").is_file()
     third = project.run("build", "--no-deps")
     assert third.code == 0, third.stderr
 
