@@ -129,33 +129,56 @@ def run_dbt(request: DbtRequest, lock_fds: tuple[int, ...] = ()) -> DbtOutcome:
     return DbtOutcome(**{k: v for k, v in report.items() if k in known})
 
 
-@dataclass
-class DropRequest:
-    """Drop `schemas` through the adapter of a build's generated profile."""
+@dataclass(frozen=True)
+class OpsTarget:
+    """Where an operation runs: a build's generated profile (profiles dir, profile, target)."""
 
     profiles_dir: str
     profile: str
     target: str
-    schemas: list[str]
+    #: dbt's --log-path for the operation's own log.
     log_path: str
+
+
+@dataclass
+class MacroCall:
+    """One macro of the shipped `dbt_ops` project, run against `target` with keyword `args`."""
+
+    target: OpsTarget
+    macro: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MacroOutcome:
+    #: What the macro returned with `{{ return(...) }}`, made JSON-safe; None if it failed.
+    value: Any = None
+    #: The first line of its error; None when it succeeded.
+    error: str | None = None
 
 
 OPS_PROJECT = Path(__file__).resolve().parent / "dbt_ops"
 
 
-def drop_schemas(requests: list[DropRequest], scratch: Path) -> list[str | None]:
-    """Drop each request's schemas in one dbt start; per request, None or the error."""
-    if not requests:
+def call_macros(calls: list[MacroCall], scratch: Path) -> list[MacroOutcome]:
+    """Run each call's macro in one dbt start; one outcome per call, in order.
+
+    The SQL lives in the `dbt_ops` macros and goes through the adapter of each
+    call's own profile, so any adapter works; only what a macro returns comes
+    back here (counts, samples, names), never a table's worth of rows.
+    """
+    if not calls:
         return []
     require_dbt()
     scratch.mkdir(parents=True, exist_ok=True)
     code, report = _spawn(
-        "drop", {"requests": [asdict(r) for r in requests], "scratch": str(scratch)}, cwd=str(scratch)
+        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch)}, cwd=str(scratch)
     )
-    errors = report.get("errors")
-    if not isinstance(errors, list) or len(errors) != len(requests):
-        return [f"dbt exited with {code} before reporting"] * len(requests)
-    return errors
+    outcomes = report.get("outcomes")
+    if not isinstance(outcomes, list) or len(outcomes) != len(calls):
+        reason = report.get("error") or f"dbt exited with {code} before reporting"
+        return [MacroOutcome(error=reason) for _ in calls]
+    return [MacroOutcome(**o) for o in outcomes]
 
 
 def failure(outcome: DbtOutcome, request: DbtRequest) -> DotError | None:
@@ -341,29 +364,77 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
     return EXIT_SUCCESS if result.success else EXIT_FAILURES
 
 
-def _child_drop(payload: dict[str, Any], report: dict[str, Any]) -> int:
-    from dbt.cli.main import dbtRunner
+def _json_safe(value: Any) -> Any:
+    """A macro's return value as plain JSON: agate tables become lists of row dicts."""
+    import datetime
+    import decimal
 
-    errors: list[str | None] = []
-    for item in payload["requests"]:
-        request = DropRequest(**item)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if hasattr(value, "column_names") and hasattr(value, "rows"):  # agate.Table from run_query
+        names = list(value.column_names)
+        return [{n: _json_safe(v) for n, v in zip(names, row)} for row in value.rows]
+    if isinstance(value, (list, tuple, set)) or hasattr(value, "__iter__"):
+        return [_json_safe(v) for v in value]
+    return str(value)
+
+
+def _one_line(exc: BaseException) -> str:
+    """dbt's multi-line error ("Database Error\\n  relation x does not exist") as one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return ": ".join(lines[:3])[:500] or type(exc).__name__
+
+
+def _child_ops(payload: dict[str, Any], report: dict[str, Any]) -> int:
+    """Run each macro call through `dbt run-operation`, keeping what the macro returned.
+
+    run-operation discards the macro's return value, so the task method that
+    calls the macro is wrapped to keep it (and the error, in our words).
+    """
+    from dbt.cli.main import dbtRunner
+    from dbt.task.run_operation import RunOperationTask
+
+    captured: dict[str, Any] = {}
+    original = RunOperationTask._run_unsafe
+
+    def keeping_the_value(task: Any, package_name: Any, macro_name: Any) -> Any:
+        try:
+            value = original(task, package_name, macro_name)
+        except Exception as exc:
+            captured["error"] = _one_line(exc)
+            raise
+        captured["value"] = value
+        return value
+
+    RunOperationTask._run_unsafe = keeping_the_value  # type: ignore[method-assign]
+    outcomes: list[dict[str, Any]] = []
+    for item in payload["calls"]:
+        call = MacroCall(target=OpsTarget(**item["target"]), macro=item["macro"], args=item["args"])
+        captured.clear()
         result = dbtRunner().invoke([
-            "run-operation", "dot_drop_schemas",
+            "run-operation", call.macro,
             "--project-dir", str(OPS_PROJECT),
-            "--profiles-dir", request.profiles_dir,
-            "--profile", request.profile,
-            "--target", request.target,
+            "--profiles-dir", call.target.profiles_dir,
+            "--profile", call.target.profile,
+            "--target", call.target.target,
             "--target-path", payload["scratch"],
-            "--log-path", request.log_path,
-            "--args", json.dumps({"schemas": request.schemas}),
+            "--log-path", call.target.log_path,
+            "--args", json.dumps(call.args),
         ])
         if result.success:
-            errors.append(None)
+            outcomes.append({"value": _json_safe(captured.get("value")), "error": None})
         else:
-            reason = str(result.exception).strip().splitlines()[0] if result.exception else "see dbt's output above"
-            errors.append(reason)
-    report["errors"] = errors
-    return EXIT_SUCCESS if all(e is None for e in errors) else EXIT_ERROR
+            reason = captured.get("error") or (
+                _one_line(result.exception) if result.exception else "see dbt's output above")
+            outcomes.append({"value": None, "error": reason})
+    report["outcomes"] = outcomes
+    return EXIT_SUCCESS if all(o["error"] is None for o in outcomes) else EXIT_ERROR
 
 
 def _main(argv: list[str]) -> int:
@@ -373,8 +444,8 @@ def _main(argv: list[str]) -> int:
     os.dup2(2, 1)
     report: dict[str, Any] = {}
     try:
-        if kind == "drop":
-            code = _child_drop(payload, report)
+        if kind == "ops":
+            code = _child_ops(payload, report)
         else:
             code = _child(DbtRequest(**payload), report)
     except DotError as exc:

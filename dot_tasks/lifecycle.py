@@ -253,8 +253,7 @@ def clean(
     progress: Callable[[str], None],
 ) -> None:
     """Remove the selected builds; report what went, raise if anything had to stay."""
-    from .dbt_runner import DropRequest
-    from .dbt_runner import drop_schemas as run_drops
+    from .dbt_runner import MacroCall, OpsTarget, call_macros
 
     everything = list_builds(ws)
     rows = select(ws, everything, selection)
@@ -297,7 +296,7 @@ def clean(
     with ExitStack() as stack:
         keep_files = _hold_builds(stack, ws, by_commit)  # builds running now
         failures += [f"{c[:12]} is being built right now: rerun the clean when it is done" for c in sorted(keep_files)]
-        drops: list[tuple[BuildRow, DropRequest]] = []
+        drops: list[tuple[BuildRow, MacroCall]] = []
         for row, schemas in plans:
             if row.commit in keep_files or not schemas:
                 continue
@@ -312,22 +311,23 @@ def clean(
                 failures.append(f"{row.short} {row.context}: cannot reach its warehouse ({exc})")
                 keep_files.add(row.commit)
                 continue
-            drops.append((row, DropRequest(str(ctx.context_dir), profile_name, target, schemas,
-                                           str(dot_dir(ws.project_dir) / "logs"))))
+            ops_target = OpsTarget(str(ctx.context_dir), profile_name, target, str(dot_dir(ws.project_dir) / "logs"))
+            drops.append((row, MacroCall(ops_target, "dot_drop_schemas", {"schemas": schemas})))
         if drops:
-            progress(f"dropping {sum(len(r.schemas) for _, r in drops)} schema(s) of {len(drops)} build(s)")
+            progress(f"dropping {sum(len(c.args['schemas']) for _, c in drops)} schema(s) of {len(drops)} build(s)")
             # dbt's own scratch files, private to this clean so two cleans cannot collide.
             with tempfile.TemporaryDirectory(prefix="clean-", dir=dot_dir(ws.project_dir)) as scratch:
-                errors = run_drops([r for _, r in drops], Path(scratch))
-            for (row, request), error in zip(drops, errors):
-                if error:
+                outcomes = call_macros([c for _, c in drops], Path(scratch))
+            for (row, call), outcome in zip(drops, outcomes):
+                schemas = ", ".join(call.args["schemas"])
+                if outcome.error:
                     failures.append(
-                        f"{row.short} {row.context}: could not drop {', '.join(request.schemas)} ({error}); "
+                        f"{row.short} {row.context}: could not drop {schemas} ({outcome.error}); "
                         "its files are kept so the clean can be retried"
                     )
                     keep_files.add(row.commit)
                 else:
-                    say(f"dropped {', '.join(request.schemas)}")
+                    say(f"dropped {schemas}")
         for commit, commit_rows in by_commit.items():
             if commit in keep_files:
                 continue

@@ -1,0 +1,49 @@
+"""Looking after builds once made: `list` and `clean`."""
+
+from __future__ import annotations
+
+import json
+
+from invoke import Context, task
+
+from .common import H_PROJECT, builds, lifecycle, progress, reports_errors, workspace
+
+
+@task(auto_shortflags=False, name="list", help={"json": "Print one JSON object per build on stdout, one per line.",
+                                               "project_dir": H_PROJECT})
+@reports_errors
+def list_(c: Context, json_: bool = False, project_dir: str | None = None) -> None:
+    """List isolated builds: one row per (commit, context), with damaged builds flagged."""
+    ws = workspace(c, project_dir)
+    rows = lifecycle.list_builds(ws)
+    if json_:
+        for row in rows:
+            print(json.dumps(row.as_dict(), sort_keys=True))
+        return
+    print(lifecycle.format_table(rows))
+
+
+@task(auto_shortflags=False, help={
+    "ref": "Clean the build of this ref's commit.",
+    "context": "Only this context's files and schemas (the worktree stays).",
+    "all": "Clean every build.",
+    "keep": "Keep the newest N builds of each context; clean the older ones.",
+    "older_than": "Clean builds last built before this age, e.g. 36h, 7d, 2w.",
+    "unreachable": "Clean builds of commits no branch or tag reaches any more.",
+    "dry_run": "Print what would be cleaned and change nothing.",
+    "keep_schemas": "Leave the warehouse alone: remove files and worktrees only.",
+    "project_dir": H_PROJECT,
+})
+@reports_errors
+def clean(c: Context, ref: str | None = None, context: str | None = None, all_: bool = False,
+          keep: int | None = None, older_than: str | None = None, unreachable: bool = False,
+          dry_run: bool = False, keep_schemas: bool = False, project_dir: str | None = None) -> None:
+    """Remove builds: their warehouse schemas, worktree registration and files."""
+    ws = workspace(c, project_dir)
+    selection = lifecycle.Selection(
+        commit=builds.resolve(ws, ref) if ref else None, context=context, everything=all_,
+        keep=lifecycle.parse_count(keep) if keep is not None else None,
+        older_than=lifecycle.parse_age(older_than) if older_than else None, unreachable=unreachable,
+    )
+    lifecycle.clean(ws, selection, dry_run=dry_run, drop_schemas=not keep_schemas,
+                    say=print, progress=progress)

@@ -1,0 +1,160 @@
+"""The ADR's steps, each runnable alone, composed into `run`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from invoke import Context, task
+
+from ..errors import DotError
+from ..naming import parse_spec
+from .common import (
+    H_BUILD,
+    H_CONTEXT,
+    H_PROFILES,
+    H_PROJECT,
+    H_REF,
+    builds,
+    collect_dbt_args,
+    parse_dbt_command,
+    progress,
+    reports_errors,
+    warn_if_shared,
+    workspace,
+)
+
+
+@task(auto_shortflags=False, help={"ref": H_REF, "short": "Print the schema suffix (the short hash) instead of the full hash.",
+            "project_dir": H_PROJECT})
+@reports_errors
+def resolve(c: Context, ref: str = "HEAD", short: bool = False, project_dir: str | None = None) -> None:
+    """Print the full commit hash a ref names (or, with --short, its schema suffix)."""
+    ws = workspace(c, project_dir)
+    commit = builds.resolve(ws, ref)
+    print(builds.schema_suffix(ws, commit) if short else commit)
+
+
+@task(auto_shortflags=False, help={"ref": H_REF, "project_dir": H_PROJECT})
+@reports_errors
+def worktree(c: Context, ref: str = "HEAD", project_dir: str | None = None) -> None:
+    """Check the commit out at .dot/isolated_builds/<hash>/worktree and print that path."""
+    ws = workspace(c, project_dir)
+    result = builds.ensure_worktree(ws, builds.resolve(ws, ref))
+    print(result.path)
+
+
+@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES})
+@reports_errors
+def profile(c: Context, ref: str = "HEAD", context: str | None = None, project_dir: str | None = None,
+            profiles_dir: str | None = None) -> None:
+    """Write the context's profiles.yml for <schema>_<short> and print its directory."""
+    ws = workspace(c, project_dir, profiles_dir)
+    commit = builds.resolve(ws, ref)
+    result = builds.write_profile(ws, commit, context, ref=ref)
+    print(result.profiles_dir)
+
+
+@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT,
+                                   "profiles_dir": H_PROFILES, **H_BUILD})
+@reports_errors
+def build(c: Context, ref: str = "HEAD", context: str | None = None, command: str = "build",
+          select: str | None = None, exclude: str | None = None, deps: bool = True,
+          allow_shared_schemas: bool = False, project_dir: str | None = None,
+          profiles_dir: str | None = None) -> None:
+    """Run dbt on the commit's worktree with its generated profile; extra dbt flags go after --."""
+    ws = workspace(c, project_dir, profiles_dir)
+    commit = builds.resolve(ws, ref)
+    warn_if_shared(allow_shared_schemas)
+    result = builds.build(ws, commit, context, command=parse_dbt_command(command),
+                          args=collect_dbt_args(c, select, exclude),
+                          install_deps=deps, check_isolation=not allow_shared_schemas, ref=ref)
+    print(ws.paths(commit).context(result.context).target_dir)
+
+
+@task(auto_shortflags=False, help={
+    "spec": "The ADR's shorthand CTX@REF (or @REF for the default context); dot-tasks also takes it positionally.",
+    "ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+    "json": "Print the summary as one JSON object on stdout.", **H_BUILD,
+})
+@reports_errors
+def run(c: Context, spec: str | None = None, ref: str | None = None, context: str | None = None,
+        command: str = "build", select: str | None = None, exclude: str | None = None, deps: bool = True,
+        allow_shared_schemas: bool = False, json_: bool = False, project_dir: str | None = None,
+        profiles_dir: str | None = None) -> None:
+    """Resolve, check out, write the profile and build: one isolated build, end to end."""
+    if spec:
+        spec_context, spec_ref = parse_spec(spec)
+        context, ref = context or spec_context, ref or spec_ref
+    ref = ref or "HEAD"
+    summary: dict[str, Any] = {"ref": ref, "command": command, "status": "failed"}
+    try:
+        _run_steps(c, summary, ref, context, command, select, exclude, deps, allow_shared_schemas,
+                   project_dir, profiles_dir)
+    except DotError as exc:
+        summary.update(exit_code=exc.exit_code, error=str(exc))
+        # A script asked for JSON gets it whatever failed; a person gets the
+        # summary once there is a build to summarise.
+        if json_ or "context" in summary:
+            _print_summary(summary, json_)
+        raise
+    _print_summary(summary, json_)
+
+
+def _run_steps(c: Context, summary: dict[str, Any], ref: str, context: str | None, command: str,
+               select: str | None, exclude: str | None, deps: bool, allow_shared_schemas: bool,
+               project_dir: str | None, profiles_dir: str | None) -> None:
+    """resolve → worktree → profile → build, filling `summary` as each step lands."""
+    dbt_command, dbt_args = parse_dbt_command(command), collect_dbt_args(c, select, exclude)
+    ws = workspace(c, project_dir, profiles_dir)
+    summary["project_dir"] = str(ws.project_dir)
+
+    def step(name: str, action: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
+        started = time.monotonic()
+        value = action()
+        progress(f"{name:<8} {describe(value)} ({time.monotonic() - started:.2f}s)")
+        return value
+
+    commit = summary["commit"] = step("resolve", lambda: builds.resolve(ws, ref), lambda v: f"{ref} → {v}")
+    wt = step("worktree", lambda: builds.ensure_worktree(ws, commit),
+              lambda v: f"{'reused' if v.reused else 'created'} {v.path}")
+    summary.update(worktree=str(wt.path), project_path=str(wt.project_path))
+    prof = step("profile", lambda: builds.write_profile(ws, commit, context, ref=ref),
+                lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
+    ctx = ws.paths(commit).context(prof.context)
+    summary.update(
+        short=prof.short, context=prof.context, target=prof.target, schema=prof.schema,
+        profiles_dir=str(prof.profiles_dir), target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir),
+    )
+    warn_if_shared(allow_shared_schemas)
+    started = time.monotonic()
+    try:
+        result = builds.build(ws, commit, prof.context, command=dbt_command, args=dbt_args, install_deps=deps,
+                              check_isolation=not allow_shared_schemas, ref=ref, worktree_checked=True)
+    except DotError:
+        summary["seconds"] = round(time.monotonic() - started, 3)
+        progress(f"build    failed ({summary['seconds']:.2f}s)")
+        raise
+    summary.update(status="success", exit_code=0, seconds=round(result.seconds, 3),
+                   schema=result.schema or prof.schema, schemas=result.schemas)
+    progress(f"build    dbt {command} succeeded ({result.seconds:.2f}s)")
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, sort_keys=True))
+        return
+    rows = [
+        ("commit", f"{summary.get('commit', '-')} ({summary['ref']})"),
+        ("context", f"{summary['context']} (target {summary['target']})"),
+        ("schema", summary["schema"]),
+        ("worktree", summary["worktree"]),
+        ("profiles", summary["profiles_dir"]),
+        ("target", summary["target_path"]),
+        ("logs", summary["log_path"]),
+        ("status", f"{summary['status']} (dbt {summary['command']}, exit {summary['exit_code']}, "
+                   f"{summary.get('seconds', 0):.1f}s)"),
+    ]
+    print("\n".join(f"{label:<9} {value}" for label, value in rows))
