@@ -44,7 +44,7 @@ def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: 
     for depth in range(1, len(layers)):
         for child in layers[depth]:
             upstream = [u for layer in layers[max(0, depth - 2):depth] for u in layer]
-            for parent in rnd.sample(layers[depth - 1], 1) + rnd.sample(upstream, rnd.choice((0, 1, 1, 2))):
+            for parent in rnd.sample(layers[depth - 1], 1) + rnd.sample(upstream, min(len(upstream), rnd.choice((0, 1, 1, 2)))):
                 if [parent, child] not in edges:
                     edges.append([parent, child])
     model_uids = [u for layer in layers[1:] for u in layer]

@@ -331,7 +331,8 @@ def _short(name: str) -> str:
 
 def _svg(drawing: Drawing, nodes: list[Node], groups: list[list[int]], view: str) -> str:
     pad = 20
-    out = [f'<svg class="graph" id="graph-{view}" data-view="{view}" xmlns="http://www.w3.org/2000/svg" '
+    # Inline SVG in an HTML page needs no xmlns: the page names no URL at all.
+    out = [f'<svg class="graph" id="graph-{view}" data-view="{view}" '
            f'data-width="{drawing.width + 2 * pad:.0f}" data-height="{drawing.height + 2 * pad:.0f}">'
            f'<g class="viewport"><g transform="translate({pad},{pad})"><g class="edges">']
     for src, dst, middle in drawing.edges:
@@ -562,6 +563,18 @@ _SCRIPT = r"""
   function text(v) { return v === null || v === undefined ? "NULL" : typeof v === "object" ? JSON.stringify(v) : String(v); }
   function same(a, b) { return JSON.stringify(a === undefined ? null : a) === JSON.stringify(b === undefined ? null : b); }
   var selected = null;
+  function reveal() {
+    // The panel takes room from the canvas: bring the selected box back into view if it went under it.
+    var box = selected && current.querySelector(selected);
+    if (!box) return;
+    var r = box.getBoundingClientRect(), c = canvas.getBoundingClientRect(), v = views[current.id], m = 24;
+    if (r.right > c.right - m) v.x -= r.right - c.right + m;
+    if (r.left < c.left + m) v.x += c.left + m - r.left;
+    if (r.bottom > c.bottom - m) v.y -= r.bottom - c.bottom + m;
+    if (r.top < c.top + m) v.y += c.top + m - r.top;
+    apply();
+  }
+  function showDetail() { detail.hidden = false; reveal(); }
   function markSelected() {
     Array.prototype.forEach.call(document.querySelectorAll(".box.selected"), function (b) { b.classList.remove("selected"); });
     Array.prototype.forEach.call(current.querySelectorAll(".edge.lit"), function (e) { e.classList.remove("lit"); });
@@ -582,7 +595,7 @@ _SCRIPT = r"""
     body.appendChild(el("h2", {}, [n.name]));
     body.appendChild(el("div", {"class": "muted"}, [n.type + " \u00b7 ", el("code", {}, [n.uid]), " ", state,
       n.in_selection ? "" : " (one hop outside the selection)"]));
-    if (!n.compared) { body.appendChild(el("p", {"class": "muted"}, ["Not compared: outside the diff's selection."])); detail.hidden = false; return; }
+    if (!n.compared) { body.appendChild(el("p", {"class": "muted"}, ["Not compared: outside the diff's selection."])); showDetail(); return; }
     body.appendChild(el("h3", {}, ["Rows"]));
     var r = n.rows, delta = (r.base !== null && r.head !== null) ? " (" + signed(r.head - r.base) + ")" : "";
     body.appendChild(el("p", {"id": "detail-rows"}, ["base " + num(r.base) + " \u2192 head " + num(r.head) + delta]));
@@ -595,7 +608,7 @@ _SCRIPT = r"""
     body.appendChild(list.childNodes.length ? list : el("p", {"class": "muted"}, ["No columns added, removed or retyped."]));
     body.appendChild(el("h3", {}, ["Values"]));
     var v = n.values;
-    if (!v) { body.appendChild(el("p", {"class": "muted"}, [n.values_skipped ? "Not compared: " + n.values_skipped : "Not compared."])); detail.hidden = false; return; }
+    if (!v) { body.appendChild(el("p", {"class": "muted"}, [n.values_skipped ? "Not compared: " + n.values_skipped : "Not compared."])); showDetail(); return; }
     body.appendChild(el("p", {}, ["key ", el("code", {}, [v.key.join(", ")]), " \u00b7 ",
       el("span", {"class": "plus"}, ["+" + num(v.added) + " added"]), " \u00b7 ",
       el("span", {"class": "minus"}, ["\u2212" + num(v.removed) + " removed"]), " \u00b7 ",
@@ -633,7 +646,7 @@ _SCRIPT = r"""
       });
       body.appendChild(samples);
     }
-    detail.hidden = false;
+    showDetail();
   }
   function openGroup(g) {
     selected = '[data-group="' + g + '"]'; markSelected();
@@ -648,7 +661,7 @@ _SCRIPT = r"""
       list.appendChild(el("li", {}, [a]));
     });
     body.appendChild(list);
-    detail.hidden = false;
+    showDetail();
   }
   canvas.addEventListener("click", function (ev) {
     if (canvas.dataset.justDragged) return;
