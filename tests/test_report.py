@@ -227,6 +227,11 @@ def test_hostile_names_are_shown_as_text_and_never_run(browser, tmp_path: Path) 
     path.write_text(report.render_html(_hostile_diff()), encoding="utf-8")
     opened = Opened(browser, path)
     page = opened.page
+    # The markup in the names and values became text: no element was made of it.
+    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    assert page.evaluate("document.querySelectorAll('img, iframe, object, embed').length") == 0
+    labels = page.locator(".node.state-modified .name").evaluate_all("els => els.map(e => e.textContent)")
+    assert report._short(HOSTILE_NAME) in labels
     box = page.locator(".node.state-modified").filter(has_text="</script>")
     box.first.click()
     assert page.locator("#detail h2").inner_text() == HOSTILE_NAME
