@@ -40,15 +40,26 @@ def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: 
             layer.append(uid)
         layers.append(layer)
         count += size
+    # Models belong to a subject area (the word in their name), as in a real project: most parents
+    # come from the same area one or two layers up, a few from another area.
+    area = {uid: names[uid][0].split("_", 1)[1].split("_")[0] for uid in names}
     edges: list[list[str]] = []
     for depth in range(1, len(layers)):
         for child in layers[depth]:
-            upstream = [u for layer in layers[max(0, depth - 2):depth] for u in layer]
-            for parent in rnd.sample(layers[depth - 1], 1) + rnd.sample(upstream, min(len(upstream), rnd.choice((0, 1, 1, 2)))):
+            near = [u for layer in layers[max(0, depth - 2):depth] for u in layer if area[u] == area[child]]
+            far = [u for u in layers[depth - 1] if area[u] != area[child]]
+            parents = rnd.sample(near, min(len(near), rnd.choice((1, 1, 2)))) or rnd.sample(layers[depth - 1], 1)
+            if rnd.random() < 0.12:
+                parents += rnd.sample(far, 1)
+            for parent in parents:
                 if [parent, child] not in edges:
                     edges.append([parent, child])
+    # A pull request touches a few areas, not the whole project.
     model_uids = [u for layer in layers[1:] for u in layer]
-    picked = rnd.sample(model_uids, changes)
+    touched_areas = rnd.sample(sorted({area[u] for u in model_uids}), 3)
+    candidates = [u for u in model_uids if area[u] in touched_areas]
+    picked = rnd.sample(candidates, min(changes, len(candidates)))
+    picked += rnd.sample([u for u in model_uids if u not in picked], changes - len(picked))
     added, removed = picked[:2], picked[2:4]
     modified = picked[4:]
     children: dict[str, list[str]] = {}

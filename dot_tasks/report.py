@@ -212,10 +212,10 @@ def _nodes_and_edges(diff: dict[str, Any]) -> tuple[list[Node], list[tuple[int, 
 def _collapse(nodes: list[Node], edges: list[tuple[int, int]]) -> list[list[int]]:
     """Groups of unchanged nodes to draw as one box each: the regions away from every change.
 
-    A node stays drawn when it changed (code or data) or touches a node that did; the
-    remaining nodes collapse by connected region. A group is dropped back to single
-    nodes when collapsing it would draw a cycle (a region both upstream and downstream
-    of a change), and a region of one node stays a node.
+    A node stays drawn when it changed (code or data) or touches a node that did. The
+    rest collapse: the connected regions among them that hang off the same drawn nodes
+    (or off none) make one box. A box of one node stays a node, and a group that would
+    draw a cycle is split by depth.
     """
     import networkx as nx
 
@@ -229,7 +229,20 @@ def _collapse(nodes: list[Node], edges: list[tuple[int, int]]) -> list[list[int]
     rest = nx.Graph()
     rest.add_nodes_from(n.index for n in nodes if n.index not in near)
     rest.add_edges_from((p, c) for p, c in edges if p not in near and c not in near)
-    groups = [sorted(g) for g in nx.connected_components(rest) if len(g) > 1]
+    region = {i: r for r, members in enumerate(nx.connected_components(rest)) for i in members}
+    anchors: dict[int, set[tuple[int, str]]] = {r: set() for r in region.values()}
+    for parent, child in edges:
+        if parent in region and child not in region:
+            anchors[region[parent]].add((child, "down"))
+        elif child in region and parent not in region:
+            anchors[region[child]].add((parent, "up"))
+    by_anchor: dict[frozenset[tuple[int, str]], list[int]] = {}
+    for i, r in sorted(region.items()):
+        by_anchor.setdefault(frozenset(anchors[r]), []).append(i)
+    groups = [members for members in by_anchor.values() if len(members) > 1]
+    dag = nx.DiGraph(edges)
+    dag.add_nodes_from(range(len(nodes)))
+    depth = {i: d for d, generation in enumerate(nx.topological_generations(dag)) for i in generation}
     while groups:
         member = {i: g for g, group in enumerate(groups) for i in group}
         contracted = nx.DiGraph()
@@ -242,8 +255,16 @@ def _collapse(nodes: list[Node], edges: list[tuple[int, int]]) -> list[list[int]
             cycle = nx.find_cycle(contracted)
         except nx.NetworkXNoCycle:
             break
+        # Split each group on the cycle by depth: boxes of nodes of one topological generation
+        # can never close a cycle, since every edge leads to a later generation.
         broken = {end[1] for edge in cycle for end in edge[:2] if end[0] == "g"}
-        groups = [g for i, g in enumerate(groups) if i not in broken]
+        kept = [g for i, g in enumerate(groups) if i not in broken]
+        for i in sorted(broken):
+            by_depth: dict[int, list[int]] = {}
+            for member_index in groups[i]:
+                by_depth.setdefault(depth[member_index], []).append(member_index)
+            kept += [part for part in by_depth.values() if len(part) > 1 and part != groups[i]]
+        groups = kept
     return sorted(groups, key=lambda g: g[0])
 
 
