@@ -148,6 +148,9 @@ def _samples(values: dict[str, Any] | None) -> dict[str, Any] | None:
             else:
                 sides[side] = None
         rows.append({"kind": str(item.get("kind", "")), "key": key, **sides})
+    # The columns that changed most come first, so the marked cells are in sight without scrolling.
+    counts = values.get("columns") or {}
+    columns.sort(key=lambda c: -int(counts.get(c) or 0))
     for row in rows:
         for side in ("base", "head"):
             if row[side] is not None:
@@ -502,7 +505,8 @@ aside h2{margin:0 24px 2px 0;font-size:18px;word-break:break-all}aside h3{font-s
 .pill{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600;border:1px solid}
 table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #e5e7eb;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f9fafb;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.samples td{font-family:ui-monospace,Menlo,monospace;white-space:pre-wrap;word-break:break-all;max-width:180px}
+.scroll{overflow-x:auto;max-width:100%}.samples td{font-family:ui-monospace,Menlo,monospace;white-space:pre;max-width:220px;overflow:hidden;text-overflow:ellipsis}
+.samples th{white-space:nowrap}
 td.differs{background:#fef3c7;font-weight:600}td.absent{background:#f3f4f6;color:#9ca3af}td.null{color:#9ca3af;font-style:italic}
 tr.kind-added td.side-head{background:#dcfce7}tr.kind-removed td.side-base{background:#fee2e2}
 .plus{color:#15803d}.minus{color:#b91c1c}ul.cols{margin:0;padding-left:18px}.bar-share{height:6px;background:#e5e7eb;border-radius:3px;width:80px;display:inline-block;vertical-align:middle}
@@ -536,6 +540,7 @@ _SCRIPT = r"""
   }
   function zoomAt(factor, cx, cy) {
     var v = views[current.id], k = Math.min(4, Math.max(0.05, v.k * factor));
+    v.fitted = false;
     v.x = cx - (cx - v.x) * (k / v.k); v.y = cy - (cy - v.y) * (k / v.k); v.k = k; apply();
   }
   canvas.addEventListener("wheel", function (ev) {
@@ -553,7 +558,7 @@ _SCRIPT = r"""
     var dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
     if (!drag.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
     drag.moved = true; canvas.classList.add("dragging");
-    var v = views[current.id]; v.x += dx; v.y += dy; drag.x = ev.clientX; drag.y = ev.clientY; apply();
+    var v = views[current.id]; v.x += dx; v.y += dy; v.fitted = false; drag.x = ev.clientX; drag.y = ev.clientY; apply();
   });
   window.addEventListener("pointerup", function () {
     canvas.classList.remove("dragging");
@@ -595,7 +600,12 @@ _SCRIPT = r"""
     if (r.top < c.top + m) v.y += c.top + m - r.top;
     apply();
   }
-  function showDetail() { detail.hidden = false; reveal(); }
+  function showDetail() {
+    var wasHidden = detail.hidden;
+    detail.hidden = false;
+    // Still the fitted picture (the reader has not panned or zoomed): fit it to the narrower canvas.
+    if (wasHidden && views[current.id].fitted) fit(); else reveal();
+  }
   function markSelected() {
     Array.prototype.forEach.call(document.querySelectorAll(".box.selected"), function (b) { b.classList.remove("selected"); });
     Array.prototype.forEach.call(current.querySelectorAll(".edge.lit"), function (e) { e.classList.remove("lit"); });
@@ -665,7 +675,7 @@ _SCRIPT = r"""
         });
         samples.appendChild(tr);
       });
-      body.appendChild(samples);
+      body.appendChild(el("div", {"class": "scroll"}, [samples]));
     }
     showDetail();
   }
@@ -694,7 +704,10 @@ _SCRIPT = r"""
   canvas.addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && ev.target.classList && ev.target.classList.contains("box")) ev.target.dispatchEvent(new MouseEvent("click", {bubbles: true}));
   });
-  document.getElementById("close").addEventListener("click", function () { detail.hidden = true; selected = null; markSelected(); });
+  document.getElementById("close").addEventListener("click", function () {
+    detail.hidden = true; selected = null; markSelected();
+    if (views[current.id].fitted) fit();
+  });
 
   // --- filter by name ---
   var filter = document.getElementById("filter"), matches = document.getElementById("matches");
