@@ -26,8 +26,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-import report_diffs  # noqa: E402
-from bench_report import CHROMIUM_FLAGS, chromium  # noqa: E402
+import report_diffs
+from bench_report import CHROMIUM_FLAGS, chromium
 
 
 def example_diff(tmp: Path) -> tuple[dict, str]:

@@ -17,6 +17,7 @@ import hashlib
 import html
 import json
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 #: Fill of a node's box per state; the legend, the tests and the CSS read this one table.
@@ -343,7 +344,7 @@ def _e(text: Any) -> str:
 def _edge_path(start: tuple[float, float], middle: list[tuple[float, float]], end: tuple[float, float]) -> str:
     points = [start, *middle, end]
     parts = [f"M{points[0][0]:.1f},{points[0][1]:.1f}"]
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+    for (x0, y0), (x1, y1) in pairwise(points):
         bend = (x1 - x0) / 2
         parts.append(f"C{x0 + bend:.1f},{y0:.1f} {x1 - bend:.1f},{y1:.1f} {x1:.1f},{y1:.1f}")
     return "".join(parts)
@@ -356,9 +357,9 @@ def _short(name: str) -> str:
 def _svg(drawing: Drawing, nodes: list[Node], groups: list[list[int]], view: str) -> str:
     pad = 20
     # Inline SVG in an HTML page needs no xmlns: the page names no URL at all.
-    out = [f'<svg class="graph" id="graph-{view}" data-view="{view}" '
-           f'data-width="{drawing.width + 2 * pad:.0f}" data-height="{drawing.height + 2 * pad:.0f}">'
-           f'<g class="viewport"><g transform="translate({pad},{pad})"><g class="edges">']
+    out = [(f'<svg class="graph" id="graph-{view}" data-view="{view}" '
+            f'data-width="{drawing.width + 2 * pad:.0f}" data-height="{drawing.height + 2 * pad:.0f}">'
+            f'<g class="viewport"><g transform="translate({pad},{pad})"><g class="edges">')]
     for src, dst, middle in drawing.edges:
         (sx, sy), (tx, ty) = drawing.boxes[src], drawing.boxes[dst]
         start, end = (sx + NODE_W / 2, sy), (tx - NODE_W / 2 - 4, ty)

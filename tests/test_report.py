@@ -11,7 +11,6 @@ diff branch (ids end in `[fixture-json]`).
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import importlib.util
 import json
@@ -29,7 +28,7 @@ from dot_tasks import report
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "data" / "report_example_diff.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import report_diffs  # noqa: E402  (a generator module of the benchmarks, not an installed package)
+import report_diffs  # a generator module of the benchmarks, not an installed package
 
 SOURCE = "diffing" if importlib.util.find_spec("dot_tasks.diffing") is not None else "fixture-json"
 HOSTILE_NAME = '</script><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -63,10 +62,10 @@ def test_hostile_names_and_values_are_escaped() -> None:
         assert raw not in page, raw
     # Exactly our two script elements: the data (JSON) and the code, and the code is the one the CSP allows.
     assert page.count("<script") == 2
-    script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
+    script = re.search(r"<script>(.*?)</script>", page, re.DOTALL).group(1)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     assert f"script-src 'sha256-{digest}'" in page
-    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1)
+    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.DOTALL).group(1)
     assert "\u2028" not in data  # a line separator ends a JavaScript string in older engines
     assert any(n["name"] == HOSTILE_NAME for n in json.loads(data)["nodes"])
 
@@ -82,8 +81,8 @@ def test_200_models_with_20_changes_stay_under_2_mb_and_unchanged_regions_collap
     diff = report_diffs.synthetic_diff(models=200, changes=20)
     page = report.render_html(diff)
     assert len(page.encode()) < 2_000_000
-    collapsed = re.search(r'<svg class="graph" id="graph-collapsed".*?</svg>', page, re.S).group(0)
-    full = re.search(r'<svg class="graph" id="graph-full".*?</svg>', page, re.S).group(0)
+    collapsed = re.search(r'<svg class="graph" id="graph-collapsed".*?</svg>', page, re.DOTALL).group(0)
+    full = re.search(r'<svg class="graph" id="graph-full".*?</svg>', page, re.DOTALL).group(0)
     assert full.count('class="box node') == 200
     assert collapsed.count('class="box node') < 200 and 'class="box group"' in collapsed
     # Every node that changed is still drawn on its own in the collapsed picture.
