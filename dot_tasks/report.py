@@ -246,6 +246,9 @@ def _collapse(nodes: list[Node], edges: list[tuple[int, int]]) -> list[list[int]
     groups = [members for members in by_anchor.values() if len(members) > 1]
     dag = nx.DiGraph(edges)
     dag.add_nodes_from(range(len(nodes)))
+    if not nx.is_directed_acyclic_graph(dag):
+        # Base's edges and head's together can loop (a -> b before, b -> a after): draw every node.
+        return []
     depth = {i: d for d, generation in enumerate(nx.topological_generations(dag)) for i in generation}
     while groups:
         member = {i: g for g, group in enumerate(groups) for i in group}

@@ -260,3 +260,26 @@ def test_collapsed_regions_open_into_the_whole_graph_and_zoom_moves_it(browser, 
     assert full.locator(".viewport").get_attribute("transform") != before
     assert opened.errors == []
     page.close()
+
+
+def test_sparse_odd_and_looping_diffs_still_render() -> None:
+    assert "no differences" in report.render_html({})
+    odd = {
+        "base": {"ref": None, "commit": "a" * 40}, "head": {}, "differs": True,
+        "nodes": [
+            {"name": "x", "unique_id": "model.p.x", "code": "removed", "rows": {"base": 3, "head": None},
+             "values": None, "values_skipped": "only in base"},
+            {"name": "y", "unique_id": "model.p.y", "code": "unchanged", "impacted": True, "rows": {"base": 3, "head": 3},
+             "values": {"key": ["a", "b"], "added": 0, "removed": 0, "changed": 1, "unchanged": 2, "columns": {"c": 1},
+                        "sample": [{"kind": "changed", "key": [1, 2], "base": [5], "head": [6]}, "not a row"]}},
+        ],
+        # One hop outside the selection, a self-loop, an edge to a node nobody described.
+        "lineage": {"nodes": {"model.p.z": {"name": "z", "in_selection": False}},
+                    "edges": [["model.p.z", "model.p.y"], ["model.p.y", "model.p.y"], ["model.p.q", "model.p.y"]]},
+    }
+    page = report.render_html(odd)
+    assert page.count('class="box node') == 3 and 'class="box node state-unchanged context"' in page
+    # Base's and head's edges together may loop: every node is drawn, nothing collapses.
+    looping = {"nodes": [{"name": n, "unique_id": n, "code": "unchanged"} for n in "abcdef"],
+               "lineage": {"nodes": {}, "edges": [["a", "b"], ["b", "c"], ["c", "a"], ["d", "e"], ["e", "f"]]}}
+    assert report.render_html(looping).count('class="box node') == 6
