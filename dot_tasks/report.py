@@ -539,8 +539,9 @@ _SCRIPT = r"""
   function fit() {
     var v = views[current.id], w = canvas.clientWidth, h = canvas.clientHeight;
     var gw = +current.getAttribute("data-width"), gh = +current.getAttribute("data-height");
-    v.k = Math.min(1.2, Math.max(0.05, Math.min(w / gw, h / gh)));
-    v.x = (w - gw * v.k) / 2; v.y = Math.max(0, (h - gh * v.k) / 2); v.fitted = true; apply();
+    // The whole picture when its names stay legible; else the full width, from the top, to scroll down.
+    v.k = Math.min(1.2, w / gw, Math.max(0.45, Math.min(w / gw, h / gh)));
+    v.x = Math.max(0, (w - gw * v.k) / 2); v.y = Math.max(0, (h - gh * v.k) / 2); v.fitted = true; apply();
   }
   function zoomAt(factor, cx, cy) {
     var v = views[current.id], k = Math.min(4, Math.max(0.05, v.k * factor));
@@ -731,9 +732,10 @@ _SCRIPT = r"""
     if (ev.key !== "Enter") return;
     var box = current.querySelector(".box.match");
     if (!box) return;
-    var r = box.getBoundingClientRect(), c = canvas.getBoundingClientRect(), v = views[current.id];
-    v.x += c.width / 2 - (r.left - c.left + r.width / 2); v.y += c.height / 2 - (r.top - c.top + r.height / 2); apply();
     box.dispatchEvent(new MouseEvent("click", {bubbles: true}));
+    var r = box.getBoundingClientRect(), c = canvas.getBoundingClientRect(), v = views[current.id];
+    v.x += c.width / 2 - (r.left - c.left + r.width / 2); v.y += c.height / 2 - (r.top - c.top + r.height / 2);
+    v.fitted = false; apply();
   });
   window.addEventListener("resize", function () { if (views[current.id].fitted) fit(); });
   fit();
