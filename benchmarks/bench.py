@@ -13,6 +13,8 @@ and prints a table of medians:
   d  `dot-tasks run` vs the same steps by hand (git worktree add + profiles.yml + dbt build),
      30-model DuckDB project: cold, then a warm re-run of the same commit
   e  peak memory (ru_maxrss) of the orchestrating process of a `dot-tasks run`
+  report  the lineage report of a generated 200-model diff with 20 changes: size, write time,
+     time to show in headless Chromium (bench_report.py, which also runs alone)
 
 This is a plain script, not a test: it reports, it does not assert. It exits 1
 only when a measurement could not be taken.
@@ -41,7 +43,7 @@ PY = sys.executable
 DBT = str(Path(sys.executable).parent / "dbt")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOT = [PY, "-m", "dot_tasks"]
-MEASUREMENTS = ["a", "b", "c", "d", "e"]
+MEASUREMENTS = ["a", "b", "c", "d", "e", "report"]
 TIMEOUT = 900
 
 # The big repository of (a) and (b).
@@ -740,13 +742,30 @@ def measure_e(env: Env, repeat: int, repo: Path) -> list[Result]:
     return [result]
 
 
+def measure_report(repeat: int) -> list[Result]:
+    import bench_report
+
+    got = bench_report.measure(models=200, changes=20, repeat=repeat)
+    label = "200-model diff, 20 changes"
+    size = Result("report", f"{label}: size", "MB", ours=[got["bytes"] / 1e6], target_kind="abs", target=2.0)
+    size.notes.append(f"{got['nodes_drawn_collapsed']} nodes and {got['groups_collapsed']} collapsed groups drawn")
+    write = Result("report", f"{label}: write (Python)", "s", ours=got["write_seconds"])
+    shown = Result("report", f"{label}: shown in Chromium", "s", ours=got["shown_seconds"], target_kind="abs", target=1.0)
+    shown.notes.append("navigation start to the second frame after load, fresh tab each run")
+    if got.get("browser_error"):
+        shown.error = got["browser_error"]
+    if got["console_errors"] or got["requests"]:
+        shown.failed_checks.append(f"{len(got['console_errors'])} console errors, requests {got['requests']}")
+    return [size, write, shown]
+
+
 # --- main ----------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is reported (>= 3)")
-    parser.add_argument("--only", default=",".join(MEASUREMENTS), help="comma-separated subset of a,b,c,d,e")
+    parser.add_argument("--only", default=",".join(MEASUREMENTS), help="comma-separated subset of a,b,c,d,e,report")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
     parser.add_argument("--tmp-dir", default=None, help="where to make the temporary directory")
@@ -800,6 +819,8 @@ def main(argv: list[str] | None = None) -> int:
                     results += measure_d(env, args.repeat, duck)
                 elif letter == "e":
                     results += measure_e(env, args.repeat, duck)
+                elif letter == "report":
+                    results += measure_report(args.repeat)
             except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
                 results.append(Result(letter, "(could not measure)", "s", error=str(exc)))
             say(f"({letter}) took {time.perf_counter() - t0:.1f} s")

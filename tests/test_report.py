@@ -1,0 +1,285 @@
+"""The lineage report: a self-contained page, escaped text, and what a reviewer sees in a real browser.
+
+The browser tests open the report of the bundled example committed twice (a copy of
+examples/shop on `main`, and a branch where a returned order keeps no payment: `orders`
+is modified in one column, `customers` impacted). Where `dot_tasks.diffing` exists the
+diff is computed by `diff_builds` over real DuckDB builds (test ids end in `[diffing]`);
+otherwise from tests/data/report_example_diff.json, which that same code produced on the
+diff branch (ids end in `[fixture-json]`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dot_tasks import report
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "data" / "report_example_diff.json"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import report_diffs  # a generator module of the benchmarks, not an installed package
+
+SOURCE = "diffing" if importlib.util.find_spec("dot_tasks.diffing") is not None else "fixture-json"
+HOSTILE_NAME = '</script><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+HOSTILE_VALUE = "<img src=y onerror=window.__pwned=3>\u2028'\"&amp;"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def _hostile_diff() -> dict[str, Any]:
+    diff = report_diffs.synthetic_diff(models=16, changes=6, seed=3)
+    node = next(n for n in diff["nodes"] if n["code"] == "modified")
+    old = node["unique_id"]
+    node["name"], node["unique_id"] = HOSTILE_NAME, "model.shop." + HOSTILE_NAME
+    lineage = diff["lineage"]
+    lineage["nodes"][node["unique_id"]] = {**lineage["nodes"].pop(old), "name": HOSTILE_NAME}
+    lineage["edges"] = [[node["unique_id"] if u == old else u for u in edge] for edge in lineage["edges"]]
+    node["columns"]["added"] = [HOSTILE_VALUE]
+    node["values"]["sample"] = [{"kind": "changed", "key": {"id": HOSTILE_VALUE},
+                                 "base": {c: HOSTILE_VALUE for c in node["values"]["columns"]},
+                                 "head": {c: "</script>" for c in node["values"]["columns"]}}]
+    diff["base"]["ref"] = HOSTILE_VALUE
+    return diff
+
+
+# --- the page itself, no browser needed ---------------------------------------------------
+
+
+def test_hostile_names_and_values_are_escaped() -> None:
+    page = report.render_html(_hostile_diff())
+    for raw in (HOSTILE_NAME, HOSTILE_VALUE, "<img", "</script><script>"):
+        assert raw not in page, raw
+    # Exactly our two script elements: the data (JSON) and the code, and the code is the one the CSP allows.
+    assert page.count("<script") == 2
+    script = re.search(r"<script>(.*?)</script>", page, re.DOTALL).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in page
+    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.DOTALL).group(1)
+    assert "\u2028" not in data  # a line separator ends a JavaScript string in older engines
+    assert any(n["name"] == HOSTILE_NAME for n in json.loads(data)["nodes"])
+
+
+def test_page_names_no_other_resource() -> None:
+    page = report.render_html(report_diffs.synthetic_diff())
+    assert "://" not in page  # no http(s), no file, no protocol-relative load of anything
+    assert not re.search(r"""\b(src|href)\s*=\s*["'][^"'#]""", page)
+    assert "default-src 'none'" in page
+
+
+def test_200_models_with_20_changes_stay_under_2_mb_and_unchanged_regions_collapse() -> None:
+    diff = report_diffs.synthetic_diff(models=200, changes=20)
+    page = report.render_html(diff)
+    assert len(page.encode()) < 2_000_000
+    collapsed = re.search(r'<svg class="graph" id="graph-collapsed".*?</svg>', page, re.DOTALL).group(0)
+    full = re.search(r'<svg class="graph" id="graph-full".*?</svg>', page, re.DOTALL).group(0)
+    assert full.count('class="box node') == 200
+    assert collapsed.count('class="box node') < 200 and 'class="box group"' in collapsed
+    # Every node that changed is still drawn on its own in the collapsed picture.
+    changed = [n for n in diff["nodes"] if n["code"] != "unchanged" or n["impacted"]]
+    assert len(changed) >= 20
+    shown = {n["name"].lower() for n in diff["nodes"]
+             if f'data-name="{n["name"].lower()}"' in collapsed}
+    assert {n["name"].lower() for n in changed} <= shown
+
+
+# --- in Chromium ------------------------------------------------------------------------------
+
+
+def _chromium() -> str | None:
+    path = os.environ.get("DOT_TASKS_TEST_CHROMIUM") or "/usr/bin/chromium"
+    return path if Path(path).exists() else shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):
+    """Debian's Chromium driven by Playwright, with a fresh profile and every background request off."""
+    executable = _chromium()
+    missing = "no Chromium (apt-get install chromium)" if executable is None else None
+    if missing is None and importlib.util.find_spec("playwright") is None:
+        missing = "no playwright (pip install -e '.[dev]')"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}: the browser tests must run under CI")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable, headless=True,
+            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 900},
+        )
+        context.set_default_timeout(5_000)
+        yield context
+        context.close()
+
+
+class Opened:
+    """A report open in a tab, with everything the page said and asked for."""
+
+    def __init__(self, context: Any, path: Path) -> None:
+        self.url = path.as_uri()
+        self.page = context.new_page()
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.goto(self.url)
+
+    def fill_of(self, selector: str) -> str:
+        return self.page.locator(selector).first.locator(".shape").evaluate("e => getComputedStyle(e).fill")
+
+
+def _rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+@pytest.fixture(scope="module", params=[SOURCE])
+def example_diff(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if request.param == "fixture-json":
+        return json.loads(FIXTURE.read_text())
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:  # what conftest's hermetic_git does, for a module's worth of tests
+        for name in list(os.environ):
+            if name.startswith(("DBT_", "INVOKE_", "GIT_")):
+                mp.delenv(name)
+        mp.setenv("HOME", str(home))
+        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+        for who in ("AUTHOR", "COMMITTER"):
+            mp.setenv(f"GIT_{who}_NAME", "Test")
+            mp.setenv(f"GIT_{who}_EMAIL", "test@example.com")
+        mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        project, first, second = report_diffs.make_example_project(tmp_path_factory.mktemp("example"))
+        return report_diffs.example_diff(project, first, second)
+
+
+@pytest.fixture(scope="module")
+def opened_example(browser, example_diff: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Opened:
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    path.write_text(report.render_html(example_diff), encoding="utf-8")
+    return Opened(browser, path)
+
+
+def _node(diff: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(n for n in diff["nodes"] if n["name"] == name)
+
+
+@pytest.mark.browser
+def test_modified_node_is_drawn_in_the_modified_colour(opened_example: Opened, example_diff: dict[str, Any]) -> None:
+    assert _node(example_diff, report_diffs.CHANGED_MODEL)["code"] == "modified"
+    assert _node(example_diff, "customers")["impacted"] is True
+    selector = f'.node[data-name="{report_diffs.CHANGED_MODEL}"]'
+    assert opened_example.page.locator(selector).count() == 1
+    assert opened_example.fill_of(selector) == _rgb(report.COLOURS["modified"])
+    assert opened_example.fill_of('.node[data-name="customers"]') == _rgb(report.COLOURS["impacted"])
+    assert opened_example.fill_of('.node[data-name="stg_orders"]') == _rgb(report.COLOURS["unchanged"])
+
+
+@pytest.mark.browser
+def test_clicking_the_modified_node_shows_its_changed_column_count(opened_example: Opened,
+                                                                    example_diff: dict[str, Any]) -> None:
+    values = _node(example_diff, report_diffs.CHANGED_MODEL)["values"]
+    changed = sorted(c for c, n in values["columns"].items() if n)
+    assert changed == ["amount"], "the example's change touches one column"
+    page = opened_example.page
+    assert page.locator("#detail").is_hidden()
+    page.locator(f'.node[data-name="{report_diffs.CHANGED_MODEL}"]').click()
+    assert page.locator("#detail").is_visible()
+    assert page.locator("#detail h2").inner_text() == report_diffs.CHANGED_MODEL
+    assert page.locator("#changed-columns").inner_text().startswith(f"{len(changed)} column changed")
+    rows = page.locator("table.per-column tr")
+    assert rows.nth(1).locator("td").nth(0).inner_text() == "amount"
+    assert rows.nth(1).locator("td").nth(1).inner_text() == str(values["columns"]["amount"])
+    # Samples side by side: in each changed row, exactly the amount's base and head cells are marked.
+    marked = page.locator("table.samples tr.kind-changed").first.locator("td.differs")
+    assert marked.count() == 2
+
+
+@pytest.mark.browser
+def test_no_console_error_and_no_request_leaves_the_file(opened_example: Opened) -> None:
+    page = opened_example.page
+    page.locator(f'.node[data-name="{report_diffs.CHANGED_MODEL}"]').click()
+    page.locator("#filter").fill("stg_")
+    assert page.locator("#matches").inner_text() == "3 matches"
+    page.mouse.move(600, 500)
+    page.mouse.wheel(0, -300)
+    assert opened_example.errors == []
+    assert opened_example.requests == [opened_example.url]
+
+
+@pytest.mark.browser
+def test_hostile_names_are_shown_as_text_and_never_run(browser, tmp_path: Path) -> None:
+    path = tmp_path / "hostile.html"
+    path.write_text(report.render_html(_hostile_diff()), encoding="utf-8")
+    opened = Opened(browser, path)
+    page = opened.page
+    # The markup in the names and values became text: no element was made of it.
+    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    assert page.evaluate("document.querySelectorAll('img, iframe, object, embed').length") == 0
+    labels = page.locator(".node.state-modified .name").evaluate_all("els => els.map(e => e.textContent)")
+    assert report._short(HOSTILE_NAME) in labels
+    box = page.locator(".node.state-modified").filter(has_text="</script>")
+    box.first.click()
+    assert page.locator("#detail h2").inner_text() == HOSTILE_NAME
+    assert HOSTILE_VALUE.replace("\u2028", "") in page.locator("table.samples").inner_text().replace("\u2028", "")
+    assert page.evaluate("window.__pwned") is None
+    assert opened.errors == []  # a CSP refusal would be a console error
+    assert opened.requests == [opened.url]
+    page.close()
+
+
+@pytest.mark.browser
+def test_collapsed_regions_open_into_the_whole_graph_and_zoom_moves_it(browser, tmp_path: Path) -> None:
+    path = tmp_path / "big.html"
+    path.write_text(report.render_html(report_diffs.synthetic_diff(models=200, changes=20)), encoding="utf-8")
+    opened = Opened(browser, path)
+    page = opened.page
+    collapsed, full = page.locator("#graph-collapsed"), page.locator("#graph-full")
+    assert collapsed.is_visible() and full.is_hidden()
+    assert 0 < collapsed.locator(".box.node").count() < 200
+    page.locator("#graph-collapsed .box.group").first.click()
+    assert "unchanged nodes" in page.locator("#detail h2").inner_text()
+    page.locator("#toggle").click()
+    assert full.is_visible() and collapsed.is_hidden()
+    assert full.locator(".box.node").count() == 200
+    before = full.locator(".viewport").get_attribute("transform")
+    page.locator("#zoom-in").click()
+    assert full.locator(".viewport").get_attribute("transform") != before
+    assert opened.errors == []
+    page.close()
+
+
+def test_sparse_odd_and_looping_diffs_still_render() -> None:
+    assert "no differences" in report.render_html({})
+    odd = {
+        "base": {"ref": None, "commit": "a" * 40}, "head": {}, "differs": True,
+        "nodes": [
+            {"name": "x", "unique_id": "model.p.x", "code": "removed", "rows": {"base": 3, "head": None},
+             "values": None, "values_skipped": "only in base"},
+            {"name": "y", "unique_id": "model.p.y", "code": "unchanged", "impacted": True, "rows": {"base": 3, "head": 3},
+             "values": {"key": ["a", "b"], "added": 0, "removed": 0, "changed": 1, "unchanged": 2, "columns": {"c": 1},
+                        "sample": [{"kind": "changed", "key": [1, 2], "base": [5], "head": [6]}, "not a row"]}},
+        ],
+        # One hop outside the selection, a self-loop, an edge to a node nobody described.
+        "lineage": {"nodes": {"model.p.z": {"name": "z", "in_selection": False}},
+                    "edges": [["model.p.z", "model.p.y"], ["model.p.y", "model.p.y"], ["model.p.q", "model.p.y"]]},
+    }
+    page = report.render_html(odd)
+    assert page.count('class="box node') == 3 and 'class="box node state-unchanged context"' in page
+    # Base's and head's edges together may loop: every node is drawn, nothing collapses.
+    looping = {"nodes": [{"name": n, "unique_id": n, "code": "unchanged"} for n in "abcdef"],
+               "lineage": {"nodes": {}, "edges": [["a", "b"], ["b", "c"], ["c", "a"], ["d", "e"], ["e", "f"]]}}
+    assert report.render_html(looping).count('class="box node') == 6
