@@ -124,3 +124,22 @@ def test_a_profile_changed_behind_the_builds_back_is_refused(project: Project) -
     assert f"dbt's target schema is dev, not this build's dev_{project.second[:8]}" in run.stderr
     assert "Traceback" not in run.stderr
     assert "dev" not in _schemas(project)
+
+
+def test_a_schema_written_with_a_jinja_block_is_not_taken_for_an_override(tmp_path) -> None:
+    from conftest import make_project
+
+    profile = """
+        shop:
+          target: dev
+          outputs:
+            dev:
+              type: duckdb
+              path: warehouse.duckdb
+              schema: "{% if env_var('DOT_TEST_SECRET') %}dev{% else %}other{% endif %}"
+              threads: 2
+        """
+    project = make_project(tmp_path, profile=profile)
+    result = project.run("run", "--json")
+    assert result.code == 0, result.stderr
+    assert f"dev_{project.second[:8]}" in _schemas(project) and "dev" not in _schemas(project)
