@@ -38,9 +38,6 @@ def test_no_secret_is_written_under_dot_on_duckdb(tmp_path) -> None:
     assert result.code == 0, result.stderr
     seen = duckdb_rows(project.project_dir / "warehouse.duckdb", f"select home from dev_{commit[:8]}.seen")
     assert seen == [(f"/nonexistent/{SECRET}",)]
-    # Without the token, dbt fails: it does read the value from the environment.
-    missing = project.run("build", "--command", "compile")
-    assert missing.code != 0 and "DBT_ENV_SECRET_TOKEN" in missing.stderr
     assert SECRET not in result.stdout + result.stderr and TOKEN not in result.stdout + result.stderr
     files = [p for p in (project.project_dir / ".dot").rglob("*") if p.is_file() and not p.is_symlink()]
     assert len(files) > 20  # the profile, the records, dbt's manifest, run results and logs
@@ -53,3 +50,6 @@ def test_no_secret_is_written_under_dot_on_duckdb(tmp_path) -> None:
     assert output["settings"]["home_directory"] == "/nonexistent/{{ env_var('DOT_TEST_SECRET') }}"
     assert output["api_token"] == "{{ env_var('DBT_ENV_SECRET_TOKEN') }}"
     assert stat.S_IMODE(generated.stat().st_mode) == 0o600
+    # Without the token, dbt fails: it does read the value from the environment.
+    missing = project.run("build", "--command", "compile")
+    assert missing.code != 0 and "DBT_ENV_SECRET_TOKEN" in missing.stderr
