@@ -332,6 +332,7 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
 def _child(request: DbtRequest, report: dict[str, Any]) -> int:
     from dbt.cli.main import dbtRunner
 
+    from .files import write_atomic
     from .locks import hold
 
     common = [
@@ -345,7 +346,7 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
                 result = dbtRunner().invoke(["deps", *common, "--log-path", request.log_path])
                 if not result.success:
                     return EXIT_ERROR if result.exception else EXIT_FAILURES
-                Path(request.deps_marker).write_text("ok\n")
+                write_atomic(Path(request.deps_marker), "ok\n")
 
     if request.command[0] in WRITING_COMMANDS:
         _install_guard(request, report)
