@@ -22,7 +22,7 @@ def test_lock_timeout_waits_as_long_as_asked_and_no_longer(tmp_path, capsys, tim
             with hold(lock, "the second", timeout=timeout):
                 pass
         waited = time.monotonic() - started
-    assert timeout <= waited < timeout + 0.5, waited
+    assert timeout <= waited < timeout + 1.0, waited  # a loaded CI machine oversleeps a little
     assert capsys.readouterr().err.count("dot-tasks: waiting for the second (held by pid") == 1
 
 
