@@ -26,7 +26,7 @@ from .errors import ProfileError, ProjectError, WorktreeError
 from .files import read_json, write_atomic, write_json_atomic
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, locks_dir
 from .locks import hold
-from .naming import DEFAULT_SHORT_LENGTH, check_context_name, check_identifier_length, short_hash
+from .naming import DEFAULT_SHORT_LENGTH, check_context_name, check_identifier_length, is_template, short_hash
 from .profiles import (
     ChosenOutput,
     choose_output,
@@ -399,7 +399,7 @@ def build(
         # Keep what earlier builds learned about schemas, so `clean` can drop them
         # all, and name the schema before dbt starts, in case this run is killed.
         record["schemas"] = previous.get("schemas", [])
-        record["schema"] = schema if schema and "{{" not in schema else previous.get("schema")
+        record["schema"] = schema if schema and not is_template(schema) else previous.get("schema")
         write_json_atomic(ctx.record, record)
         outcome = run_dbt(request, lock_fds=tuple(fds))
         error = failure(outcome, request)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DbtFailed, DotError, IsolationError, ProfileError
-from .naming import IDENTIFIER_LIMITS, too_long
+from .naming import IDENTIFIER_LIMITS, is_template, too_long
 
 # dbt's exit codes (dbt.cli.exceptions.ExitCodes).
 EXIT_SUCCESS, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
@@ -312,7 +312,7 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
         report["schemas"] = sorted({str(n["schema"]) for n in writing} | {schema})
         try:
             expected = request.expected_schema
-            if expected and "{{" not in expected and schema != expected:
+            if expected and not is_template(expected) and schema != expected:
                 raise IsolationError(
                     f"refusing to build: dbt's target schema is {schema}, not this build's {expected}; "
                     "something overrides the generated profile"
@@ -332,6 +332,7 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
 def _child(request: DbtRequest, report: dict[str, Any]) -> int:
     from dbt.cli.main import dbtRunner
 
+    from .files import write_atomic
     from .locks import hold
 
     common = [
@@ -345,7 +346,7 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
                 result = dbtRunner().invoke(["deps", *common, "--log-path", request.log_path])
                 if not result.success:
                     return EXIT_ERROR if result.exception else EXIT_FAILURES
-                Path(request.deps_marker).write_text("ok\n")
+                write_atomic(Path(request.deps_marker), "ok\n")
 
     if request.command[0] in WRITING_COMMANDS:
         _install_guard(request, report)

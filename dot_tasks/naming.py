@@ -54,9 +54,14 @@ def too_long(name: str, limit: int) -> bool:
     return len(name.encode("utf-8")) > limit
 
 
+def is_template(text: str) -> bool:
+    """Whether dbt renders `text` (an expression or a block) before using it."""
+    return "{{" in text or "{%" in text
+
+
 def check_identifier_length(name: str, adapter_type: str) -> None:
     limit = IDENTIFIER_LIMITS.get(adapter_type)
-    if limit and "{{" not in name and too_long(name, limit):
+    if limit and not is_template(name) and too_long(name, limit):
         raise DotError(
             f"schema {name!r} is {len(name.encode('utf-8'))} bytes, but {adapter_type} cuts names at "
             f"{limit}: shorten the target's schema (or dot.short_hash_length)"

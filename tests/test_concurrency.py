@@ -78,32 +78,6 @@ def test_run_killed_at_any_moment_can_be_repeated(project: Project, delay: float
     assert git("status", "--porcelain", cwd=project.build_dir(project.second) / "worktree") == ""
 
 
-def test_killed_parent_keeps_the_build_locked_until_dbt_exits(project: Project) -> None:
-    assert project.run("worktree").code == 0 and project.run("profile").code == 0
-    proc = _popen(project, "build")
-    from dot_tasks.errors import LockTimeout
-    from dot_tasks.layout import BuildPaths
-    from dot_tasks.locks import hold
-
-    lock = BuildPaths(project.project_dir, project.second).context_lock("dev")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # wait until the build holds its lock
-        try:
-            with hold(lock, "probe", timeout=0):
-                pass
-            time.sleep(0.05)
-        except LockTimeout:
-            break
-    os.kill(proc.pid, signal.SIGKILL)  # only the orchestrator; dbt runs on
-    proc.wait()
-    with pytest.raises(LockTimeout):
-        with hold(lock, "probe", timeout=0):
-            pass
-    # Once the orphaned dbt finishes, the lock is free again.
-    with hold(lock, "probe", timeout=120):
-        pass
-
-
 def _commits_sharing_a_prefix(project: Project, length: int) -> tuple[str, str]:
     """Make commits until two share their first `length` hex digits (a birthday search)."""
     repo = pygit2.Repository(str(project.repo_dir))
