@@ -539,12 +539,21 @@ class RunOptions:
     clone: bool = False
 
 
-def ensure_base(ws: Workspace, options: RunOptions, say: Callable[[str], None]) -> Deferral | None:
-    """The build `options.defer_to` names, built first with `build_base`; None when not deferring."""
+def check_options(options: RunOptions) -> None:
+    """Refuse flags that cannot work together, before anything is built or checked out."""
+    from .dbt_runner import check_extra_args  # no dbt import: the module imports dbt in its child only
+
+    check_extra_args(options.args, deferred=options.defer_to is not None)
     if options.defer_to is None:
         for flag, given in (("--build-base", options.build_base), ("--clone", options.clone)):
             if given:
                 raise DeferralError(f"{flag} needs a base: give it with --defer-to CTX@REF")
+
+
+def ensure_base(ws: Workspace, options: RunOptions, say: Callable[[str], None]) -> Deferral | None:
+    """The build `options.defer_to` names, built first with `build_base`; None when not deferring."""
+    check_options(options)
+    if options.defer_to is None:
         return None
     base, commit, context, problem = find_base(ws, options.defer_to)
     if base is not None:
@@ -580,6 +589,7 @@ def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
         say(f"{name:<8} {describe(value)} ({time.monotonic() - started:.2f}s)")
         return value
 
+    check_options(options)
     ref = options.ref
     commit = summary["commit"] = step("resolve", lambda: resolve(ws, ref), lambda v: f"{ref} → {v}")
     base = ensure_base(ws, options, say)
