@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -389,8 +390,9 @@ def test_ci_shell_recipe_on_the_bundled_example(tmp_path: Path) -> None:
     assert {r["unique_id"] for r in results if r["unique_id"].startswith("model.")} == {
         "model.shop.orders", "model.shop.customers"}
     comment = (tmp_path / "comment.md").read_text()
-    has_diff = "diff" in subprocess.run([sys.executable, "-m", "dot_tasks", "--list"], cwd=repo,
-                                        capture_output=True, text=True).stdout.split()
+    listing = subprocess.run([sys.executable, "-m", "dot_tasks", "--list"], cwd=repo,
+                             capture_output=True, text=True).stdout
+    has_diff = re.search(r"^  diff( |$)", listing, re.M) is not None
     assert ("skipped" in comment) != has_diff, comment
 
     # The next PR run, on a fresh checkout, restores main's build from the cache (the warehouse,

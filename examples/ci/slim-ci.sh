@@ -25,7 +25,8 @@ say() { echo "slim-ci: $*" >&2; }
 # diff and promote arrive in dot-tasks with their own releases; until the one
 # installed has them, those steps say so and are skipped.
 # TODO(integrator): drop this guard once diff and promote are merged.
-has_task() { dot-tasks --list | awk '{print $1}' | grep -qx "$1"; }
+# (`--list` indents task names by two spaces, and wrapped descriptions by more.)
+has_task() { dot-tasks --list | grep -qE "^  $1( |\$)"; }
 
 cache_file() { echo "$DOT_CACHE_DIR/dot-$BASE_CONTEXT-$1.tar.gz"; }
 
