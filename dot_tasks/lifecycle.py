@@ -401,9 +401,12 @@ def _spare_bases(
     that names the base (`--ref`) is refused outright; a sweep (`--keep`,
     `--older-than`, `--all`, ...) keeps such bases and cleans the rest.
     """
-    leaving = {(r.commit, r.context) for r in rows}
-    remaining = [r for r in everything if (r.commit, r.context) not in leaving]
-    needed = [(row, users) for row in rows if row.context and (users := dependants(remaining, row))]
+    def needed_by_the_rest(going: list[BuildRow]) -> list[tuple[BuildRow, list[BuildRow]]]:
+        leaving = {(r.commit, r.context) for r in going}
+        remaining = [r for r in everything if (r.commit, r.context) not in leaving]
+        return [(row, users) for row in going if row.context and (users := dependants(remaining, row))]
+
+    needed = needed_by_the_rest(rows)
     if not needed or force:
         return rows, needed
 
@@ -416,10 +419,15 @@ def _spare_bases(
             "refusing to clean " + "; ".join(why(r, u) for r, u in needed)
             + ": clean the dependants first, or pass --force to break them"
         )
-    for row, users in needed:
-        progress(f"keeping {why(row, users)}; --force drops it anyway")
-    spared = {(r.commit, r.context) for r, _ in needed}
-    return [r for r in rows if (r.commit, r.context) not in spared], []
+    # A kept build keeps its own base in turn (a chain of deferrals), until nothing changes.
+    going = rows
+    while needed:
+        for row, users in needed:
+            progress(f"keeping {why(row, users)}; --force drops it anyway")
+        spared = {(r.commit, r.context) for r, _ in needed}
+        going = [r for r in going if (r.commit, r.context) not in spared]
+        needed = needed_by_the_rest(going)
+    return going, []
 
 
 def _whole_commit_goes(ws: Workspace, commit: str, rows: list[BuildRow], selection: Selection) -> bool:

@@ -407,3 +407,24 @@ def test_ci_shell_recipe_on_the_bundled_example(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=600)
     assert main.returncode == 0, main.stderr
     assert json.loads((builds / main_sha / "prod" / "build.json").read_text())["status"] == "success"
+
+
+def test_a_sweep_keeps_a_chain_of_bases() -> None:
+    """A defers to B, which cloned from C (its views read C): sweeping B and C keeps both."""
+    from dot_tasks.errors import DeferralError
+    from dot_tasks.lifecycle import BuildRow, Selection, _spare_bases
+
+    def row(commit: str, context: str, base: tuple[str, str] | None = None, cloned: bool = False) -> BuildRow:
+        deferred = {"commit": base[0], "context": base[1], "schema": "s"} if base else None
+        return BuildRow(commit * 40, commit * 8, context, "s", "success", 0.0, 0, 0,
+                        deferred_to=deferred, partial=bool(base), cloned=cloned)
+
+    a, b, c = row("a", "dev", ("b" * 40, "ci")), row("b", "ci", ("c" * 40, "prod"), cloned=True), row("c", "prod")
+    said: list[str] = []
+    going, broken = _spare_bases([a, b, c], [b, c], Selection(older_than=0), False, said.append)
+    assert going == [] and broken == []
+    assert [line.split()[1] for line in said] == ["ci@bbbbbbbb", "prod@cccccccc"]
+    going, broken = _spare_bases([a, b, c], [c], Selection(older_than=0), True, said.append)
+    assert going == [c] and broken == [(c, [b])]
+    with pytest.raises(DeferralError, match=r"refusing to clean prod@cccccccc \(ci@bbbbbbbb clones from it\)"):
+        _spare_bases([a, b, c], [c], Selection(commit="c" * 40), False, said.append)
