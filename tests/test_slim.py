@@ -428,3 +428,36 @@ def test_a_sweep_keeps_a_chain_of_bases() -> None:
     assert going == [c] and broken == [(c, [b])]
     with pytest.raises(DeferralError, match=r"refusing to clean prod@cccccccc \(ci@bbbbbbbb clones from it\)"):
         _spare_bases([a, b, c], [c], Selection(commit="c" * 40), False, said.append)
+
+
+def test_the_guard_covers_the_clone_step(tmp_path: Path) -> None:
+    """An unchanged node that escapes the schema is not rebuilt, but `--clone` would write it: refused."""
+    from conftest import duckdb_rows, make_project
+
+    project = make_project(tmp_path)
+    write(project.project_dir / "macros" / "generate_schema_name.sql", """
+        {% macro generate_schema_name(custom_schema_name, node) -%}
+          {%- if node.name == 'escape' -%}elsewhere{%- else -%}{{ target.schema }}{%- endif -%}
+        {%- endmacro %}
+        """)
+    write(project.project_dir / "models" / "escape.sql", "select 1 as x\n")
+    base = project.commit("a model that escapes the build's schema")
+    (project.project_dir / "models" / "orders.sql").write_text("select order_id from {{ ref('raw_orders') }}\n")
+    head = project.commit("change orders")
+    built = project.run("run", f"prod@{base}", "--allow-shared-schemas")
+    assert built.code == 0, built.stderr
+
+    result = project.run("run", f"dev@{head}", "--defer-to", f"prod@{base}", "--clone")
+    assert result.code == 2 and "Traceback" not in result.stderr, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "refusing to build" in line and "model.shop.escape → warehouse.elsewhere" in line, line
+    record = json.loads((project.build_dir(head) / "dev" / "build.json").read_text())
+    assert record["status"] == "failed" and record["cloned"] is False
+    # The deferred build itself ran (orders, in the head's schema); the clone wrote nothing anywhere.
+    schemas = {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb",
+                                         "select table_schema from information_schema.tables")}
+    head_tables = {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb",
+                                             f"select table_name from information_schema.tables "
+                                             f"where table_schema = 'dev_{head[:8]}'")}
+    assert head_tables == {"orders"} and "elsewhere" in schemas  # elsewhere: the base's, built on purpose
+    assert duckdb_rows(project.project_dir / "warehouse.duckdb", "select count(*) from elsewhere.escape") == [(1,)]
