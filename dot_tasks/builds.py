@@ -419,12 +419,23 @@ def build(
         # share a schema and must not build into it at once.
         fds = [locks.enter_context(hold(paths.context_lock(context), f"the {context} build of {commit[:12]}",
                                         ws.settings.lock_timeout))]
+        if defer is not None:
+            # Shared with other builds reading the same base, exclusive of a rebuild
+            # or a clean of it: the base cannot change or go while dbt reads it.
+            # Taken before the schema and DuckDB locks, which a rebuild of the
+            # base takes after its own (commit, context) lock: one order, no cycle.
+            fds.append(locks.enter_context(hold(
+                ws.paths(defer.commit).context_lock(defer.context),
+                f"the base {defer.context}@{defer.commit[:12]} (being rebuilt or cleaned)",
+                ws.settings.lock_timeout, shared=True)))
+            _recheck_base(ws, defer)
         fds.append(locks.enter_context(hold(_named_lock(ws, "schema", schema), f"the schema {schema}",
                                             ws.settings.lock_timeout)))
         if database is not None:
             fds.append(locks.enter_context(hold(_named_lock(ws, "duckdb", str(database)),
                                                 f"the DuckDB file {database} (one writer at a time)",
                                                 ws.settings.lock_timeout)))
+
         previous = read_json(ctx.record) or {}
         # Keep what earlier builds learned about schemas, so `clean` can drop them
         # all, and name the schema before dbt starts, in case this run is killed.
@@ -485,6 +496,16 @@ def _check_same_warehouse(ws: Workspace, base: Deferral, context: str, output: M
         raise DeferralError(
             f"{context} and the base {base.context}@{base.commit[:12]} are in different warehouses "
             f"({mine[0]} {mine[1] or ''} vs {theirs[0]} {theirs[1] or ''}): defer to a context of the same one"
+        )
+
+
+def _recheck_base(ws: Workspace, base: Deferral) -> None:
+    """The base, checked again once its lock is held: a rebuild may have failed in between."""
+    record = read_json(ws.paths(base.commit).context(base.context).record) or {}
+    if record.get("status") != "success" or record.get("schema") != base.schema:
+        raise DeferralError(
+            f"the base {base.context}@{base.commit[:12]} changed while this build waited for it "
+            f"(status {record.get('status')}): rerun it with `dot-tasks run {base.context}@{base.commit[:12]}`"
         )
 
 

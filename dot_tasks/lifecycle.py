@@ -335,7 +335,8 @@ def clean(
     failures: list[str] = []
     with ExitStack() as stack:
         keep_files = _hold_builds(stack, ws, by_commit)  # builds running now
-        failures += [f"{c[:12]} is being built right now: rerun the clean when it is done" for c in sorted(keep_files)]
+        failures += [f"{c[:12]} is in use right now (being built, or read by a deferred build): rerun the clean "
+                     "when it is done" for c in sorted(keep_files)]
         drops: list[tuple[BuildRow, MacroCall]] = []
         for row, schemas in plans:
             if row.commit in keep_files or not schemas:

@@ -319,6 +319,16 @@ def test_clean_keeps_a_base_while_a_build_defers_to_it(slim: Slim, base_before: 
     assert f"keeping prod@{slim.commits['main'][:8]}" in swept.stderr
     assert slim.relations(base_schema) == base_before
 
+    # While a deferred build reads the base (it holds the base's lock, shared), even --force waits.
+    from dot_tasks.layout import locks_dir
+    from dot_tasks.locks import hold
+
+    base_lock = locks_dir(slim.repo) / f"{slim.commits['main']}.prod.lock"
+    with hold(base_lock, "a reader", timeout=1, shared=True):
+        busy = slim.run("clean", "--ref", "main", "--context", "prod", "--force")
+    assert busy.code == 2 and "in use right now" in busy.stderr, busy.stderr
+    assert slim.relations(base_schema) == base_before
+
     forced = slim.run("clean", "--ref", "main", "--context", "prod", "--force")
     assert forced.code == 0, forced.stderr
     assert f"now broken: dev@{leaf}" in forced.stdout and f"now broken: dev@{root}" in forced.stdout
@@ -461,3 +471,18 @@ def test_the_guard_covers_the_clone_step(tmp_path: Path) -> None:
                                              f"where table_schema = 'dev_{head[:8]}'")}
     assert head_tables == {"orders"} and "elsewhere" in schemas  # elsewhere: the base's, built on purpose
     assert duckdb_rows(project.project_dir / "warehouse.duckdb", "select count(*) from elsewhere.escape") == [(1,)]
+
+
+def test_readers_of_a_base_share_its_lock_and_exclude_a_rebuild_or_clean(tmp_path: Path) -> None:
+    from dot_tasks.errors import LockTimeout
+    from dot_tasks.locks import hold
+
+    lock = tmp_path / "base.lock"
+    with hold(lock, "reader 1", timeout=1, shared=True), hold(lock, "reader 2", timeout=1, shared=True):
+        with pytest.raises(LockTimeout):
+            with hold(lock, "a rebuild", timeout=0.2):
+                pass
+    with hold(lock, "a rebuild", timeout=1):
+        with pytest.raises(LockTimeout):
+            with hold(lock, "a reader", timeout=0.2, shared=True):
+                pass
