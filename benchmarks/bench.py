@@ -15,6 +15,8 @@ and prints a table of medians:
   e  peak memory (ru_maxrss) of the orchestrating process of a `dot-tasks run`
   report  the lineage report of a generated 200-model diff with 20 changes: size, write time,
      time to show in headless Chromium (bench_report.py, which also runs alone)
+  slim  `run --defer-to` with one leaf changed vs the full `run` of the base, 200-model DuckDB
+     project; and the same with `--clone` (`bench.py slim` runs only this one)
 
 This is a plain script, not a test: it reports, it does not assert. It exits 1
 only when a measurement could not be taken.
@@ -43,7 +45,9 @@ PY = sys.executable
 DBT = str(Path(sys.executable).parent / "dbt")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOT = [PY, "-m", "dot_tasks"]
-MEASUREMENTS = ["a", "b", "c", "d", "e", "report"]
+MEASUREMENTS = ["a", "b", "c", "d", "e"]
+#: Asked for by name (`bench.py slim`, or `--only slim`), not part of the default run.
+EXTRA_MEASUREMENTS = ["report", "slim"]
 TIMEOUT = 900
 
 # The big repository of (a) and (b).
@@ -711,6 +715,60 @@ def forked_from_shell(cmd: list[str]) -> list[str]:
     return ["sh", "-c", shlex.join(cmd) + "; rc=$?; exit $rc"]
 
 
+def make_slim_repo(env: Env) -> Path:
+    """main, and two PR commits off it with the same one-leaf change (one per kind of deferred run)."""
+    from projects import change_slim_leaf, make_slim_project
+
+    repo = env.tmp / "slim"
+    make_slim_project(repo)
+    commit_all(env, repo)
+    for branch in ("pr", "pr-clone"):
+        env.git("checkout", "-q", "-b", branch, "main", cwd=repo)
+        change_slim_leaf(repo, branch)
+        env.git("commit", "-q", "-am", f"{branch}: change the leaf", cwd=repo)
+    env.git("checkout", "-q", "main", cwd=repo)
+    return repo
+
+
+def measure_slim(env: Env, repeat: int, repo: Path) -> list[Result]:
+    from projects import SLIM_MODELS, slim_leaf
+
+    deferred = Result("slim", f"deferred run, one leaf changed, {SLIM_MODELS}-model DuckDB project", "s",
+                      baseline_label=f"the full `run prod@main` of the same project (all {SLIM_MODELS} models, "
+                                     "cold: new worktree, full parse), in the same repeat",
+                      target_kind="ratio", target=0.15)
+    cloned = Result("slim", "the same deferred run with --clone", "s",
+                    baseline_label="the same full run")
+    built: list[str] = []
+    executing: list[float] = []
+    for _ in range(repeat):
+        reset_ours(env, repo)
+        os.sync()
+        full, _ = env.run([*DOT, "run", "prod@main"], repo)
+        os.sync()
+        slim, proc = env.run([*DOT, "run", "dev@pr", "--defer-to", "prod@main", "--json"], repo)
+        os.sync()
+        with_clone, _ = env.run([*DOT, "run", "dev@pr-clone", "--defer-to", "prod@main", "--clone"], repo)
+        deferred.ours.append(slim)
+        cloned.ours.append(with_clone)
+        deferred.baseline.append(full)
+        cloned.baseline.append(full)
+        target = Path(json.loads(proc.stdout.strip().splitlines()[-1])["target_path"])
+        run_results = json.loads((target / "run_results.json").read_text())
+        built.append(",".join(sorted(r["unique_id"].rsplit(".", 1)[-1] for r in run_results["results"])))
+        executing.append(float(run_results.get("elapsed_time") or 0))
+    deferred.notes.append(f"models built by each deferred run: {'; '.join(built)} (expected: {slim_leaf()})")
+    deferred.notes.append(
+        f"of each deferred run, dbt executing its one model: {', '.join(f'{v:.2f} s' for v in executing)}; "
+        "the rest is the fixed cost every run pays: Python and dbt starting, and dbt's full parse of all "
+        f"{SLIM_MODELS} models (a new commit has no partial parse to reuse: its schema differs, and dbt "
+        "renders schemas while parsing)")
+    if any(b != slim_leaf() for b in built):
+        deferred.failed_checks.append("the deferred run built more than the changed leaf")
+    cloned.notes.append("--clone: dbt clone of the other 199 models and the seed, views onto the base on DuckDB")
+    return [deferred, cloned]
+
+
 def measure_e(env: Env, repeat: int, repo: Path) -> list[Result]:
     result = Result("e", "peak RSS of the orchestrator, cold run", "MB",
                     baseline_label="peak RSS of dbt's child process in the same run (RUSAGE_CHILDREN), for context")
@@ -763,9 +821,13 @@ def measure_report(repeat: int) -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in EXTRA_MEASUREMENTS:  # `bench.py slim`: that scenario alone
+        argv = ["--only", argv[0], *argv[1:]]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is reported (>= 3)")
-    parser.add_argument("--only", default=",".join(MEASUREMENTS), help="comma-separated subset of a,b,c,d,e,report")
+    parser.add_argument("--only", default=",".join(MEASUREMENTS),
+                        help=f"comma-separated subset of {','.join(MEASUREMENTS + EXTRA_MEASUREMENTS)}")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
     parser.add_argument("--tmp-dir", default=None, help="where to make the temporary directory")
@@ -773,10 +835,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 3:
         parser.error("--repeat must be at least 3")
     only = [part.strip() for part in args.only.split(",") if part.strip()]
-    unknown = [m for m in only if m not in MEASUREMENTS]
+    unknown = [m for m in only if m not in MEASUREMENTS + EXTRA_MEASUREMENTS]
     if unknown:
-        parser.error(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS)}")
-    if not Path(DBT).exists() and any(m in only for m in ("d", "e")):
+        parser.error(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS + EXTRA_MEASUREMENTS)}")
+    if not Path(DBT).exists() and any(m in only for m in ("d", "e", "slim")):
         parser.error(f"no dbt executable at {DBT}: run this with the venv's python")
 
     tmp = Path(tempfile.mkdtemp(prefix="dot-bench-", dir=args.tmp_dir)).resolve()
@@ -798,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         big = duck = None
-        for letter in MEASUREMENTS:
+        for letter in MEASUREMENTS + EXTRA_MEASUREMENTS:
             if letter not in only:
                 continue
             t0 = time.perf_counter()
@@ -821,6 +883,8 @@ def main(argv: list[str] | None = None) -> int:
                     results += measure_e(env, args.repeat, duck)
                 elif letter == "report":
                     results += measure_report(args.repeat)
+                elif letter == "slim":
+                    results += measure_slim(env, args.repeat, make_slim_repo(env))
             except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
                 results.append(Result(letter, "(could not measure)", "s", error=str(exc)))
             say(f"({letter}) took {time.perf_counter() - t0:.1f} s")

@@ -11,7 +11,7 @@ import hashlib
 import os
 import posixpath
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,11 +22,18 @@ import pygit2
 import yaml
 
 from . import gitrepo
-from .errors import ProfileError, ProjectError, WorktreeError
+from .errors import DeferralError, DotError, ProfileError, ProjectError, WorktreeError
 from .files import read_json, write_atomic, write_json_atomic
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, locks_dir
 from .locks import hold
-from .naming import DEFAULT_SHORT_LENGTH, check_context_name, check_identifier_length, is_template, short_hash
+from .naming import (
+    DEFAULT_SHORT_LENGTH,
+    check_context_name,
+    check_identifier_length,
+    is_template,
+    parse_spec,
+    short_hash,
+)
 from .profiles import (
     ChosenOutput,
     choose_output,
@@ -307,6 +314,8 @@ class BuildResult:
     exit_code: int
     seconds: float
     schemas: list[str] = field(default_factory=list)
+    deferred_to: dict[str, str] | None = None
+    cloned: bool = False
 
 
 def _named_lock(ws: Workspace, kind: str, name: str) -> Path:
@@ -326,16 +335,31 @@ def build(
     check_isolation: bool = True,
     ref: str | None = None,
     worktree_checked: bool = False,
+    defer: Deferral | None = None,
+    clone: bool = False,
 ) -> BuildResult:
     """Run dbt on the commit's worktree with the context's generated profile.
 
     `worktree_checked` spares a second `git status` when the caller has just
-    made or verified the worktree (as `run` does).
+    made or verified the worktree (as `run` does). With `defer`, dbt builds
+    what changed since the base (`state:modified+` unless `args` select) and
+    reads every other ref from the base's relations; `clone` then fills the
+    build's schemas with `dbt clone` of the rest.
     """
-    from .dbt_runner import DbtRequest, adapter_available, check_extra_args, failure, require_dbt, run_dbt
+    from .dbt_runner import (
+        DbtRequest,
+        adapter_available,
+        check_extra_args,
+        failure,
+        require_dbt,
+        run_dbt,
+        selects_nodes,
+    )
 
     require_dbt()
-    check_extra_args(args)
+    check_extra_args(args, deferred=defer is not None)
+    if clone and defer is None:
+        raise DeferralError("--clone copies the unchanged nodes from a base: give it with --defer-to CTX@REF")
     if context is None:
         context = choose_context(ws, commit, None)[0].context
     paths = ws.paths(commit) if worktree_checked else require_worktree(ws, commit)
@@ -352,6 +376,12 @@ def build(
             f"context {context!r} uses the {adapter} adapter, which is not installed: "
             f"pip install dbt-{adapter}"
         )
+    if defer is not None:
+        if (defer.commit, defer.context) == (commit, context):
+            raise DeferralError(f"{context}@{commit[:12]} cannot defer to itself: name another build with --defer-to")
+        _check_same_warehouse(ws, defer, context, output)
+        selection = [] if selects_nodes(args) else ["--select", "state:modified+"]
+        args = ["--state", str(defer.state_dir), "--defer", *selection, *args]
     needs_deps = install_deps and not paths.deps_marker.exists() and any(
         declares_packages(gitrepo.read_file_at(ws.repo, commit, ws.in_repo(name))) for name in PACKAGE_FILES
     )
@@ -369,6 +399,9 @@ def build(
         check_isolation=check_isolation,
         adapter_type=adapter,
         expected_schema=str(output.get("schema") or output.get("dataset") or ""),
+        then_command=["clone"] if clone else [],
+        then_args=["--state", str(defer.state_dir)] if clone and defer else [],
+        then_target_path=str(ctx.clone_target_dir) if clone else None,
     )
     record: dict[str, Any] = {
         "commit": commit,
@@ -380,6 +413,10 @@ def build(
         "status": "running",
         "started": _now(),
         "pid": os.getpid(),
+        # The contract other rooms read (diff's default base, promote's refusal, clean's dependants).
+        "deferred_to": defer.as_record() if defer else None,
+        "partial": defer is not None,
+        "cloned": False,
     }
     started = time.monotonic()
     database = duckdb_file(output)
@@ -389,12 +426,23 @@ def build(
         # share a schema and must not build into it at once.
         fds = [locks.enter_context(hold(paths.context_lock(context), f"the {context} build of {commit[:12]}",
                                         ws.settings.lock_timeout))]
+        if defer is not None:
+            # Shared with other builds reading the same base, exclusive of a rebuild
+            # or a clean of it: the base cannot change or go while dbt reads it.
+            # Taken before the schema and DuckDB locks, which a rebuild of the
+            # base takes after its own (commit, context) lock: one order, no cycle.
+            fds.append(locks.enter_context(hold(
+                ws.paths(defer.commit).context_lock(defer.context),
+                f"the base {defer.context}@{defer.commit[:12]} (being rebuilt or cleaned)",
+                ws.settings.lock_timeout, shared=True)))
+            _recheck_base(ws, defer)
         fds.append(locks.enter_context(hold(_named_lock(ws, "schema", schema), f"the schema {schema}",
                                             ws.settings.lock_timeout)))
         if database is not None:
             fds.append(locks.enter_context(hold(_named_lock(ws, "duckdb", str(database)),
                                                 f"the DuckDB file {database} (one writer at a time)",
                                                 ws.settings.lock_timeout)))
+
         previous = read_json(ctx.record) or {}
         # Keep what earlier builds learned about schemas, so `clean` can drop them
         # all, and name the schema before dbt starts, in case this run is killed.
@@ -414,6 +462,7 @@ def build(
             adapter_type=outcome.adapter_type,
             dbt_version=outcome.dbt_version,
             adapter_version=outcome.adapter_version,
+            cloned=bool(clone and outcome.then_succeeded),
         )
         if error:
             record["error"] = str(error)
@@ -421,4 +470,182 @@ def build(
     if error:
         raise error
     return BuildResult(commit, context, target, outcome.schema, outcome.exit_code,
-                       time.monotonic() - started, record["schemas"])
+                       time.monotonic() - started, record["schemas"], record["deferred_to"],
+                       record["cloned"])
+
+
+# --- deferral ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A successful build of another commit, whose relations a partial build reads."""
+
+    commit: str
+    context: str
+    schema: str
+    #: The base's target directory: its manifest.json is dbt's --state.
+    state_dir: Path
+
+    def as_record(self) -> dict[str, str]:
+        return {"commit": self.commit, "context": self.context, "schema": self.schema}
+
+
+def _check_same_warehouse(ws: Workspace, base: Deferral, context: str, output: Mapping[str, Any]) -> None:
+    """dbt resolves a deferred ref by name in the head's own connection: the base must be reachable there."""
+    base_profile = ws.paths(base.commit).context(base.context).profiles_yml
+    if not base_profile.is_file():
+        return  # a base restored from a cache may carry only its target/ and build.json
+    base_output = read_generated_profile(base_profile)[2]
+    mine, theirs = (str(output.get("type", "")), duckdb_file(output)), (str(base_output.get("type", "")),
+                                                                      duckdb_file(base_output))
+    if mine != theirs:
+        raise DeferralError(
+            f"{context} and the base {base.context}@{base.commit[:12]} are in different warehouses "
+            f"({mine[0]} {mine[1] or ''} vs {theirs[0]} {theirs[1] or ''}): defer to a context of the same one"
+        )
+
+
+def _recheck_base(ws: Workspace, base: Deferral) -> None:
+    """The base, checked again once its lock is held: a rebuild may have failed in between."""
+    record = read_json(ws.paths(base.commit).context(base.context).record) or {}
+    if record.get("status") != "success" or record.get("schema") != base.schema:
+        raise DeferralError(
+            f"the base {base.context}@{base.commit[:12]} changed while this build waited for it "
+            f"(status {record.get('status')}): rerun it with `dot-tasks run {base.context}@{base.commit[:12]}`"
+        )
+
+
+def parse_base_spec(spec: str) -> tuple[str | None, str]:
+    try:
+        return parse_spec(spec)
+    except DotError as exc:
+        raise DeferralError(f"--defer-to: {exc}") from None
+
+
+def find_base(ws: Workspace, spec: str) -> tuple[Deferral | None, str, str, str]:
+    """The base `spec` (CTX@REF) names: (its deferral if usable, commit, context, why not)."""
+    context, ref = parse_base_spec(spec)
+    commit = resolve(ws, ref)
+    if context is None:
+        context = choose_context(ws, commit, None)[0].context
+    check_context_name(context)
+    ctx = ws.paths(commit).context(context)
+    record = read_json(ctx.record) or {}
+    status = record.get("status")
+    if not record:
+        problem = "has not been built"
+    elif status != "success":
+        problem = f"did not succeed (status {status})"
+    elif record.get("partial") and not record.get("cloned"):
+        base = record.get("deferred_to") or {}
+        problem = (f"is itself partial (deferred to {base.get('context')}@{str(base.get('commit'))[:12]} "
+                   "without --clone)")
+    elif not (ctx.target_dir / "manifest.json").is_file():
+        problem = f"has no {ctx.target_dir / 'manifest.json'}"
+    elif not record.get("schema"):
+        problem = "records no schema"
+    else:
+        return Deferral(commit, context, str(record["schema"]), ctx.target_dir), commit, context, ""
+    return None, commit, context, problem
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What `run` was asked to do; `build` shares the deferral part."""
+
+    ref: str
+    context: str | None = None
+    command: list[str] = field(default_factory=lambda: ["build"])
+    args: list[str] = field(default_factory=list)
+    install_deps: bool = True
+    check_isolation: bool = True
+    #: `CTX@REF` of a successful build to defer to, or None for a full build.
+    defer_to: str | None = None
+    #: Build the base first when it is missing or did not succeed.
+    build_base: bool = False
+    clone: bool = False
+
+
+def check_options(options: RunOptions) -> None:
+    """Refuse flags that cannot work together, before anything is built or checked out."""
+    from .dbt_runner import check_extra_args  # no dbt import: the module imports dbt in its child only
+
+    check_extra_args(options.args, deferred=options.defer_to is not None)
+    if options.defer_to is None:
+        for flag, given in (("--build-base", options.build_base), ("--clone", options.clone)):
+            if given:
+                raise DeferralError(f"{flag} needs a base: give it with --defer-to CTX@REF")
+
+
+def ensure_base(ws: Workspace, options: RunOptions, say: Callable[[str], None]) -> Deferral | None:
+    """The build `options.defer_to` names, built first with `build_base`; None when not deferring."""
+    check_options(options)
+    if options.defer_to is None:
+        return None
+    base, commit, context, problem = find_base(ws, options.defer_to)
+    if base is not None:
+        return base
+    command = f"dot-tasks run {context}@{commit[:12]}"
+    if not options.build_base:
+        raise DeferralError(
+            f"the base {context}@{commit[:12]} {problem}: build it with `{command}` first, "
+            "or add --build-base"
+        )
+    say(f"base     {context}@{commit[:12]} {problem}: building it first")
+    base_options = RunOptions(ref=commit, context=context, install_deps=options.install_deps,
+                              check_isolation=options.check_isolation)
+    run_steps(ws, base_options, {}, lambda line: say(f"base: {line}"))
+    base, commit, context, problem = find_base(ws, options.defer_to)
+    if base is None:  # pragma: no cover - run_steps raises when the build fails
+        raise DeferralError(f"the base {context}@{commit[:12]} {problem} after `{command}`")
+    return base
+
+
+def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
+              say: Callable[[str], None]) -> BuildResult:
+    """resolve → (base) → worktree → profile → build, filling `summary` as each step lands.
+
+    The base is checked (or built) before the head's worktree is made, so a
+    missing base leaves nothing half-made behind.
+    """
+    summary["project_dir"] = str(ws.project_dir)
+
+    def step(name: str, action: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
+        started = time.monotonic()
+        value = action()
+        say(f"{name:<8} {describe(value)} ({time.monotonic() - started:.2f}s)")
+        return value
+
+    check_options(options)
+    ref = options.ref
+    commit = summary["commit"] = step("resolve", lambda: resolve(ws, ref), lambda v: f"{ref} → {v}")
+    base = ensure_base(ws, options, say)
+    if base is not None:
+        summary["deferred_to"] = base.as_record()
+        say(f"defer    to {base.context}@{base.commit[:12]} (schema {base.schema})")
+    wt = step("worktree", lambda: ensure_worktree(ws, commit),
+              lambda v: f"{'reused' if v.reused else 'created'} {v.path}")
+    summary.update(worktree=str(wt.path), project_path=str(wt.project_path))
+    prof = step("profile", lambda: write_profile(ws, commit, options.context, ref=ref),
+                lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
+    ctx = ws.paths(commit).context(prof.context)
+    summary.update(
+        short=prof.short, context=prof.context, target=prof.target, schema=prof.schema,
+        profiles_dir=str(prof.profiles_dir), target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir),
+    )
+    started = time.monotonic()
+    what = " ".join(options.command) + (" + clone" if options.clone else "")
+    try:
+        result = build(ws, commit, prof.context, command=options.command, args=options.args,
+                       install_deps=options.install_deps, check_isolation=options.check_isolation,
+                       ref=ref, worktree_checked=True, defer=base, clone=options.clone)
+    except DotError:
+        summary["seconds"] = round(time.monotonic() - started, 3)
+        say(f"build    failed ({summary['seconds']:.2f}s)")
+        raise
+    summary.update(status="success", exit_code=0, seconds=round(result.seconds, 3),
+                   schema=result.schema or prof.schema, schemas=result.schemas,
+                   partial=base is not None, cloned=result.cloned)
+    say(f"build    dbt {what} succeeded ({result.seconds:.2f}s)")
+    return result

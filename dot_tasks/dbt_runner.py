@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,17 @@ EXIT_SUCCESS, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
 RESERVED_FLAGS = frozenset({
     "--project-dir", "--profiles-dir", "--profile", "--target", "-t", "--target-path", "--log-path",
 })
+
+# Deferral goes through `--defer-to CTX@REF`, which records the base so that
+# `clean` keeps it: a deferral given after `--` would read from a build that
+# nothing records, and that a clean could drop under it.
+DEFER_FLAGS = frozenset({"--defer", "--no-defer", "--defer-state", "--favor-state", "--no-favor-state"})
+# `--state` alone (state:modified selection without deferral) reads files only;
+# with --defer-to it would replace the base's manifest, so it is refused then.
+STATE_FLAGS = frozenset({"--state"})
+# The words that choose nodes; when one is given, a deferred build keeps it
+# instead of selecting `state:modified+`.
+SELECTION_FLAGS = frozenset({"-s", "--select", "-m", "--models", "--model", "--selector"})
 
 # The dbt commands that write to the warehouse, and so are guarded.
 WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry", "clone"})
@@ -57,6 +69,12 @@ class DbtRequest:
     #: From the generated profile: the adapter, and the schema as written (maybe a template).
     adapter_type: str = ""
     expected_schema: str = ""
+    #: A second command run in the same dbt start once the first has succeeded
+    #: (`--clone`'s `dbt clone`), with its own target path so that the build's
+    #: run_results.json stays the record of what was built.
+    then_command: list[str] = field(default_factory=list)
+    then_args: list[str] = field(default_factory=list)
+    then_target_path: str | None = None
 
 
 @dataclass
@@ -70,6 +88,9 @@ class DbtOutcome:
     schemas: list[str] = field(default_factory=list)
     error: str | None = None
     error_kind: str | None = None
+    #: Whether `then_command` ran and succeeded; which command failed, if one did.
+    then_succeeded: bool = False
+    failed_command: str | None = None
 
 
 def _importable(module: str) -> bool:
@@ -191,7 +212,7 @@ def failure(outcome: DbtOutcome, request: DbtRequest) -> DotError | None:
     if outcome.exit_code < 0:
         return DbtFailed(f"dbt was killed by signal {-outcome.exit_code}", EXIT_ERROR)
     if outcome.exit_code != EXIT_SUCCESS:
-        what = " ".join(request.command)
+        what = outcome.failed_command or " ".join(request.command)
         return DbtFailed(
             f"dbt {what} failed (exit {outcome.exit_code}): see dbt's output above, "
             f"or {request.log_path}/dbt.log",
@@ -200,14 +221,29 @@ def failure(outcome: DbtOutcome, request: DbtRequest) -> DotError | None:
     return None
 
 
-def check_extra_args(args: list[str]) -> None:
-    """Refuse extra dbt args that would point the build at another profile or place."""
-    clashes = sorted({a.partition("=")[0] for a in args if a.partition("=")[0] in RESERVED_FLAGS})
+def _flags(args: list[str], names: frozenset[str]) -> list[str]:
+    return sorted({a.partition("=")[0] for a in args if a.partition("=")[0] in names})
+
+
+def check_extra_args(args: list[str], deferred: bool = False) -> None:
+    """Refuse extra dbt args that would point the build at another profile, place or base."""
+    clashes = _flags(args, RESERVED_FLAGS)
     if clashes:
         raise IsolationError(
             f"{', '.join(clashes)} after -- would override what isolates the build: drop it "
             "(choose the target with --context, the profile with --profiles-dir)"
         )
+    deferring = _flags(args, DEFER_FLAGS | (STATE_FLAGS if deferred else frozenset()))
+    if deferring:
+        raise IsolationError(
+            f"{', '.join(deferring)} after -- would defer to a base that dot-tasks does not record "
+            "(and `clean` could drop it): use --defer-to CTX@REF instead"
+        )
+
+
+def selects_nodes(args: list[str]) -> bool:
+    """Whether `args` already choose the nodes to build."""
+    return bool(_flags(args, SELECTION_FLAGS))
 
 
 def writes_outside(
@@ -309,7 +345,8 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
             if n.resource_type in _WRITING_NODES and n.config.materialized != "ephemeral"
             and (n.resource_type != "test" or stores_failures(n))
         ]
-        report["schemas"] = sorted({str(n["schema"]) for n in writing} | {schema})
+        # A union: the clone step's nodes add to the build's.
+        report["schemas"] = sorted({str(n["schema"]) for n in writing} | {schema} | set(report.get("schemas", [])))
         try:
             expected = request.expected_schema
             if expected and not is_template(expected) and schema != expected:
@@ -352,11 +389,36 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
         _install_guard(request, report)
     report["adapter_type"] = request.adapter_type
     report["dbt_version"], report["adapter_version"] = _versions(request.adapter_type)
-    result = dbtRunner().invoke([
+    code = _invoke(dbtRunner(), [
         *request.command, *common,
         "--target-path", request.target_path, "--log-path", request.log_path,
         *request.args,
     ])
+    if code != EXIT_SUCCESS or not request.then_command:
+        if code != EXIT_SUCCESS:
+            report["failed_command"] = " ".join(request.command)
+        return code
+    if request.then_command[0] in WRITING_COMMANDS and request.command[0] not in WRITING_COMMANDS:
+        _install_guard(request, report)
+    then_target = Path(request.then_target_path or request.target_path)
+    then_target.mkdir(parents=True, exist_ok=True)
+    # The project is the same, so the first command's parse is reused.
+    parsed = Path(request.target_path) / "partial_parse.msgpack"
+    if parsed.is_file() and then_target != Path(request.target_path):
+        shutil.copyfile(parsed, then_target / parsed.name)
+    code = _invoke(dbtRunner(), [
+        *request.then_command, *common,
+        "--target-path", str(then_target), "--log-path", request.log_path,
+        *request.then_args,
+    ])
+    if code != EXIT_SUCCESS:
+        report["failed_command"] = " ".join(request.then_command)
+    report["then_succeeded"] = code == EXIT_SUCCESS
+    return code
+
+
+def _invoke(runner: Any, argv: list[str]) -> int:
+    result = runner.invoke(argv)
     refusal = getattr(result.exception, "refusal", None)
     if isinstance(refusal, DotError):
         raise refusal  # the guard's, reported in our own words

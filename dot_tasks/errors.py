@@ -39,6 +39,10 @@ class IsolationError(DotError):
     """A build would write outside its own schema."""
 
 
+class DeferralError(DotError):
+    """A deferred build's base is missing, failed or partial, or a build still depends on it."""
+
+
 class LockTimeout(DotError):
     """Another run held a lock for longer than the configured timeout."""
 

@@ -51,6 +51,11 @@ class ContextPaths:
         return self.context_dir / "logs"
 
     @property
+    def clone_target_dir(self) -> Path:
+        """dbt's --target-path for `--clone`'s `dbt clone`, beside the build's own target."""
+        return self.context_dir / "clone"
+
+    @property
     def record(self) -> Path:
         return self.context_dir / "build.json"
 

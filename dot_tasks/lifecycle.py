@@ -19,7 +19,7 @@ from typing import Any
 
 from . import gitrepo
 from .builds import Workspace, built_commits, read_generated_profile, write_profile
-from .errors import DotError, LockTimeout, WarehouseError
+from .errors import DeferralError, DotError, LockTimeout, WarehouseError
 from .files import read_json, remove_tree, tree_size
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, dot_dir
 from .locks import hold
@@ -64,6 +64,22 @@ class BuildRow:
     worktree_bytes: int
     refs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: The build this one deferred to ({commit, context, schema}), or None for a full build.
+    deferred_to: dict[str, str] | None = None
+    partial: bool = False
+    cloned: bool = False
+
+    @property
+    def base(self) -> tuple[str, str] | None:
+        """(commit, context) of the build this one reads from, if it deferred."""
+        base = self.deferred_to
+        if isinstance(base, dict) and base.get("commit") and base.get("context"):
+            return str(base["commit"]), str(base["context"])
+        return None
+
+    @property
+    def label(self) -> str:
+        return f"{self.context}@{self.short}"
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -130,11 +146,31 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
             status = rec.get("status", "not built")
             if status == "running" and not _lock_is_held(paths.context_lock(context)):
                 status = "interrupted"
+            deferred_to = rec.get("deferred_to") if isinstance(rec.get("deferred_to"), dict) else None
             rows.append(BuildRow(
                 commit, short, context, rec.get("schema"), status, built,
                 tree_size(ctx.context_dir), worktree_size, refs.get(commit, []), list(problems),
+                deferred_to, bool(rec.get("partial")), bool(rec.get("cloned")),
             ))
+    built_contexts = {(r.commit, r.context) for r in rows if r.context}
+    for row in rows:
+        if row.base and row.base not in built_contexts:
+            row.problems.append(f"base {row.base[1]}@{row.base[0][:12]} is gone")
     return rows
+
+
+def base_label(row: BuildRow, rows: list[BuildRow]) -> str:
+    """`CTX@SHORT` of the build `row` deferred to, `+clone` when it filled the rest from it."""
+    if row.base is None:
+        return "-"
+    shorts = {r.commit: r.short for r in rows}
+    commit, context = row.base
+    return f"{context}@{shorts.get(commit, commit[:8])}" + ("+clone" if row.cloned else "")
+
+
+def dependants(rows: list[BuildRow], base: BuildRow) -> list[BuildRow]:
+    """The builds among `rows` that defer to (or cloned from) `base`."""
+    return [r for r in rows if r.base is not None and r.base == (base.commit, base.context)]
 
 
 def _lock_is_held(path: Path) -> bool:
@@ -164,11 +200,11 @@ def _human_age(seconds: float) -> str:
 def format_table(rows: list[BuildRow]) -> str:
     if not rows:
         return "no isolated builds"
-    header = ("SHORT", "REFS", "CONTEXT", "SCHEMA", "STATUS", "AGE", "SIZE", "WORKTREE", "PROBLEMS")
+    header = ("SHORT", "REFS", "CONTEXT", "SCHEMA", "BASE", "STATUS", "AGE", "SIZE", "WORKTREE", "PROBLEMS")
     now = time.time()
     table = [header] + [
         (
-            r.short, ",".join(r.refs) or "-", r.context or "-", r.schema or "-", r.status,
+            r.short, ",".join(r.refs) or "-", r.context or "-", r.schema or "-", base_label(r, rows), r.status,
             _human_age(now - r.built_at), _human_size(r.size_bytes), _human_size(r.worktree_bytes),
             "; ".join(r.problems) or "-",
         )
@@ -251,12 +287,14 @@ def clean(
     drop_schemas: bool,
     say: Callable[[str], None],
     progress: Callable[[str], None],
+    force: bool = False,
 ) -> None:
     """Remove the selected builds; report what went, raise if anything had to stay."""
     from .dbt_runner import MacroCall, OpsTarget, call_macros
 
     everything = list_builds(ws)
     rows = select(ws, everything, selection)
+    rows, broken = _spare_bases(everything, rows, selection, force, progress)
     if not rows:
         say("nothing to clean")
         return
@@ -290,12 +328,15 @@ def clean(
         for commit in by_commit:
             if _whole_commit_goes(ws, commit, by_commit[commit], selection):
                 say(f"would remove worktree and files of {commit[:12]}")
+        for base, users in broken:
+            say(f"would break {', '.join(u.label for u in users)}: deferred to {base.label}")
         return
 
     failures: list[str] = []
     with ExitStack() as stack:
         keep_files = _hold_builds(stack, ws, by_commit)  # builds running now
-        failures += [f"{c[:12]} is being built right now: rerun the clean when it is done" for c in sorted(keep_files)]
+        failures += [f"{c[:12]} is in use right now (being built, or read by a deferred build): rerun the clean "
+                     "when it is done" for c in sorted(keep_files)]
         drops: list[tuple[BuildRow, MacroCall]] = []
         for row, schemas in plans:
             if row.commit in keep_files or not schemas:
@@ -340,8 +381,54 @@ def clean(
                 gitrepo.remove_worktree(ws.repo, paths)
                 remove_tree(paths.build_dir)
                 say(f"removed worktree {commit[:12]}")
+    for base, users in broken:
+        if base.commit in keep_files:
+            continue
+        for user in users:
+            say(f"now broken: {user.label} deferred to {base.label}, which is gone "
+                f"(rebuild it with `dot-tasks run {base.context}@{base.commit[:12]}`, or clean {user.label})")
     if failures:
         raise WarehouseError("; ".join(failures))
+
+
+def _spare_bases(
+    everything: list[BuildRow], rows: list[BuildRow], selection: Selection, force: bool,
+    progress: Callable[[str], None],
+) -> tuple[list[BuildRow], list[tuple[BuildRow, list[BuildRow]]]]:
+    """Keep the builds that a remaining build defers to; return what goes and what --force breaks.
+
+    A deferred build reads its unchanged parents from the base's schema (and a
+    cloned one holds views onto it), so dropping the base breaks it. A clean
+    that names the base (`--ref`) is refused outright; a sweep (`--keep`,
+    `--older-than`, `--all`, ...) keeps such bases and cleans the rest.
+    """
+    def needed_by_the_rest(going: list[BuildRow]) -> list[tuple[BuildRow, list[BuildRow]]]:
+        leaving = {(r.commit, r.context) for r in going}
+        remaining = [r for r in everything if (r.commit, r.context) not in leaving]
+        return [(row, users) for row in going if row.context and (users := dependants(remaining, row))]
+
+    needed = needed_by_the_rest(rows)
+    if not needed or force:
+        return rows, needed
+
+    def why(row: BuildRow, users: list[BuildRow]) -> str:
+        verbs = ", ".join(f"{u.label} {'clones from' if u.cloned else 'defers to'} it" for u in users)
+        return f"{row.label} ({verbs})"
+
+    if selection.commit is not None:
+        raise DeferralError(
+            "refusing to clean " + "; ".join(why(r, u) for r, u in needed)
+            + ": clean the dependants first, or pass --force to break them"
+        )
+    # A kept build keeps its own base in turn (a chain of deferrals), until nothing changes.
+    going = rows
+    while needed:
+        for row, users in needed:
+            progress(f"keeping {why(row, users)}; --force drops it anyway")
+        spared = {(r.commit, r.context) for r, _ in needed}
+        going = [r for r in going if (r.commit, r.context) not in spared]
+        needed = needed_by_the_rest(going)
+    return going, []
 
 
 def _whole_commit_goes(ws: Workspace, commit: str, rows: list[BuildRow], selection: Selection) -> bool:

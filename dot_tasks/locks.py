@@ -20,11 +20,12 @@ _POLL_SECONDS = 0.1
 
 
 @contextmanager
-def hold(path: Path, what: str, timeout: float) -> Iterator[int]:
-    """Hold the exclusive lock at `path`, waiting up to `timeout` seconds for it.
+def hold(path: Path, what: str, timeout: float, shared: bool = False) -> Iterator[int]:
+    """Hold the exclusive (or `shared`) lock at `path`, waiting up to `timeout` seconds for it.
 
     While it waits, it says once on stderr what it waits for and who holds it.
     Yields the lock's descriptor, for a child process that must keep holding it.
+    Shared holders coexist; an exclusive holder excludes them all.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -33,7 +34,7 @@ def hold(path: Path, what: str, timeout: float) -> Iterator[int]:
         said = False
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -45,8 +46,9 @@ def hold(path: Path, what: str, timeout: float) -> Iterator[int]:
                     print(f"dot-tasks: waiting for {what} ({_holder(fd)})", file=sys.stderr, flush=True)
                     said = True
                 time.sleep(_POLL_SECONDS)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        if not shared:  # a shared holder leaves the exclusive holder's pid for the next waiter to name
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield fd
     finally:
         os.close(fd)  # closing releases the lock

@@ -72,6 +72,10 @@ H_BUILD = {
     "exclude": "dbt --exclude expression.",
     "deps": "Run `dbt deps` first, once per commit, when the commit declares packages (--no-deps skips it).",
     "allow_shared_schemas": "Build even if some node would write outside the build's own schema (warns).",
+    "defer_to": "CTX@REF of a successful build to defer to: build only what changed since it (state:modified+ "
+                "unless --select), reading every other ref from its schema.",
+    "build_base": "With --defer-to: build the base first when it is missing or did not succeed.",
+    "clone": "With --defer-to: then `dbt clone` every node not rebuilt from the base, so the schema is complete.",
 }
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 from invoke import Context, task
@@ -62,15 +60,20 @@ def profile(c: Context, ref: str = "HEAD", context: str | None = None, project_d
 @reports_errors
 def build(c: Context, ref: str = "HEAD", context: str | None = None, command: str = "build",
           select: str | None = None, exclude: str | None = None, deps: bool = True,
-          allow_shared_schemas: bool = False, project_dir: str | None = None,
-          profiles_dir: str | None = None) -> None:
+          allow_shared_schemas: bool = False, defer_to: str | None = None, build_base: bool = False,
+          clone: bool = False, project_dir: str | None = None, profiles_dir: str | None = None) -> None:
     """Run dbt on the commit's worktree with its generated profile; extra dbt flags go after --."""
     ws = workspace(c, project_dir, profiles_dir)
     commit = builds.resolve(ws, ref)
+    options = builds.RunOptions(ref=ref, context=context, command=parse_dbt_command(command),
+                                args=collect_dbt_args(c, select, exclude), install_deps=deps,
+                                check_isolation=not allow_shared_schemas, defer_to=defer_to,
+                                build_base=build_base, clone=clone)
+    base = builds.ensure_base(ws, options, progress)
     warn_if_shared(allow_shared_schemas)
-    result = builds.build(ws, commit, context, command=parse_dbt_command(command),
-                          args=collect_dbt_args(c, select, exclude),
-                          install_deps=deps, check_isolation=not allow_shared_schemas, ref=ref)
+    result = builds.build(ws, commit, context, command=options.command, args=options.args,
+                          install_deps=deps, check_isolation=options.check_isolation, ref=ref,
+                          defer=base, clone=clone)
     print(ws.paths(commit).context(result.context).target_dir)
 
 
@@ -82,7 +85,8 @@ def build(c: Context, ref: str = "HEAD", context: str | None = None, command: st
 @reports_errors
 def run(c: Context, spec: str | None = None, ref: str | None = None, context: str | None = None,
         command: str = "build", select: str | None = None, exclude: str | None = None, deps: bool = True,
-        allow_shared_schemas: bool = False, json_: bool = False, project_dir: str | None = None,
+        allow_shared_schemas: bool = False, defer_to: str | None = None, build_base: bool = False,
+        clone: bool = False, json_: bool = False, project_dir: str | None = None,
         profiles_dir: str | None = None) -> None:
     """Resolve, check out, write the profile and build: one isolated build, end to end."""
     if spec:
@@ -91,8 +95,12 @@ def run(c: Context, spec: str | None = None, ref: str | None = None, context: st
     ref = ref or "HEAD"
     summary: dict[str, Any] = {"ref": ref, "command": command, "status": "failed"}
     try:
-        _run_steps(c, summary, ref, context, command, select, exclude, deps, allow_shared_schemas,
-                   project_dir, profiles_dir)
+        options = builds.RunOptions(ref=ref, context=context, command=parse_dbt_command(command),
+                                    args=collect_dbt_args(c, select, exclude), install_deps=deps,
+                                    check_isolation=not allow_shared_schemas, defer_to=defer_to,
+                                    build_base=build_base, clone=clone)
+        warn_if_shared(allow_shared_schemas)
+        builds.run_steps(workspace(c, project_dir, profiles_dir), options, summary, progress)
     except DotError as exc:
         summary.update(exit_code=exc.exit_code, error=str(exc))
         # A script asked for JSON gets it whatever failed; a person gets the
@@ -101,45 +109,6 @@ def run(c: Context, spec: str | None = None, ref: str | None = None, context: st
             _print_summary(summary, json_)
         raise
     _print_summary(summary, json_)
-
-
-def _run_steps(c: Context, summary: dict[str, Any], ref: str, context: str | None, command: str,
-               select: str | None, exclude: str | None, deps: bool, allow_shared_schemas: bool,
-               project_dir: str | None, profiles_dir: str | None) -> None:
-    """resolve → worktree → profile → build, filling `summary` as each step lands."""
-    dbt_command, dbt_args = parse_dbt_command(command), collect_dbt_args(c, select, exclude)
-    ws = workspace(c, project_dir, profiles_dir)
-    summary["project_dir"] = str(ws.project_dir)
-
-    def step(name: str, action: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
-        started = time.monotonic()
-        value = action()
-        progress(f"{name:<8} {describe(value)} ({time.monotonic() - started:.2f}s)")
-        return value
-
-    commit = summary["commit"] = step("resolve", lambda: builds.resolve(ws, ref), lambda v: f"{ref} → {v}")
-    wt = step("worktree", lambda: builds.ensure_worktree(ws, commit),
-              lambda v: f"{'reused' if v.reused else 'created'} {v.path}")
-    summary.update(worktree=str(wt.path), project_path=str(wt.project_path))
-    prof = step("profile", lambda: builds.write_profile(ws, commit, context, ref=ref),
-                lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
-    ctx = ws.paths(commit).context(prof.context)
-    summary.update(
-        short=prof.short, context=prof.context, target=prof.target, schema=prof.schema,
-        profiles_dir=str(prof.profiles_dir), target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir),
-    )
-    warn_if_shared(allow_shared_schemas)
-    started = time.monotonic()
-    try:
-        result = builds.build(ws, commit, prof.context, command=dbt_command, args=dbt_args, install_deps=deps,
-                              check_isolation=not allow_shared_schemas, ref=ref, worktree_checked=True)
-    except DotError:
-        summary["seconds"] = round(time.monotonic() - started, 3)
-        progress(f"build    failed ({summary['seconds']:.2f}s)")
-        raise
-    summary.update(status="success", exit_code=0, seconds=round(result.seconds, 3),
-                   schema=result.schema or prof.schema, schemas=result.schemas)
-    progress(f"build    dbt {command} succeeded ({result.seconds:.2f}s)")
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -157,4 +126,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         ("status", f"{summary['status']} (dbt {summary['command']}, exit {summary['exit_code']}, "
                    f"{summary.get('seconds', 0):.1f}s)"),
     ]
+    base = summary.get("deferred_to")
+    if base:
+        rows.insert(3, ("deferred", f"to {base['context']}@{base['commit'][:12]} ({base['schema']})"
+                                    + (", the rest cloned" if summary.get("cloned") else ", partial")))
     print("\n".join(f"{label:<9} {value}" for label, value in rows))
