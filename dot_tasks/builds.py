@@ -11,7 +11,7 @@ import hashlib
 import os
 import posixpath
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,7 +22,7 @@ import pygit2
 import yaml
 
 from . import gitrepo
-from .errors import ProfileError, ProjectError, WorktreeError
+from .errors import DotError, ProfileError, ProjectError, WorktreeError
 from .files import read_json, write_atomic, write_json_atomic
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, locks_dir
 from .locks import hold
@@ -422,3 +422,63 @@ def build(
         raise error
     return BuildResult(commit, context, target, outcome.schema, outcome.exit_code,
                        time.monotonic() - started, record["schemas"])
+
+
+# --- run: the steps end to end ---------------------------------------------------
+
+
+def run_steps(
+    ws: Workspace,
+    summary: dict[str, Any],
+    ref: str,
+    context: str | None,
+    *,
+    command: list[str],
+    args: list[str],
+    install_deps: bool = True,
+    check_isolation: bool = True,
+    progress: Callable[[str], None] = lambda message: None,
+) -> BuildResult:
+    """resolve → worktree → profile → build, filling `summary` as each step lands.
+
+    `run` and anything else that needs a build made as `run` makes it (`diff`
+    for a side not built yet) call this, so there is one way to build.
+    """
+    summary["project_dir"] = str(ws.project_dir)
+
+    def step(name: str, action: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
+        started = time.monotonic()
+        value = action()
+        progress(f"{name:<8} {describe(value)} ({time.monotonic() - started:.2f}s)")
+        return value
+
+    commit = summary["commit"] = step("resolve", lambda: resolve(ws, ref), lambda v: f"{ref} → {v}")
+    wt = step("worktree", lambda: ensure_worktree(ws, commit),
+              lambda v: f"{'reused' if v.reused else 'created'} {v.path}")
+    summary.update(worktree=str(wt.path), project_path=str(wt.project_path))
+    prof = step("profile", lambda: write_profile(ws, commit, context, ref=ref),
+                lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
+    ctx = ws.paths(commit).context(prof.context)
+    summary.update(
+        short=prof.short, context=prof.context, target=prof.target, schema=prof.schema,
+        profiles_dir=str(prof.profiles_dir), target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir),
+    )
+    started = time.monotonic()
+    shown = " ".join(command)
+    try:
+        result = build(ws, commit, prof.context, command=command, args=args, install_deps=install_deps,
+                       check_isolation=check_isolation, ref=ref, worktree_checked=True)
+    except DotError:
+        summary["seconds"] = round(time.monotonic() - started, 3)
+        progress(f"build    failed ({summary['seconds']:.2f}s)")
+        raise
+    summary.update(status="success", exit_code=0, seconds=round(result.seconds, 3),
+                   schema=result.schema or prof.schema, schemas=result.schemas)
+    progress(f"build    dbt {shown} succeeded ({result.seconds:.2f}s)")
+    return result
+
+
+def database_lock(ws: Workspace, output: Mapping[str, Any]) -> Path | None:
+    """The lock a build holds on a DuckDB file (one process at a time), or None for other adapters."""
+    database = duckdb_file(dict(output))
+    return _named_lock(ws, "duckdb", str(database)) if database is not None else None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 from invoke import Context, task
@@ -106,40 +104,12 @@ def run(c: Context, spec: str | None = None, ref: str | None = None, context: st
 def _run_steps(c: Context, summary: dict[str, Any], ref: str, context: str | None, command: str,
                select: str | None, exclude: str | None, deps: bool, allow_shared_schemas: bool,
                project_dir: str | None, profiles_dir: str | None) -> None:
-    """resolve → worktree → profile → build, filling `summary` as each step lands."""
+    """resolve → worktree → profile → build (`builds.run_steps`), filling `summary` as each step lands."""
     dbt_command, dbt_args = parse_dbt_command(command), collect_dbt_args(c, select, exclude)
     ws = workspace(c, project_dir, profiles_dir)
-    summary["project_dir"] = str(ws.project_dir)
-
-    def step(name: str, action: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
-        started = time.monotonic()
-        value = action()
-        progress(f"{name:<8} {describe(value)} ({time.monotonic() - started:.2f}s)")
-        return value
-
-    commit = summary["commit"] = step("resolve", lambda: builds.resolve(ws, ref), lambda v: f"{ref} → {v}")
-    wt = step("worktree", lambda: builds.ensure_worktree(ws, commit),
-              lambda v: f"{'reused' if v.reused else 'created'} {v.path}")
-    summary.update(worktree=str(wt.path), project_path=str(wt.project_path))
-    prof = step("profile", lambda: builds.write_profile(ws, commit, context, ref=ref),
-                lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
-    ctx = ws.paths(commit).context(prof.context)
-    summary.update(
-        short=prof.short, context=prof.context, target=prof.target, schema=prof.schema,
-        profiles_dir=str(prof.profiles_dir), target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir),
-    )
     warn_if_shared(allow_shared_schemas)
-    started = time.monotonic()
-    try:
-        result = builds.build(ws, commit, prof.context, command=dbt_command, args=dbt_args, install_deps=deps,
-                              check_isolation=not allow_shared_schemas, ref=ref, worktree_checked=True)
-    except DotError:
-        summary["seconds"] = round(time.monotonic() - started, 3)
-        progress(f"build    failed ({summary['seconds']:.2f}s)")
-        raise
-    summary.update(status="success", exit_code=0, seconds=round(result.seconds, 3),
-                   schema=result.schema or prof.schema, schemas=result.schemas)
-    progress(f"build    dbt {command} succeeded ({result.seconds:.2f}s)")
+    builds.run_steps(ws, summary, ref, context, command=dbt_command, args=dbt_args, install_deps=deps,
+                     check_isolation=not allow_shared_schemas, progress=progress)
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:

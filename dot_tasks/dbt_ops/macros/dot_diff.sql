@@ -1,0 +1,153 @@
+{#- Comparing one node's relation in two builds that share a connection.
+    Everything is read-only: selects only, nothing is created in either schema.
+    Only counts and at most `sample` rows of each kind come back to Python. -#}
+
+{% macro dot_diff_session() %}
+  {#- run-operation needs a macro to name; dot-tasks runs its calls itself. -#}
+  {{ return(none) }}
+{% endmacro %}
+
+
+{%- macro dot_quote_all(names, prefix='') -%}
+  {%- for name in names -%}{{ prefix }}{{ adapter.quote(name) }}{{ ", " if not loop.last }}{%- endfor -%}
+{%- endmacro -%}
+
+
+{#- 1 when a and b differ, NULL against NULL counting as equal; 0 otherwise. -#}
+{% macro dot_differs(a, b) %}
+  {{ return(adapter.dispatch('dot_differs', 'dot_tasks_ops')(a, b)) }}
+{% endmacro %}
+
+{% macro default__dot_differs(a, b) -%}
+  (case when {{ a }} = {{ b }} or ({{ a }} is null and {{ b }} is null) then 0 else 1 end)
+{%- endmacro %}
+
+{% macro postgres__dot_differs(a, b) -%}
+  (case when {{ a }} is distinct from {{ b }} then 1 else 0 end)
+{%- endmacro %}
+
+{% macro duckdb__dot_differs(a, b) -%}
+  (case when {{ a }} is distinct from {{ b }} then 1 else 0 end)
+{%- endmacro %}
+
+
+{% macro dot_relation(side) %}
+  {{ return(api.Relation.create(database=side.database, schema=side.schema, identifier=side.identifier)) }}
+{% endmacro %}
+
+
+{#- The relation's columns as the warehouse reports them, or none when it does not exist. -#}
+{% macro dot_columns_of(side) %}
+  {% if side is none %}{{ return(none) }}{% endif %}
+  {% set found = adapter.get_relation(database=side.database, schema=side.schema, identifier=side.identifier) %}
+  {% if found is none %}{{ return(none) }}{% endif %}
+  {% set columns = [] %}
+  {% for column in adapter.get_columns_in_relation(found) %}
+    {% do columns.append({"name": column.name, "type": column.data_type}) %}
+  {% endfor %}
+  {{ return(columns) }}
+{% endmacro %}
+
+
+{#- Row count, and (with a key) how many key values repeat and how many rows have a NULL in the key. -#}
+{% macro dot_side_stats(side, key) %}
+  {% set rel = dot_relation(side) %}
+  {% if key %}
+    {% set null_key -%}
+      ({% for k in key %}{{ adapter.quote(k) }} is null{{ " or " if not loop.last }}{% endfor %})
+    {%- endset %}
+    {% set sql %}
+      select count(*) as key_values,
+             coalesce(sum(dot__n), 0) as row_count,
+             coalesce(sum(case when dot__n > 1 and not {{ null_key }} then 1 else 0 end), 0) as duplicate_keys,
+             coalesce(sum(case when {{ null_key }} then dot__n else 0 end), 0) as null_key_rows
+      from (select {{ dot_quote_all(key) }}, count(*) as dot__n from {{ rel }} group by {{ dot_quote_all(key) }}) dot__g
+    {% endset %}
+  {% else %}
+    {% set sql %}select count(*) as row_count, 0 as duplicate_keys, 0 as null_key_rows from {{ rel }}{% endset %}
+  {% endif %}
+  {% set row = run_query(sql).rows[0] %}
+  {{ return({"rows": row["row_count"] | int, "duplicate_keys": row["duplicate_keys"] | int,
+             "null_key_rows": row["null_key_rows"] | int}) }}
+{% endmacro %}
+
+
+{#- The full outer join both value queries read: one row per key, a 0/1 flag per compared
+    column (`dot__d<i>`), and with `with_values` both sides' values (`dot__b<i>`, `dot__h<i>`).
+    Columns whose type differs between the sides (`as_text`) are compared as text. -#}
+{% macro dot_joined(base, head, key, columns, as_text, with_values) %}
+  {%- set b = dot_relation(base) -%}
+  {%- set h = dot_relation(head) -%}
+  {%- set wanted = key + columns -%}
+  select
+    case when dot__b.dot__in is null then 'added' when dot__h.dot__in is null then 'removed' else 'matched' end as dot__kind,
+    {%- for k in key %}
+    coalesce(dot__b.{{ adapter.quote(k) }}, dot__h.{{ adapter.quote(k) }}) as dot__k{{ loop.index }},
+    {%- endfor %}
+    {%- for c in columns %}
+    {%- set bq = "dot__b." ~ adapter.quote(c) %}
+    {%- set hq = "dot__h." ~ adapter.quote(c) %}
+    {%- if c in as_text %}
+      {%- set bq = "cast(" ~ bq ~ " as " ~ dbt.type_string() ~ ")" %}
+      {%- set hq = "cast(" ~ hq ~ " as " ~ dbt.type_string() ~ ")" %}
+    {%- endif %}
+    case when dot__b.dot__in = 1 and dot__h.dot__in = 1 then {{ dot_differs(bq, hq) }} else 0 end as dot__d{{ loop.index }},
+    {%- if with_values %}
+    {{ bq }} as dot__b{{ loop.index }}, {{ hq }} as dot__h{{ loop.index }},
+    {%- endif %}
+    {%- endfor %}
+    1 as dot__one
+  from (select 1 as dot__in, {{ dot_quote_all(wanted) }} from {{ b }}) dot__b
+  full outer join (select 1 as dot__in, {{ dot_quote_all(wanted) }} from {{ h }}) dot__h
+    on {% for k in key %}dot__b.{{ adapter.quote(k) }} = dot__h.{{ adapter.quote(k) }}{{ " and " if not loop.last }}{% endfor %}
+{% endmacro %}
+
+
+{%- macro dot_any_change(columns) -%}
+  {%- if columns -%}({% for c in columns %}dot__d{{ loop.index }}{{ " + " if not loop.last }}{% endfor %}) > 0{%- else -%}1 = 0{%- endif -%}
+{%- endmacro -%}
+
+
+{#- Rows only in base, only in head, matched and changed, matched and equal; changes per column. -#}
+{% macro dot_values(base, head, key, columns, as_text) %}
+  {% set sql %}
+    select
+      coalesce(sum(case when dot__kind = 'added' then 1 else 0 end), 0) as added,
+      coalesce(sum(case when dot__kind = 'removed' then 1 else 0 end), 0) as removed,
+      coalesce(sum(case when dot__kind = 'matched' and {{ dot_any_change(columns) }} then 1 else 0 end), 0) as changed,
+      coalesce(sum(case when dot__kind = 'matched' and not ({{ dot_any_change(columns) }}) then 1 else 0 end), 0) as unchanged
+      {%- for c in columns %},
+      coalesce(sum(dot__d{{ loop.index }}), 0) as dot__c{{ loop.index }}
+      {%- endfor %}
+    from ({{ dot_joined(base, head, key, columns, as_text, false) }}) dot__j
+  {% endset %}
+  {% set row = run_query(sql).rows[0] %}
+  {% set per_column = {} %}
+  {% for c in columns %}{% do per_column.update({c: row["dot__c" ~ loop.index] | int}) %}{% endfor %}
+  {{ return({"added": row["added"] | int, "removed": row["removed"] | int, "changed": row["changed"] | int,
+             "unchanged": row["unchanged"] | int, "columns": per_column}) }}
+{% endmacro %}
+
+
+{#- Up to `sample` keys of each kind (added, removed, changed), in key order, with both sides' values.
+    Rows come back positionally: kind, the key's values, then (base, head) per column. -#}
+{% macro dot_samples(base, head, key, columns, as_text, sample) %}
+  {% set sql %}
+    select * from (
+      select dot__j.*,
+        row_number() over (partition by dot__kind order by {% for k in key %}dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}) as dot__rn
+      from ({{ dot_joined(base, head, key, columns, as_text, true) }}) dot__j
+      where dot__kind <> 'matched' or {{ dot_any_change(columns) }}
+    ) dot__s
+    where dot__rn <= {{ sample | int }}
+    order by dot__kind{% for k in key %}, dot__k{{ loop.index }}{% endfor %}
+  {% endset %}
+  {% set rows = [] %}
+  {% for row in run_query(sql).rows %}
+    {% set keys = [] %}{% set b = [] %}{% set h = [] %}
+    {% for k in key %}{% do keys.append(row["dot__k" ~ loop.index]) %}{% endfor %}
+    {% for c in columns %}{% do b.append(row["dot__b" ~ loop.index]) %}{% do h.append(row["dot__h" ~ loop.index]) %}{% endfor %}
+    {% do rows.append({"kind": row["dot__kind"], "key": keys, "base": b, "head": h}) %}
+  {% endfor %}
+  {{ return(rows) }}
+{% endmacro %}
