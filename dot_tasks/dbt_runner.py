@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DbtFailed, DotError, IsolationError, ProfileError
+from .errors import DbtFailed, DotError, IsolationError, ProfileError, WarehouseError
 from .naming import IDENTIFIER_LIMITS, too_long
 
 # dbt's exit codes (dbt.cli.exceptions.ExitCodes).
@@ -235,6 +235,72 @@ def run_macro_jobs(request: MacroJobs, scratch: Path, lock_fds: tuple[int, ...] 
         selected=report.get("selected"),
         results=[MacroOutcome(**r) if r is not None else None for r in results],
     )
+
+
+class MacroSession:
+    """One dbt child that stays up and runs ops macros one call at a time, sent over a pipe.
+
+    For work that goes back and forth between two warehouses (the two-database
+    diff): each side gets its own session, so each keeps one dbt start and one
+    connection however many calls it takes.
+    """
+
+    def __init__(self, target: OpsTarget, scratch: Path, lock_fds: tuple[int, ...] = ()) -> None:
+        require_dbt()
+        scratch.mkdir(parents=True, exist_ok=True)
+        read_fd, write_fd = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "dot_tasks.dbt_runner", "session",
+                 json.dumps({"target": asdict(target), "scratch": str(scratch)}), str(write_fd)],
+                stdin=subprocess.PIPE, stdout=sys.stderr.fileno(), pass_fds=(write_fd, *lock_fds),
+                cwd=str(scratch), text=True,
+            )
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
+        os.close(write_fd)
+        self._replies = os.fdopen(read_fd, "r", encoding="utf-8")
+        self.calls = 0
+
+    def call(self, macro: str, **kwargs: Any) -> Any:
+        """What `macro` returned; a failed call raises WarehouseError with its first line."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps({"macro": macro, "args": kwargs}) + "\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the child is gone; the empty reply below says so
+        line = self._replies.readline()
+        if not line.startswith("{\"reply\""):
+            rest = line + self._replies.read()
+            try:
+                reason = json.loads(rest).get("error") if rest.strip() else None
+            except json.JSONDecodeError:
+                reason = None
+            raise WarehouseError(f"the dbt session ended before answering {macro}: "
+                                 f"{reason or 'see dbt output above'}")
+        self.calls += 1
+        reply = json.loads(line)["reply"]
+        if reply["error"]:
+            raise WarehouseError(f"{macro} failed: {reply['error']}")
+        return reply["value"]
+
+    def close(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        self._proc.wait()
+        self._replies.close()
+
+    def __enter__(self) -> MacroSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def failure(outcome: DbtOutcome, request: DbtRequest) -> DotError | None:
@@ -585,6 +651,39 @@ def _child_jobs(payload: dict[str, Any], report: dict[str, Any]) -> int:
     return EXIT_SUCCESS
 
 
+def _child_session(payload: dict[str, Any], report_fd: int) -> int:
+    """Answer macro calls read from stdin, one JSON line each, until stdin closes."""
+    from dbt.adapters.factory import get_adapter
+    from dbt.cli.main import dbtRunner
+    from dbt.task.run_operation import RunOperationTask
+
+    def serve(task: Any, package_name: Any, macro_name: Any) -> Any:
+        adapter = get_adapter(task.config)
+        with adapter.connection_named("dot_session"):
+            for line in sys.stdin:
+                call = json.loads(line)
+                try:
+                    value = adapter.execute_macro(call["macro"], kwargs=call["args"], macro_resolver=task.manifest)
+                    reply = {"value": _json_safe(value), "error": None}
+                except Exception as exc:  # reported to the parent, which decides
+                    reply = {"value": None, "error": _one_line(exc)}
+                os.write(report_fd, (json.dumps({"reply": reply}) + "\n").encode())
+        return None
+
+    RunOperationTask._run_unsafe = serve  # type: ignore[method-assign]
+    target = payload["target"]
+    result = dbtRunner().invoke([
+        "run-operation", "dot_diff_session", "--quiet",
+        "--project-dir", str(OPS_PROJECT),
+        "--profiles-dir", target["profiles_dir"], "--profile", target["profile"], "--target", target["target"],
+        "--target-path", payload["scratch"], "--log-path", target["log_path"],
+    ])
+    if not result.success:
+        raise DotError("the dbt session could not start: " + (
+            _one_line(result.exception) if result.exception else "see dbt's output above"))
+    return EXIT_SUCCESS
+
+
 def _main(argv: list[str]) -> int:
     kind, payload, report_fd = argv[1], json.loads(argv[2]), int(argv[3])
     # dbt prints its progress to stdout; send it to stderr so that the parent's
@@ -596,6 +695,8 @@ def _main(argv: list[str]) -> int:
             code = _child_ops(payload, report)
         elif kind == "jobs":
             code = _child_jobs(payload, report)
+        elif kind == "session":
+            code = _child_session(payload, report_fd)
         else:
             code = _child(DbtRequest(**payload), report)
     except DotError as exc:

@@ -11,6 +11,7 @@ calls the macros in turn and decides, in plain Python, what to compare.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -344,6 +345,108 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
     return out
 
 
+# --- two databases: checksums of key-hash ranges, split only where they differ ------------
+
+#: Hex digits of the key's hash added per level: each differing range splits 256 ways.
+SPLIT_DIGITS = 2
+#: A differing range this small (on both sides) is fetched rather than split again.
+LEAF_ROWS = 64
+#: How the normalised text spells NULL (see the dot_text macro).
+NULL_TEXT = "\\N"
+
+
+def _differing_ranges(base_call: Callable[..., Any], head_call: Callable[..., Any], base: dict[str, Any],
+                      head: dict[str, Any], key: list[str], columns: list[str]) -> tuple[list[str], int]:
+    """The key-hash ranges whose rows differ, narrowed level by level; and how many checksums came back."""
+    leaves: list[str] = []
+    pending: list[str] = []
+    depth, fetched = 0, 0
+    while depth == 0 or pending:
+        depth += SPLIT_DIGITS
+        args = {"key": key, "columns": columns, "depth": depth, "parents": pending}
+        b = {r["bucket"]: r for r in base_call("dot_bucket_checksums", side=base, **args)}
+        h = {r["bucket"]: r for r in head_call("dot_bucket_checksums", side=head, **args)}
+        fetched += len(b) + len(h)
+        pending = []
+        for bucket in sorted(set(b) | set(h)):
+            if b.get(bucket) == h.get(bucket):
+                continue
+            rows = max((b.get(bucket) or {}).get("n", 0), (h.get(bucket) or {}).get("n", 0))
+            (leaves if rows <= LEAF_ROWS or depth >= 32 else pending).append(bucket)
+    return leaves, fetched
+
+
+def compare_values_apart(base_call: Callable[..., Any], head_call: Callable[..., Any], base: dict[str, Any],
+                         head: dict[str, Any], key: list[str], columns: list[str], sample: int,
+                         rows: dict[str, int]) -> dict[str, Any]:
+    """Level d when the sides live in different databases: only differing ranges' rows leave either side."""
+    leaves, checksums = _differing_ranges(base_call, head_call, base, head, key, columns)
+    fetched_b = base_call("dot_bucket_rows", side=base, key=key, columns=columns, buckets=leaves) if leaves else []
+    fetched_h = head_call("dot_bucket_rows", side=head, key=key, columns=columns, buckets=leaves) if leaves else []
+    width = len(key)
+
+    def as_value(text: Any) -> Any:
+        return None if text == NULL_TEXT else text
+
+    b = {tuple(r[:width]): r[width:] for r in fetched_b}
+    h = {tuple(r[:width]): r[width:] for r in fetched_h}
+    added = sorted(k for k in h if k not in b)
+    removed = sorted(k for k in b if k not in h)
+    per_column = dict.fromkeys(columns, 0)
+    changed: list[tuple[Any, ...]] = []
+    for k in sorted(set(b) & set(h)):
+        differs = [c for c, bv, hv in zip(columns, b[k], h[k]) if bv != hv]
+        for c in differs:
+            per_column[c] += 1
+        if differs:
+            changed.append(k)
+    samples: list[dict[str, Any]] = []
+    for kind, keys in (("added", added), ("changed", changed), ("removed", removed)):
+        for k in keys[:sample]:
+            entry: dict[str, Any] = {"kind": kind, "key": {n: as_value(v) for n, v in zip(key, k)}}
+            if kind != "added":
+                entry["base"] = {c: as_value(v) for c, v in zip(columns, b[k])}
+            if kind != "removed":
+                entry["head"] = {c: as_value(v) for c, v in zip(columns, h[k])}
+            if kind == "changed":
+                entry["changed"] = [c for c, bv, hv in zip(columns, b[k], h[k]) if bv != hv]
+            samples.append(entry)
+    matched = rows["base"] - len(removed)
+    return {
+        "added": len(added), "removed": len(removed), "changed": len(changed), "unchanged": matched - len(changed),
+        "columns": per_column, "sample": samples,
+        "transfer": {"rows": len(fetched_b) + len(fetched_h), "ranges": len(leaves), "checksums": checksums},
+    }
+
+
+def compare_node_apart(base_call: Callable[..., Any], head_call: Callable[..., Any], *, unique_id: str,
+                       label: str, base: dict[str, Any] | None, head: dict[str, Any] | None,
+                       key: list[str] | None, sample: int, adapter_type: str = "") -> dict[str, Any]:
+    """`compare_node` for two databases: each side's macros run on that side's own connection."""
+    plan_calls: dict[str, Any] = {}
+
+    def call(macro: str, **kwargs: Any) -> Any:
+        # Levels b and c are per side: send each to the side whose relation it names.
+        side = kwargs.get("side")
+        if macro == "dot_values":
+            plan_calls.update(kwargs)
+            return {"added": 0, "removed": 0, "changed": 0, "unchanged": 0, "columns": {}}
+        if macro == "dot_samples":
+            return []
+        return (base_call if side is base else head_call)(macro, **kwargs)
+
+    out = compare_node(call, unique_id=unique_id, label=label, base=base, head=head, key=key, sample=0,
+                       adapter_type=adapter_type)
+    if out["values"] is None:
+        return out
+    values = compare_values_apart(base_call, head_call, base, head,  # type: ignore[arg-type]
+                                  plan_calls["key"], plan_calls["columns"], sample, out["rows"])
+    values["columns"] = {_shown(c, adapter_type): n for c, n in values["columns"].items()}
+    values["key"] = out["values"]["key"]
+    out["values"] = values
+    return out
+
+
 # --- assembling the result ------------------------------------------------------------
 
 
@@ -444,6 +547,23 @@ def _side(ws: Any, spec: str | None, deferred: dict[str, Any] | None, options: D
     return Side(ref, commit, context, record.get("schema"), ctx.target_dir, ctx.context_dir)
 
 
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _selected_by_name(select: list[str], exclude: list[str], plans: list[NodePlan]) -> set[str] | None:
+    """The unique ids a selection of plain node names picks, or None when dbt must evaluate it.
+
+    `--select orders customers` means those nodes to dbt too; answering it here
+    spares the child a parse of the head project. Anything else (graph
+    operators, methods, paths, a name that is not a node) goes to `dbt ls`.
+    """
+    if not select or exclude or not all(_PLAIN_NAME.match(word) for word in select):
+        return None
+    chosen = {p.unique_id for p in plans if p.name in select and p.code != "removed"}
+    named = {p.name for p in plans if p.unique_id in chosen}
+    return chosen if named == set(select) else None
+
+
 def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
     """Compare two builds; the result is the JSON object `dot-tasks diff --json` prints."""
     from . import builds
@@ -467,10 +587,6 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
     head_profile = builds.read_generated_profile(head.profiles_dir / "profiles.yml")
     adapter_type = str(head_profile[2].get("type", ""))
     same_database = _connection(base_profile[2]) == _connection(head_profile[2])
-    if not same_database:
-        raise DiffError(f"{base.context}@{base.ref} and {head.context}@{head.ref} are in different databases, "
-                        "which this version of diff cannot compare yet: build both sides with contexts "
-                        "that share a database")
     threads = int(head_profile[2].get("threads") or 1)
     jobs = [
         {"unique_id": p.unique_id, "label": f"{p.resource_type} {p.name}", "base": p.base, "head": p.head,
@@ -478,13 +594,26 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         for p in plans if not p.ephemeral
     ]
     listing = None
-    if options.select or options.exclude:
+    by_name = _selected_by_name(options.select, options.exclude, plans)
+    if by_name is not None:
+        plans = [p for p in plans if p.unique_id in by_name]
+        jobs = [j for j in jobs if j["unique_id"] in by_name]
+    elif options.select or options.exclude:
         listing = Listing(
             project_dir=str(ws.paths(head.commit).worktree_project_dir), profiles_dir=str(head.profiles_dir),
             target=head_profile[1], select=list(options.select), exclude=list(options.exclude),
             state=str(base.target_dir),
         )
     started = time.monotonic()
+    if not same_database:
+        if listing is not None:
+            raise DiffError("--select with graph operators or methods is not supported across two databases yet: "
+                            "name the models, e.g. --select orders customers")
+        options.progress(f"diff: {base.context}@{base.ref} and {head.context}@{head.ref} are in different "
+                         "databases: comparing checksums of key ranges on each side")
+        compared, errors = _compare_apart(ws, jobs, (base, base_profile), (head, head_profile), options)
+        return _result(base, head, plans, compared, errors, base_manifest, head_manifest, started,
+                       same_database, adapter_type)
     options.progress(f"diff: comparing {len(jobs)} node(s) of {base.context}@{base.ref} and "
                      f"{head.context}@{head.ref} on {threads} thread(s)")
     with ExitStack() as stack:
@@ -510,7 +639,15 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         chosen = set(outcome.selected)
         uses_state = any("state:" in s for s in options.select)
         plans = [p for p in plans if p.unique_id in chosen or (uses_state and p.code == "removed")]
+    return _result(base, head, plans, compared, errors, base_manifest, head_manifest, started,
+                   same_database, adapter_type)
+
+
+def _result(base: Side, head: Side, plans: list[NodePlan], compared: Mapping[str, Any], errors: Mapping[str, str],
+            base_manifest: Mapping[str, Any], head_manifest: Mapping[str, Any], started: float,
+            same_database: bool, adapter_type: str) -> dict[str, Any]:
     nodes = assemble(plans, compared, errors)
+    transferred = [n["values"]["transfer"]["rows"] for n in nodes if n.get("values") and "transfer" in n["values"]]
     return {
         "base": base.describe(),
         "head": head.describe(),
@@ -520,5 +657,37 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         "adapter_type": adapter_type,
         "seconds": round(time.monotonic() - started, 3),
         "nodes": nodes,
+        "rows_transferred": sum(transferred) if not same_database else None,
         "lineage": lineage(base_manifest, head_manifest, nodes),
     }
+
+
+def _compare_apart(ws: Any, jobs: list[dict[str, Any]], base: tuple[Side, Any], head: tuple[Side, Any],
+                   options: DiffOptions) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every job through two sessions, one per database, node after node."""
+    from . import builds
+    from .dbt_runner import MacroSession, OpsTarget
+    from .layout import dot_dir
+    from .locks import hold
+
+    compared: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    with ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="diff-", dir=dot_dir(ws.project_dir))))
+        sessions = []
+        for name, (side, profile) in (("base", base), ("head", head)):
+            lock = builds.database_lock(ws, profile[2])
+            fds: tuple[int, ...] = ()
+            if lock is not None:
+                fds = (stack.enter_context(hold(lock, "the DuckDB file (one process at a time)",
+                                                ws.settings.lock_timeout)),)
+            target = OpsTarget(str(side.profiles_dir), profile[0], profile[1], str(scratch / name))
+            sessions.append(stack.enter_context(MacroSession(target, scratch / name, lock_fds=fds)))
+        for job in jobs:
+            job_started = time.monotonic()
+            try:
+                compared[job["unique_id"]] = compare_node_apart(sessions[0].call, sessions[1].call, **job)
+            except DotError as exc:
+                errors[job["unique_id"]] = str(exc)
+            options.progress(f"compared {job['label']} ({time.monotonic() - job_started:.1f}s)")
+    return compared, errors

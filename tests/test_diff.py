@@ -145,6 +145,7 @@ DUCKDB_PROFILE = """
       outputs:
         dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 2}
         prod: {type: duckdb, path: warehouse.duckdb, schema: analytics, threads: 2}
+        other: {type: duckdb, path: other.duckdb, schema: dev, threads: 2}
     """
 
 
@@ -166,14 +167,22 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         conn.autocommit = True
         base = "dd_" + uuid.uuid4().hex[:8]
         dev = postgres_profile(base)
-        prod = dev.split("outputs:\n", 1)[1].replace("dev:", "prod:", 1).replace(f"schema: {base}", f"schema: {base}p")
-        profile = dev.rstrip(" ") + prod
+        dev_output = dev.split("outputs:\n", 1)[1]
+        prod = dev_output.replace("dev:", "prod:", 1).replace(f"schema: {base}", f"schema: {base}p")
+        # A second database on the same server, for the two-database path.
+        other_db = base + "_other"
+        with conn.cursor() as cur:
+            cur.execute(f'create database "{other_db}"')
+        dbname = dev_output.split("dbname: ", 1)[1].split()[0]
+        other = dev_output.replace("dev:", "other:", 1).replace(f"dbname: {dbname}", f"dbname: {other_db}")
+        profile = dev.rstrip(" ") + prod.rstrip(" ") + other
 
         def cleanup() -> None:
             with conn.cursor() as cur:
                 cur.execute("select nspname from pg_namespace where nspname like %s", (base + "%",))
                 for (name,) in cur.fetchall():
                     cur.execute(f'drop schema "{name}" cascade')
+                cur.execute(f'drop database if exists "{other_db}" with (force)')
             conn.close()
     else:
         profile = DUCKDB_PROFILE
@@ -337,6 +346,32 @@ def test_missing_side_with_no_build_names_the_command(built) -> None:
     assert not (project.build_dir(project.second) / "prod" / "build.json").exists()
     result = project.run("diff", project.first, "--key", "nope")
     assert result.code == 2 and "--key 'nope' is not MODEL=COL" in result.stderr
+
+
+def test_two_databases_give_the_same_counts(built) -> None:
+    """Head built again into another database (another DuckDB file, another PostgreSQL database)."""
+    adapter, project, same = built
+    result = project.run("diff", f"dev@{project.first}", f"other@{project.second}", "--json")
+    assert result.code == 1, result.stderr
+    apart = json.loads(result.stdout)
+    assert apart["same_database"] is False and apart["errors"] == 0
+    for name, node in nodes(same).items():
+        other = nodes(apart)[name]
+        assert (other["code"], other["impacted"], other["rows"], other["values_skipped"]) == (
+            node["code"], node["impacted"], node["rows"], node["values_skipped"]), name
+        assert other["columns"] == node["columns"], name
+        if node["values"] is None:
+            assert other["values"] is None, name
+            continue
+        counts = ("key", "added", "removed", "changed", "unchanged", "columns")
+        assert {k: other["values"][k] for k in counts} == {k: node["values"][k] for k in counts}, name
+        assert [(s["kind"], s.get("changed")) for s in other["values"]["sample"]] == [
+            (s["kind"], s.get("changed")) for s in node["values"]["sample"]], name
+    # Only rows of differing key ranges left the warehouse: the changed ones and a few neighbours.
+    assert 0 < apart["rows_transferred"] <= 2 * sum(
+        n["rows"]["base"] + n["rows"]["head"] for n in same["nodes"] if n["values"] and n["differs"])
+    transfer = nodes(apart)["customers"]["values"]["transfer"]
+    assert transfer["rows"] == 0 and transfer["ranges"] == 0  # equal checksums: nothing fetched
 
 
 def test_pure_parts() -> None:

@@ -151,3 +151,86 @@
   {% endfor %}
   {{ return(rows) }}
 {% endmacro %}
+
+
+{#- ---- Two databases: no query can join the sides, so each side hashes its own rows. ---- -#}
+
+{#- A value as text that PostgreSQL and DuckDB (and other engines) print alike; NULL as \N. -#}
+{% macro dot_text(expr) %}
+  {{ return(adapter.dispatch('dot_text', 'dot_tasks_ops')(expr)) }}
+{% endmacro %}
+
+{% macro default__dot_text(expr) -%}
+  coalesce(cast({{ expr }} as {{ dbt.type_string() }}), '\N')
+{%- endmacro %}
+
+
+{%- macro dot_row_text(names) -%}
+  {%- if not names -%}''{%- else -%}
+  {%- set parts = [] -%}
+  {%- for name in names -%}
+    {%- do parts.append(dot_text(adapter.quote(name))) -%}
+    {%- if not loop.last %}{% do parts.append("'|'") %}{% endif -%}
+  {%- endfor -%}
+  {{ dbt.concat(parts) }}
+  {%- endif -%}
+{%- endmacro -%}
+
+
+{#- The first 8 hex digits of `hexdigits` from `start` (1-based), as an integer, written portably. -#}
+{%- macro dot_hex_int(hexdigits, start) -%}
+  ({% for i in range(8) %}({{ dbt.position("substr(" ~ hexdigits ~ ", " ~ (start + i) ~ ", 1)", "'0123456789abcdef'") }} - 1) * {{ 16 ** (7 - i) }}{{ " + " if not loop.last }}{% endfor %})
+{%- endmacro -%}
+
+
+{%- macro dot_hashed(side, key, columns) -%}
+  select {{ dbt.hash(dot_row_text(key)) }} as dot__h,
+         {{ dbt.hash(dbt.concat([dot_row_text(key), "'|'", dot_row_text(columns)])) }} as dot__r
+  from {{ dot_relation(side) }}
+{%- endmacro -%}
+
+
+{%- macro dot_in_buckets(buckets) -%}
+  {%- set by_length = {} -%}
+  {%- for b in buckets -%}{% do by_length.setdefault(b | length, []).append(b) %}{%- endfor -%}
+  ({% for length, group in by_length.items() %}substr(dot__h, 1, {{ length }}) in ({% for b in group %}'{{ b }}'{{ ", " if not loop.last }}{% endfor %}){{ " or " if not loop.last }}{% endfor %})
+{%- endmacro -%}
+
+
+{#- Per bucket of key hashes (the first `depth` hex digits), within `parents` if given:
+    the row count and two order-independent sums of the rows' hashes. -#}
+{% macro dot_bucket_checksums(side, key, columns, depth, parents) %}
+  {% set sql %}
+    select dot__b as bucket, count(*) as n, sum(dot__s1) as s1, sum(dot__s2) as s2
+    from (
+      select substr(dot__h, 1, {{ depth | int }}) as dot__b,
+             {{ dot_hex_int("dot__r", 1) }} as dot__s1, {{ dot_hex_int("dot__r", 9) }} as dot__s2
+      from ({{ dot_hashed(side, key, columns) }}) dot__x
+      {% if parents %}where {{ dot_in_buckets(parents) }}{% endif %}
+    ) dot__y
+    group by dot__b
+  {% endset %}
+  {% set out = [] %}
+  {% for row in run_query(sql).rows %}
+    {% do out.append({"bucket": row["bucket"], "n": row["n"] | int, "s1": row["s1"] | int, "s2": row["s2"] | int}) %}
+  {% endfor %}
+  {{ return(out) }}
+{% endmacro %}
+
+
+{#- The rows in `buckets`, as normalised text: key columns, then compared columns. -#}
+{% macro dot_bucket_rows(side, key, columns, buckets) %}
+  {% set names = key + columns %}
+  {% set sql %}
+    select {% for name in names %}{{ dot_text(adapter.quote(name)) }} as dot__v{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}
+    from (select {{ dbt.hash(dot_row_text(key)) }} as dot__h, * from {{ dot_relation(side) }}) dot__x
+    where {{ dot_in_buckets(buckets) }}
+  {% endset %}
+  {% set out = [] %}
+  {% for row in run_query(sql).rows %}
+    {% set values = [] %}
+    {% for name in names %}{% do values.append(row["dot__v" ~ loop.index]) %}{% endfor %}
+    {% do out.append(values) %}
+  {% endfor %}
+  {{ return(out) }}
+{% endmacro %}
