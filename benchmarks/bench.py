@@ -830,7 +830,9 @@ def measure_diff(env: Env, repeat: int, rows: int) -> list[Result]:
                 seen["diff"] = json.loads(proc.stdout)
                 return seconds
 
-            def baseline(cmd: list[str] = _by_hand(env, repo, base, head)) -> float:
+            by_hand = _by_hand(env, repo, base, head)
+
+            def baseline(cmd: list[str] = by_hand, repo: Path = repo) -> float:
                 return env.run(cmd, repo)[0]
 
             interleave(repeat, ours, baseline, result)

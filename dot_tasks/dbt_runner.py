@@ -296,7 +296,7 @@ class MacroSession:
         self._proc.wait()
         self._replies.close()
 
-    def __enter__(self) -> MacroSession:
+    def __enter__(self) -> MacroSession:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -621,7 +621,7 @@ def _child_jobs(payload: dict[str, Any], report: dict[str, Any]) -> int:
 
                 try:
                     results[index] = {"value": _json_safe(driver(call, **job)), "error": None}
-                except Exception as exc:  # one job's failure leaves the others going
+                except Exception as exc:  # noqa: BLE001 - one job's failure leaves the others going
                     results[index] = {"value": None, "error": _one_line(exc)}
             if time.monotonic() - started > 1.0:
                 label = job.get("label") or job.get("unique_id") or index
@@ -665,7 +665,7 @@ def _child_session(payload: dict[str, Any], report_fd: int) -> int:
                 try:
                     value = adapter.execute_macro(call["macro"], kwargs=call["args"], macro_resolver=task.manifest)
                     reply = {"value": _json_safe(value), "error": None}
-                except Exception as exc:  # reported to the parent, which decides
+                except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
                     reply = {"value": None, "error": _one_line(exc)}
                 os.write(report_fd, (json.dumps({"reply": reply}) + "\n").encode())
         return None

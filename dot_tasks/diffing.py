@@ -95,6 +95,10 @@ def _relevant_config(node: Mapping[str, Any]) -> dict[str, Any]:
     return picked
 
 
+def _checksum(node: Mapping[str, Any]) -> Any:
+    return (node.get("checksum") or {}).get("checksum")
+
+
 def code_state(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -> str:
     if base is None:
         return "added"
@@ -104,8 +108,7 @@ def code_state(base: Mapping[str, Any] | None, head: Mapping[str, Any] | None) -
         # Sources have no code: what matters is the relation they point at.
         same = (base.get("identifier"), base.get("schema")) == (head.get("identifier"), head.get("schema"))
         return "unchanged" if same else "modified"
-    checksum = lambda n: (n.get("checksum") or {}).get("checksum")  # noqa: E731
-    if checksum(base) != checksum(head) or _relevant_config(base) != _relevant_config(head):
+    if _checksum(base) != _checksum(head) or _relevant_config(base) != _relevant_config(head):
         return "modified"
     return "unchanged"
 

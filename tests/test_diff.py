@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pygit2
 import pytest
-
 from conftest import PG_DSN, Project, git, postgres_profile, write
 
 ORDERS_V1 = "select order_id, customer_id, amount, status, note from {{ ref('raw_orders') }}\n"
@@ -222,7 +221,7 @@ def relations(adapter: str, project: Project) -> set[tuple[str, str]]:
 
 
 def test_every_level_is_counted_exactly(built) -> None:
-    adapter, project, diff = built
+    _, project, diff = built
     assert diff["differs"] is True and diff["errors"] == 0
     assert diff["base"]["commit"] == project.first and diff["head"]["commit"] == project.second
     assert diff["base"]["context"] == diff["head"]["context"] == "dev"
@@ -321,7 +320,7 @@ def test_same_build_is_empty_and_reads_only(built) -> None:
 
 
 def test_select_state_modified_and_keys(built) -> None:
-    adapter, project, _ = built
+    _, project, _ = built
     result = project.run("diff", project.first, project.second, "--no-build", "--json",
                          "--select", "state:modified+")
     assert result.code == 1, result.stderr
@@ -350,7 +349,7 @@ def test_missing_side_with_no_build_names_the_command(built) -> None:
 
 def test_two_databases_give_the_same_counts(built) -> None:
     """Head built again into another database (another DuckDB file, another PostgreSQL database)."""
-    adapter, project, same = built
+    _, project, same = built
     result = project.run("diff", f"dev@{project.first}", f"other@{project.second}", "--json")
     assert result.code == 1, result.stderr
     apart = json.loads(result.stdout)
