@@ -193,6 +193,8 @@ class Listing:
     #: A target directory holding the manifest.json that `state:` methods compare against.
     state: str | None = None
     resource_types: tuple[str, ...] = ("model", "seed", "snapshot")
+    #: The build's own target dir: its partial_parse.msgpack is copied (never written) to spare a full parse.
+    parsed_in: str | None = None
 
 
 @dataclass
@@ -210,6 +212,8 @@ class MacroJobs:
     jobs: list[dict[str, Any]]
     threads: int = 1
     listing: Listing | None = None
+    #: dbt's --target-path for the ops project; a lasting one keeps its partial parse between runs.
+    ops_target_path: str | None = None
 
 
 @dataclass
@@ -560,12 +564,18 @@ def _child_ops(payload: dict[str, Any], report: dict[str, Any]) -> int:
 
 
 def _child_listing(listing: dict[str, Any], scratch: str) -> list[str]:
+    import shutil
+
     from dbt.cli.main import dbtRunner
 
+    target_path = Path(scratch) / "ls-target"
+    if listing.get("parsed_in") and (Path(listing["parsed_in"]) / "partial_parse.msgpack").is_file():
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(listing["parsed_in"]) / "partial_parse.msgpack", target_path / "partial_parse.msgpack")
     args = [
         "ls", "--quiet", "--log-level", "none", "--output", "json", "--output-keys", "unique_id",
         "--project-dir", listing["project_dir"], "--profiles-dir", listing["profiles_dir"],
-        "--target", listing["target"], "--target-path", str(Path(scratch) / "ls-target"),
+        "--target", listing["target"], "--target-path", str(target_path),
         "--log-path", scratch,
     ]
     for kind in listing["resource_types"]:
@@ -641,7 +651,7 @@ def _child_jobs(payload: dict[str, Any], report: dict[str, Any]) -> int:
             "--profiles-dir", target["profiles_dir"],
             "--profile", target["profile"],
             "--target", target["target"],
-            "--target-path", scratch,
+            "--target-path", payload.get("ops_target_path") or scratch,
             "--log-path", target["log_path"],
         ])
         if not result.success and any(results[i] is None for i in todo):

@@ -572,7 +572,7 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
     from . import builds
     from .dbt_runner import Listing, MacroJobs, OpsTarget, run_macro_jobs
     from .files import read_json
-    from .layout import dot_dir
+    from .layout import dot_dir, locks_dir
     from .locks import hold
 
     head = _side(ws, options.head, None, options)
@@ -605,7 +605,7 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         listing = Listing(
             project_dir=str(ws.paths(head.commit).worktree_project_dir), profiles_dir=str(head.profiles_dir),
             target=head_profile[1], select=list(options.select), exclude=list(options.exclude),
-            state=str(base.target_dir),
+            state=str(base.target_dir), parsed_in=str(head.target_dir),
         )
     started = time.monotonic()
     if not same_database:
@@ -625,9 +625,16 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         if lock is not None:
             fds = (stack.enter_context(hold(lock, "the DuckDB file (one process at a time)", ws.settings.lock_timeout)),)
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="diff-", dir=dot_dir(ws.project_dir))))
+        # The ops project's parse is kept per head context, so a second diff parses partially;
+        # its lock keeps two diffs from writing that parse at once.
+        ops_target = ws.paths(head.commit).context(head.context).context_dir / "diff-ops-target"
+        fds += (stack.enter_context(hold(locks_dir(ws.project_dir) / f"{head.commit}.{head.context}.diff.lock",
+                                         "another diff of this build",
+                                         ws.settings.lock_timeout)),)
         target = OpsTarget(str(head.profiles_dir), head_profile[0], head_profile[1], str(scratch))
         outcome = run_macro_jobs(MacroJobs(target=target, driver="dot_tasks.diffing:compare_node", jobs=jobs,
-                                           threads=threads, listing=listing), scratch, lock_fds=fds)
+                                           threads=threads, listing=listing, ops_target_path=str(ops_target)),
+                                 scratch, lock_fds=fds)
     if outcome.error:
         raise DiffError(f"the comparison failed: {outcome.error}")
     compared, errors = {}, {}

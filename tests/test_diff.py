@@ -328,10 +328,21 @@ def test_select_state_modified_and_keys(built) -> None:
     # modified, their descendants, and what was removed; not customers, dupes or the seeds.
     assert selected == {"orders", "order_totals", "order_lines", "widened", "new_model", "old_model"}
 
-    result = project.run("diff", project.first, project.second, "--no-build", "--json", "--select", "dupes",
-                         "--key", "dupes=customer_id,amount", "--sample", "0")
+    # With no BASE, a deferred head build (the slim-CI contract in build.json) names its base.
+    record_path = project.build_dir(project.second) / "dev" / "build.json"
+    saved = record_path.read_text()
+    record = json.loads(saved)
+    record["deferred_to"] = {"commit": project.first, "context": "dev", "schema": "unused"}
+    record_path.write_text(json.dumps(record))
+    try:
+        result = project.run("diff", "--head", f"dev@{project.second}", "--no-build", "--json",
+                             "--select", "dupes", "--key", "dupes=customer_id,amount", "--sample", "0")
+    finally:
+        record_path.write_text(saved)
     assert result.code == 0, result.stderr
-    (dupes,) = json.loads(result.stdout)["nodes"]
+    data = json.loads(result.stdout)
+    assert data["base"]["commit"] == project.first
+    (dupes,) = data["nodes"]
     assert dupes["key_source"] == "--key"
     v = dupes["values"]
     assert (v["key"], v["added"], v["removed"], v["changed"], v["unchanged"]) == (["customer_id", "amount"], 0, 0, 0, 10)

@@ -177,9 +177,10 @@
 {%- endmacro -%}
 
 
-{#- The first 8 hex digits of `hexdigits` from `start` (1-based), as an integer, written portably. -#}
+{#- The first 8 hex digits of `hexdigits` from `start` (1-based), as an integer, written portably
+    (in bigint: 15 * 16^7 overflows PostgreSQL's integer). -#}
 {%- macro dot_hex_int(hexdigits, start) -%}
-  ({% for i in range(8) %}({{ dbt.position("substr(" ~ hexdigits ~ ", " ~ (start + i) ~ ", 1)", "'0123456789abcdef'") }} - 1) * {{ 16 ** (7 - i) }}{{ " + " if not loop.last }}{% endfor %})
+  ({% for i in range(8) %}cast({{ dbt.position("substr(" ~ hexdigits ~ ", " ~ (start + i) ~ ", 1)", "'0123456789abcdef'") }} - 1 as {{ dbt.type_bigint() }}) * {{ 16 ** (7 - i) }}{{ " + " if not loop.last }}{% endfor %})
 {%- endmacro -%}
 
 
