@@ -16,6 +16,7 @@ and prints a table of medians:
   diff  `dot-tasks diff --no-build --select big` of a 1,000,000-row, 10-column model (1% changed,
      0.5% added, 0.5% removed) vs `dbt show --inline` with one full-outer-join count query, on
      DuckDB and PostgreSQL; and the orchestrator's peak memory at 10,000 vs 1,000,000 rows
+  diff-apart  the same model in two PostgreSQL databases with 0.1% of rows changed: rows transferred
 
 This is a plain script, not a test: it reports, it does not assert. It exits 1
 only when a measurement could not be taken.
@@ -44,7 +45,7 @@ PY = sys.executable
 DBT = str(Path(sys.executable).parent / "dbt")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOT = [PY, "-m", "dot_tasks"]
-MEASUREMENTS = ["a", "b", "c", "d", "e", "diff"]
+MEASUREMENTS = ["a", "b", "c", "d", "e", "diff", "diff-apart"]
 TIMEOUT = 900
 
 # The big repository of (a) and (b).
@@ -781,13 +782,60 @@ def _drop_pg_schemas(prefix: str) -> None:
             cur.execute(f'drop schema "{name}" cascade')
 
 
-def _diff_setup(env: Env, name: str, rows: int, profile: str) -> tuple[Path, str, str]:
+def _diff_setup(env: Env, name: str, rows: int, profile: str, sparse: bool = False,
+                head_context: str = "dev") -> tuple[Path, str, str]:
     from projects import make_diff_repo
 
-    repo, base, head = make_diff_repo(env, env.tmp / name, rows, profile)
-    for commit in (base, head):
-        env.run([*DOT, "run", f"dev@{commit}"], repo)
+    repo, base, head = make_diff_repo(env, env.tmp / name, rows, profile, sparse=sparse)
+    for context, commit in (("dev", base), (head_context, head)):
+        env.run([*DOT, "run", f"{context}@{commit}"], repo)
     return repo, base, head
+
+
+def measure_diff_apart(env: Env, repeat: int, rows: int, pg_prefix: str) -> Result:
+    """Two PostgreSQL databases, 0.1% of rows changed: how many rows leave the warehouses."""
+    import psycopg2
+
+    result = Result("diff", f"diff across two PostgreSQL databases, {rows:,} rows, 0.1% changed", "s",
+                    baseline_label="(no by-hand equivalent: no single query can join two databases)")
+    dsn = os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    other_db = pg_prefix + "_other"
+    if _pg_profile(pg_prefix) is None:
+        result.error = "no PostgreSQL server answered: skipped"
+        return result
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'create database "{other_db}"')
+        profile = _pg_profile(pg_prefix) or ""
+        dev = profile.split("outputs:\n", 1)[1]
+        dbname = dev.split("dbname: ", 1)[1].split()[0]
+        profile += dev.replace("dev:", "other:", 1).replace(f"dbname: {dbname}", f"dbname: {other_db}")
+        say(f"diff: building {rows:,} rows into two PostgreSQL databases ...")
+        repo, base, head = _diff_setup(env, "diff-apart", rows, profile, sparse=True, head_context="other")
+        transferred = []
+        for _ in range(repeat):
+            seconds, proc = env.run([*DOT, "diff", f"dev@{base}", f"other@{head}", "--no-build", "--select", "big",
+                                     "--json"], repo, check=False)
+            if proc.returncode != 1:
+                raise BenchError(f"diff exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+            data = json.loads(proc.stdout)
+            result.ours.append(seconds)
+            transferred.append(data["rows_transferred"])
+            values = data["nodes"][0]["values"]
+        share = statistics.median(transferred) / rows
+        result.notes.append(f"rows transferred (both sides together): {statistics.median(transferred):,} "
+                            f"= {share:.2%} of the table's {rows:,} (target <= 5%); found ~{values['changed']} "
+                            f"(c1: {values['columns'].get('c1')}), +{values['added']} -{values['removed']}; "
+                            f"{values['transfer']['checksums']:,} range checksums")
+        if share > 0.05:
+            result.failed_checks.append("more than 5% of the rows transferred")
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'drop database if exists "{other_db}" with (force)')
+        conn.close()
+    return result
 
 
 def _by_hand(env: Env, repo: Path, base: str, head: str) -> list[str]:
@@ -871,7 +919,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is reported (>= 3)")
     parser.add_argument("names", nargs="*", help="measurements to take (the same as --only), e.g. diff")
-    parser.add_argument("--only", default=None, help="comma-separated subset of a,b,c,d,e,diff (default: all)")
+    parser.add_argument("--only", default=None, help="comma-separated subset of a,b,c,d,e,diff,diff-apart (default: all)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the diff benchmark's model")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
@@ -929,6 +977,12 @@ def main(argv: list[str] | None = None) -> int:
                     results += measure_e(env, args.repeat, duck)
                 elif letter == "diff":
                     results += measure_diff(env, args.repeat, args.rows)
+                elif letter == "diff-apart":
+                    prefix = "bench_" + os.urandom(4).hex()
+                    try:
+                        results.append(measure_diff_apart(env, args.repeat, args.rows, prefix))
+                    finally:
+                        _drop_pg_schemas(prefix)
             except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
                 results.append(Result(letter, "(could not measure)", "s", error=str(exc)))
             say(f"({letter}) took {time.perf_counter() - t0:.1f} s")

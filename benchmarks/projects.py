@@ -15,14 +15,16 @@ def _write(path: Path, text: str) -> None:
     path.write_text(textwrap.dedent(text).lstrip())
 
 
-def _big_model(rows: int, head: bool) -> str:
+def _big_model(rows: int, head: bool, sparse: bool = False) -> str:
     """`big`: `rows` rows in base; in head 1% changed (c1), 0.5% removed and 0.5% added.
 
     Head removes the ids with i % 200 = 1 and adds ids rows+1 .. rows*1.005.
+    `sparse`: head only changes c1 in 0.1% of the rows (i % 1000 = 0).
     """
-    last = rows + rows // 200 if head else rows
-    c1 = "case when i % 100 = 0 then (i % 97) + 1 else i % 97 end" if head else "i % 97"
-    keep = "where i % 200 <> 1" if head else ""
+    last = rows + rows // 200 if head and not sparse else rows
+    every = 1000 if sparse else 100
+    c1 = f"case when i % {every} = 0 then (i % 97) + 1 else i % 97 end" if head else "i % 97"
+    keep = "where i % 200 <> 1" if head and not sparse else ""
     return textwrap.dedent(f"""
         {{% if target.type == 'duckdb' %}}
           {{% set series = "(select range as i from range(1, " ~ {last} ~ " + 1)) g" %}}
@@ -44,7 +46,7 @@ def _big_model(rows: int, head: bool) -> str:
         """).lstrip()
 
 
-def make_diff_repo(env: Any, root: Path, rows: int, profile: str) -> tuple[Path, str, str]:
+def make_diff_repo(env: Any, root: Path, rows: int, profile: str, sparse: bool = False) -> tuple[Path, str, str]:
     """A repository whose two commits build `big` (base, then head); returns (repo, base, head)."""
     repo = root
     repo.mkdir(parents=True, exist_ok=True)
@@ -72,7 +74,7 @@ def make_diff_repo(env: Any, root: Path, rows: int, profile: str) -> tuple[Path,
     env.git("add", "-A", cwd=repo)
     env.git("commit", "-q", "-m", "base", cwd=repo)
     base = env.git("rev-parse", "HEAD", cwd=repo)
-    (repo / "models" / "big.sql").write_text(_big_model(rows, head=True))
+    (repo / "models" / "big.sql").write_text(_big_model(rows, head=True, sparse=sparse))
     env.git("commit", "-q", "-am", "head", cwd=repo)
     head = env.git("rev-parse", "HEAD", cwd=repo)
     return repo, base, head
