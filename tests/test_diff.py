@@ -385,7 +385,7 @@ def test_two_databases_give_the_same_counts(built) -> None:
 
 
 def test_pure_parts() -> None:
-    from dot_tasks.diffing import code_state, column_changes, parse_side
+    from dot_tasks.diffing import code_state, column_changes, parse_side, plan
     from dot_tasks.main import accept_diff_sides
 
     assert accept_diff_sides(["diff", "--select", "a+", "prod@main", "-o", "x", "HEAD", "--json"]) == [
@@ -394,6 +394,17 @@ def test_pure_parts() -> None:
     node = {"checksum": {"checksum": "a"}, "config": {"materialized": "table"}}
     assert code_state(node, dict(node)) == "unchanged"
     assert code_state(node, {**node, "config": {"materialized": "view"}}) == "modified"
+    def manifest(sql: dict[str, str]) -> dict:
+        parents = {"model.p.a": [], "model.p.b": ["model.p.a"], "model.p.c": ["model.p.b"], "model.p.d": []}
+        return {"nodes": {uid: {"unique_id": uid, "name": uid.split(".")[-1], "resource_type": "model",
+                                "checksum": {"checksum": sql[uid]}, "config": {"materialized": "table"},
+                                "depends_on": {"nodes": parents[uid]}} for uid in sql},
+                "parent_map": {uid: parents[uid] for uid in sql}}
+
+    same = {"model.p.a": "1", "model.p.b": "2", "model.p.c": "3", "model.p.d": "4"}
+    planned = {p.name: (p.code, p.impacted) for p in plan(manifest(same), manifest({**same, "model.p.a": "9"}), {})}
+    assert planned == {"a": ("modified", False), "b": ("unchanged", True), "c": ("unchanged", True),
+                       "d": ("unchanged", False)}
     changes = column_changes([{"name": "a", "type": "int"}, {"name": "b", "type": "int"}],
                              [{"name": "b", "type": "int"}, {"name": "a", "type": "int"}])
     assert changes == {"added": [], "removed": [], "type_changed": [], "order_changed": True}
