@@ -39,13 +39,12 @@
 {#- The relation's columns as the warehouse reports them, or none when it does not exist. -#}
 {% macro dot_columns_of(side) %}
   {% if side is none %}{{ return(none) }}{% endif %}
-  {% set found = adapter.get_relation(database=side.database, schema=side.schema, identifier=side.identifier) %}
-  {% if found is none %}{{ return(none) }}{% endif %}
+  {#- A relation has at least one column, so none means it does not exist (one query, not two). -#}
   {% set columns = [] %}
-  {% for column in adapter.get_columns_in_relation(found) %}
+  {% for column in adapter.get_columns_in_relation(dot_relation(side)) %}
     {% do columns.append({"name": column.name, "type": column.data_type}) %}
   {% endfor %}
-  {{ return(columns) }}
+  {{ return(columns if columns else none) }}
 {% endmacro %}
 
 
