@@ -285,7 +285,7 @@ def column_changes(base: list[dict[str, Any]] | None, head: list[dict[str, Any]]
 
 def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: dict[str, Any] | None,
                  head: dict[str, Any] | None, key: list[str] | None, sample: int,
-                 adapter_type: str = "") -> dict[str, Any]:
+                 adapter_type: str = "", exact_key_check: bool = False) -> dict[str, Any]:
     """Levels b to d for one node: `call(macro, **kwargs)` runs one `dot_diff` macro."""
     base_cols = call("dot_columns_of", side=base) if base else None
     head_cols = call("dot_columns_of", side=head) if head else None
@@ -308,18 +308,27 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
         if absent:
             problem = f"key column {', '.join(absent)} is not on both sides"
     usable_key = [h[k.lower()]["name"] for k in key] if key and problem is None else []
-    stats = {}
-    for side, rel, cols in (("base", base, base_cols), ("head", head, head_cols)):
-        if rel is not None and cols is not None:
+    stats: dict[str, dict[str, int]] = {}
+
+    def check_key() -> str | None:
+        """Exact duplicate and NULL counts per side (a GROUP BY each): the problem, if any."""
+        for side, rel in (("base", base), ("head", head)):
             stats[side] = call("dot_side_stats", side=rel, key=usable_key)
-            out["rows"][side] = stats[side]["rows"]
-    if problem is None:
         bad = [f"{side} has {s['duplicate_keys']} duplicate key value(s) and {s['null_key_rows']} row(s) with a NULL key"
                for side, s in stats.items() if s["duplicate_keys"] or s["null_key_rows"]]
-        if bad:
-            problem = "key " + ", ".join(usable_key) + " is not unique and not null: " + "; ".join(bad)
-            out["key_problems"] = {side: {"duplicate_keys": s["duplicate_keys"], "null_key_rows": s["null_key_rows"]}
-                                   for side, s in stats.items()}
+        if not bad:
+            return None
+        out["key_problems"] = {side: {"duplicate_keys": s["duplicate_keys"], "null_key_rows": s["null_key_rows"]}
+                               for side, s in stats.items()}
+        return "key " + ", ".join(usable_key) + " is not unique and not null: " + "; ".join(bad)
+
+    if problem is None and exact_key_check:
+        problem = check_key()
+    for side, rel, cols in (("base", base, base_cols), ("head", head, head_cols)):
+        if rel is not None and cols is not None:
+            if side not in stats:
+                stats[side] = call("dot_side_stats", side=rel, key=[])
+            out["rows"][side] = stats[side]["rows"]
     if problem is not None:
         out["values_skipped"] = problem
         return out
@@ -328,19 +337,36 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
     as_text = [h[n]["name"] for n in h if n in b and n not in keyset
                and str(b[n]["type"]).lower() != str(h[n]["type"]).lower()]
     values = call("dot_values", base=base, head=head, key=usable_key, columns=compared, as_text=as_text)
+    # The join itself shows most key trouble: a NULL key, or a repeated key that matched (a side's
+    # rows then appear more often in the join than in the table). A key repeated among one side's
+    # unmatched rows shows in the sample query's multiplicity. Only then are exact counts taken.
+    checks = {k: values.pop(k, None) for k in ("base_present", "head_present", "base_null_keys", "head_null_keys")}
+    suspect = bool(checks["base_null_keys"] or checks["head_null_keys"]) or any(
+        checks[f"{side}_present"] not in (None, out["rows"][side]) for side in ("base", "head"))
+    found: dict[str, Any] = {"rows": [], "max_multiplicity": 0}
+    if not suspect and (values["added"] or values["removed"] or (sample > 0 and values["changed"])):
+        found = call("dot_samples", base=base, head=head, key=usable_key, columns=compared,
+                     as_text=as_text, sample=max(sample, 1))
+        suspect = found["max_multiplicity"] > 1
+    if suspect and not exact_key_check:
+        problem = check_key() or "key columns are not unique"
+        out["values_skipped"] = problem
+        return out
     samples: list[dict[str, Any]] = []
-    if sample > 0 and (values["added"] or values["removed"] or values["changed"]):
-        for row in call("dot_samples", base=base, head=head, key=usable_key, columns=compared,
-                        as_text=as_text, sample=sample):
-            kind = {"matched": "changed"}.get(row["kind"], row["kind"])
-            entry: dict[str, Any] = {"kind": kind, "key": dict(zip(usable_key, row["key"]))}
-            if kind != "added":
-                entry["base"] = dict(zip(compared, row["base"]))
-            if kind != "removed":
-                entry["head"] = dict(zip(compared, row["head"]))
-            if kind == "changed":
-                entry["changed"] = [c for c, bv, hv in zip(compared, row["base"], row["head"]) if bv != hv]
-            samples.append(entry)
+    per_kind: dict[str, int] = {}
+    for row in found["rows"]:
+        kind = {"matched": "changed"}.get(row["kind"], row["kind"])
+        per_kind[kind] = per_kind.get(kind, 0) + 1
+        if per_kind[kind] > sample:
+            continue
+        entry: dict[str, Any] = {"kind": kind, "key": dict(zip(usable_key, row["key"]))}
+        if kind != "added":
+            entry["base"] = dict(zip(compared, row["base"]))
+        if kind != "removed":
+            entry["head"] = dict(zip(compared, row["head"]))
+        if kind == "changed":
+            entry["changed"] = [c for c, bv, hv in zip(compared, row["base"], row["head"]) if bv != hv]
+        samples.append(entry)
     values["columns"] = {_shown(c, adapter_type): n for c, n in values["columns"].items()}
     values["key"] = [_shown(k, adapter_type) for k in usable_key]
     values["sample"] = samples
@@ -434,12 +460,10 @@ def compare_node_apart(base_call: Callable[..., Any], head_call: Callable[..., A
         if macro == "dot_values":
             plan_calls.update(kwargs)
             return {"added": 0, "removed": 0, "changed": 0, "unchanged": 0, "columns": {}}
-        if macro == "dot_samples":
-            return []
         return (base_call if side is base else head_call)(macro, **kwargs)
 
     out = compare_node(call, unique_id=unique_id, label=label, base=base, head=head, key=key, sample=0,
-                       adapter_type=adapter_type)
+                       adapter_type=adapter_type, exact_key_check=True)
     if out["values"] is None:
         return out
     values = compare_values_apart(base_call, head_call, base, head,  # type: ignore[arg-type]

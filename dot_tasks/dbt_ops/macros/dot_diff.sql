@@ -95,7 +95,10 @@
     {{ bq }} as dot__b{{ loop.index }}, {{ hq }} as dot__h{{ loop.index }},
     {%- endif %}
     {%- endfor %}
-    1 as dot__one
+    case when dot__b.dot__in = 1 then 1 else 0 end as dot__bp,
+    case when dot__h.dot__in = 1 then 1 else 0 end as dot__hp,
+    case when dot__b.dot__in = 1 and ({% for k in key %}dot__b.{{ adapter.quote(k) }} is null{{ " or " if not loop.last }}{% endfor %}) then 1 else 0 end as dot__bn,
+    case when dot__h.dot__in = 1 and ({% for k in key %}dot__h.{{ adapter.quote(k) }} is null{{ " or " if not loop.last }}{% endfor %}) then 1 else 0 end as dot__hn
   from (select 1 as dot__in, {{ dot_quote_all(wanted) }} from {{ b }}) dot__b
   full outer join (select 1 as dot__in, {{ dot_quote_all(wanted) }} from {{ h }}) dot__h
     on {% for k in key %}dot__b.{{ adapter.quote(k) }} = dot__h.{{ adapter.quote(k) }}{{ " and " if not loop.last }}{% endfor %}
@@ -114,7 +117,11 @@
       coalesce(sum(case when dot__kind = 'added' then 1 else 0 end), 0) as added,
       coalesce(sum(case when dot__kind = 'removed' then 1 else 0 end), 0) as removed,
       coalesce(sum(case when dot__kind = 'matched' and {{ dot_any_change(columns) }} then 1 else 0 end), 0) as changed,
-      coalesce(sum(case when dot__kind = 'matched' and not ({{ dot_any_change(columns) }}) then 1 else 0 end), 0) as unchanged
+      coalesce(sum(case when dot__kind = 'matched' and not ({{ dot_any_change(columns) }}) then 1 else 0 end), 0) as unchanged,
+      coalesce(sum(dot__bp), 0) as base_present,
+      coalesce(sum(dot__hp), 0) as head_present,
+      coalesce(sum(dot__bn), 0) as base_null_keys,
+      coalesce(sum(dot__hn), 0) as head_null_keys
       {%- for c in columns %},
       coalesce(sum(dot__d{{ loop.index }}), 0) as dot__c{{ loop.index }}
       {%- endfor %}
@@ -124,31 +131,41 @@
   {% set per_column = {} %}
   {% for c in columns %}{% do per_column.update({c: row["dot__c" ~ loop.index] | int}) %}{% endfor %}
   {{ return({"added": row["added"] | int, "removed": row["removed"] | int, "changed": row["changed"] | int,
-             "unchanged": row["unchanged"] | int, "columns": per_column}) }}
+             "unchanged": row["unchanged"] | int, "columns": per_column,
+             "base_present": row["base_present"] | int, "head_present": row["head_present"] | int,
+             "base_null_keys": row["base_null_keys"] | int, "head_null_keys": row["head_null_keys"] | int}) }}
 {% endmacro %}
 
 
-{#- Up to `sample` keys of each kind (added, removed, changed), in key order, with both sides' values.
-    Rows come back positionally: kind, the key's values, then (base, head) per column. -#}
+{#- Up to `sample` keys of each kind (added, removed, changed), in key order, with both sides' values,
+    and how often the most repeated key occurs among the differing rows of one kind. -#}
 {% macro dot_samples(base, head, key, columns, as_text, sample) %}
+  {%- set keys %}{% for k in key %}dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}{% endset -%}
   {% set sql %}
     select * from (
-      select dot__j.*,
-        row_number() over (partition by dot__kind order by {% for k in key %}dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}) as dot__rn
-      from ({{ dot_joined(base, head, key, columns, as_text, true) }}) dot__j
-      where dot__kind <> 'matched' or {{ dot_any_change(columns) }}
+      select dot__m.*,
+        row_number() over (partition by dot__kind order by {{ keys }}) as dot__rn,
+        max(dot__mult) over () as dot__maxmult
+      from (
+        select dot__j.*, count(*) over (partition by dot__kind, {{ keys }}) as dot__mult
+        from ({{ dot_joined(base, head, key, columns, as_text, true) }}) dot__j
+        where dot__kind <> 'matched' or {{ dot_any_change(columns) }}
+      ) dot__m
     ) dot__s
     where dot__rn <= {{ sample | int }}
     order by dot__kind{% for k in key %}, dot__k{{ loop.index }}{% endfor %}
   {% endset %}
   {% set rows = [] %}
+  {% set most = [0] %}
   {% for row in run_query(sql).rows %}
-    {% set keys = [] %}{% set b = [] %}{% set h = [] %}
-    {% for k in key %}{% do keys.append(row["dot__k" ~ loop.index]) %}{% endfor %}
+    {% if (row["dot__maxmult"] | int) > most[0] %}{% do most.append(row["dot__maxmult"] | int) %}{% do most.pop(0) %}{% endif %}
+    {% set key_values = [] %}{% set b = [] %}{% set h = [] %}
+    {% for k in key %}{% do key_values.append(row["dot__k" ~ loop.index]) %}{% endfor %}
     {% for c in columns %}{% do b.append(row["dot__b" ~ loop.index]) %}{% do h.append(row["dot__h" ~ loop.index]) %}{% endfor %}
-    {% do rows.append({"kind": row["dot__kind"], "key": keys, "base": b, "head": h}) %}
+    {% do rows.append({"kind": row["dot__kind"], "key": key_values, "base": b, "head": h}) %}
   {% endfor %}
-  {{ return(rows) }}
+  {#- max_multiplicity > 1: a key repeats among the rows on one side only, which the counts cannot show. -#}
+  {{ return({"rows": rows, "max_multiplicity": most[0]}) }}
 {% endmacro %}
 
 
