@@ -336,13 +336,19 @@ def test_select_state_modified_and_keys(built) -> None:
     record_path.write_text(json.dumps(record))
     try:
         result = project.run("diff", "--head", f"dev@{project.second}", "--no-build", "--json",
-                             "--select", "dupes", "--key", "dupes=customer_id,amount", "--sample", "0")
+                             "--select", "dupes orders", "--key", "dupes=customer_id,amount",
+                             "--key", "orders=amount", "--sample", "0")
     finally:
         record_path.write_text(saved)
-    assert result.code == 0, result.stderr
+    assert result.code == 1, result.stderr
     data = json.loads(result.stdout)
     assert data["base"]["commit"] == project.first
-    (dupes,) = data["nodes"]
+    dupes, orders = data["nodes"]
+    # amount as the key of orders: head has 0 three times, all unmatched in base, so only the
+    # multiplicity among one side's unmatched rows can show it.
+    assert orders["values"] is None and "not unique" in orders["values_skipped"]
+    assert orders["key_problems"] == {"base": {"duplicate_keys": 0, "null_key_rows": 0},
+                                      "head": {"duplicate_keys": 1, "null_key_rows": 0}}
     assert dupes["key_source"] == "--key"
     v = dupes["values"]
     assert (v["key"], v["added"], v["removed"], v["changed"], v["unchanged"]) == (["customer_id", "amount"], 0, 0, 0, 10)
