@@ -17,6 +17,10 @@ and prints a table of medians:
      time to show in headless Chromium (bench_report.py, which also runs alone)
   slim  `run --defer-to` with one leaf changed vs the full `run` of the base, 200-model DuckDB
      project; and the same with `--clone` (`bench.py slim` runs only this one)
+  diff  `dot-tasks diff --no-build --select big` of a 1,000,000-row, 10-column model (1% changed,
+     0.5% added, 0.5% removed) vs `dbt show --inline` with one full-outer-join count query, on
+     DuckDB and PostgreSQL; and the orchestrator's peak memory at 10,000 vs 1,000,000 rows
+  diff-apart  the same model in two PostgreSQL databases with 0.1% of rows changed: rows transferred
 
 This is a plain script, not a test: it reports, it does not assert. It exits 1
 only when a measurement could not be taken.
@@ -47,7 +51,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DOT = [PY, "-m", "dot_tasks"]
 MEASUREMENTS = ["a", "b", "c", "d", "e"]
 #: Asked for by name (`bench.py slim`, or `--only slim`), not part of the default run.
-EXTRA_MEASUREMENTS = ["report", "slim"]
+EXTRA_MEASUREMENTS = ["report", "slim", "diff", "diff-apart"]
 TIMEOUT = 900
 
 # The big repository of (a) and (b).
@@ -817,28 +821,196 @@ def measure_report(repeat: int) -> list[Result]:
     return [size, write, shown]
 
 
+# --- diff ----------------------------------------------------------------------
+
+DIFF_MEMORY = """
+import json, resource, sys
+from dot_tasks.main import program
+program.run(["dot-tasks", "diff", *sys.argv[1:]], exit=False)
+sys.stdout.flush()
+print("BENCH_RSS " + json.dumps({"self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _pg_profile(schema: str) -> str | None:
+    dsn = os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        import psycopg2
+
+        psycopg2.connect(dsn, connect_timeout=3).close()
+    except Exception:  # noqa: BLE001 - no server: the PostgreSQL rows are skipped
+        return None
+    url = dsn.split("://", 1)[1]
+    user_host, _, dbname = url.partition("/")
+    user, _, hostport = user_host.rpartition("@")
+    host, _, port = hostport.partition(":")
+    return (f"bench:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      host: {host}\n"
+            f"      port: {port or 5432}\n      user: {user.split(':')[0] or 'postgres'}\n      password: ''\n"
+            f"      dbname: {dbname.split('?')[0] or 'postgres'}\n      schema: {schema}\n      threads: 4\n")
+
+
+def _drop_pg_schemas(prefix: str) -> None:
+    import psycopg2
+
+    dsn = os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("select nspname from pg_namespace where nspname like %s", (prefix + "\\_%",))
+        for (name,) in cur.fetchall():
+            cur.execute(f'drop schema "{name}" cascade')
+
+
+def _diff_setup(env: Env, name: str, rows: int, profile: str, sparse: bool = False,
+                head_context: str = "dev") -> tuple[Path, str, str]:
+    from projects import make_diff_repo
+
+    repo, base, head = make_diff_repo(env, env.tmp / name, rows, profile, sparse=sparse)
+    for context, commit in (("dev", base), (head_context, head)):
+        env.run([*DOT, "run", f"{context}@{commit}"], repo)
+    return repo, base, head
+
+
+def measure_diff_apart(env: Env, repeat: int, rows: int, pg_prefix: str) -> Result:
+    """Two PostgreSQL databases, 0.1% of rows changed: how many rows leave the warehouses."""
+    import psycopg2
+
+    result = Result("diff", f"diff across two PostgreSQL databases, {rows:,} rows, 0.1% changed", "s",
+                    baseline_label="(no by-hand equivalent: no single query can join two databases)")
+    dsn = os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    other_db = pg_prefix + "_other"
+    if _pg_profile(pg_prefix) is None:
+        result.error = "no PostgreSQL server answered: skipped"
+        return result
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'create database "{other_db}"')
+        profile = _pg_profile(pg_prefix) or ""
+        dev = profile.split("outputs:\n", 1)[1]
+        dbname = dev.split("dbname: ", 1)[1].split()[0]
+        profile += dev.replace("dev:", "other:", 1).replace(f"dbname: {dbname}", f"dbname: {other_db}")
+        say(f"diff: building {rows:,} rows into two PostgreSQL databases ...")
+        repo, base, head = _diff_setup(env, "diff-apart", rows, profile, sparse=True, head_context="other")
+        transferred = []
+        for _ in range(repeat):
+            seconds, proc = env.run([*DOT, "diff", f"dev@{base}", f"other@{head}", "--no-build", "--select", "big",
+                                     "--json"], repo, check=False)
+            if proc.returncode != 1:
+                raise BenchError(f"diff exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+            data = json.loads(proc.stdout)
+            result.ours.append(seconds)
+            transferred.append(data["rows_transferred"])
+            values = data["nodes"][0]["values"]
+        share = statistics.median(transferred) / rows
+        result.notes.append(f"rows transferred (both sides together): {statistics.median(transferred):,} "
+                            f"= {share:.2%} of the table's {rows:,} (target <= 5%); found ~{values['changed']} "
+                            f"(c1: {values['columns'].get('c1')}), +{values['added']} -{values['removed']}; "
+                            f"{values['transfer']['checksums']:,} range checksums")
+        if share > 0.05:
+            result.failed_checks.append("more than 5% of the rows transferred")
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'drop database if exists "{other_db}" with (force)')
+        conn.close()
+    return result
+
+
+def _by_hand(env: Env, repo: Path, base: str, head: str) -> list[str]:
+    from projects import by_hand_query
+
+    def relation(commit: str) -> str:
+        record = json.loads((repo / ".dot" / "isolated_builds" / commit / "dev" / "build.json").read_text())
+        return f"{record['schema']}.big"
+
+    ctx = repo / ".dot" / "isolated_builds" / head / "dev"
+    scratch = env.tmp / "by-hand"
+    return [DBT, "show", "--inline", by_hand_query(relation(base), relation(head)),
+            "--project-dir", str(repo / ".dot" / "isolated_builds" / head / "worktree"),
+            "--profiles-dir", str(ctx), "--target", "dev",
+            "--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs")]
+
+
+def measure_diff(env: Env, repeat: int, rows: int) -> list[Result]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    results = []
+    pg_prefix = "bench_" + os.urandom(4).hex()
+    profiles = {"duckdb": duckdb_profiles("bench", threads=4), "postgres": _pg_profile(pg_prefix)}
+    try:
+        for adapter, profile in profiles.items():
+            result = Result("diff", f"diff of {rows:,} rows x 10 columns, {adapter}", "s", target_kind="ratio",
+                            target=1.2, baseline_label="`dbt show --inline` with one full-outer-join count query")
+            results.append(result)
+            if profile is None:
+                result.error = "no PostgreSQL server answered: skipped"
+                continue
+            say(f"diff: building the {rows:,}-row model twice on {adapter} ...")
+            repo, base, head = _diff_setup(env, f"diff-{adapter}", rows, profile)
+            ours_cmd = [*DOT, "diff", base, head, "--no-build", "--select", "big", "--json"]
+            seen: dict[str, Any] = {}
+
+            def ours(repo: Path = repo, cmd: list[str] = ours_cmd, seen: dict[str, Any] = seen) -> float:
+                seconds, proc = env.run(cmd, repo, check=False)
+                if proc.returncode != 1:
+                    raise BenchError(f"diff exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+                seen["diff"] = json.loads(proc.stdout)
+                return seconds
+
+            by_hand = _by_hand(env, repo, base, head)
+
+            def baseline(cmd: list[str] = by_hand, repo: Path = repo) -> float:
+                return env.run(cmd, repo)[0]
+
+            interleave(repeat, ours, baseline, result)
+            values = seen["diff"]["nodes"][0]["values"]
+            result.notes.append(f"diff found: +{values['added']} -{values['removed']} ~{values['changed']} "
+                                f"={values['unchanged']} (c1: {values['columns'].get('c1')})")
+        # Memory of the orchestrator does not grow with the table: 10,000 rows against `rows`.
+        mem = Result("diff", "orchestrator peak RSS, diff of 1M vs 10k rows (DuckDB)", "MB", target_kind="diff",
+                     target=10.0, baseline_label="the same diff of a 10,000-row model")
+        results.append(mem)
+        small = _diff_setup(env, "diff-small", 10_000, profiles["duckdb"])
+        big = (env.tmp / "diff-duckdb", *_commits(env, env.tmp / "diff-duckdb"))
+        for bucket, (repo, base, head) in ((mem.ours, big), (mem.baseline, small)):
+            for _ in range(repeat):
+                _, proc = env.run(forked_from_shell([PY, "-c", DIFF_MEMORY, base, head, "--no-build",
+                                                     "--select", "big", "--json"]), repo, check=False)
+                marker = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_RSS ")]
+                if not marker:
+                    raise BenchError(f"the memory wrapper printed no BENCH_RSS line: {proc.stderr.strip()[-500:]}")
+                bucket.append(json.loads(marker[-1][len("BENCH_RSS "):])["self_kb"] / 1024)
+    finally:
+        if profiles["postgres"] is not None:
+            _drop_pg_schemas(pg_prefix)
+    return results
+
+
+def _commits(env: Env, repo: Path) -> tuple[str, str]:
+    head = env.git("rev-parse", "HEAD", cwd=repo)
+    return env.git("rev-parse", "HEAD~1", cwd=repo), head
+
+
 # --- main ----------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] and argv[0] in EXTRA_MEASUREMENTS:  # `bench.py slim`: that scenario alone
-        argv = ["--only", argv[0], *argv[1:]]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is reported (>= 3)")
-    parser.add_argument("--only", default=",".join(MEASUREMENTS),
-                        help=f"comma-separated subset of {','.join(MEASUREMENTS + EXTRA_MEASUREMENTS)}")
+    parser.add_argument("names", nargs="*", help="measurements to take (the same as --only), e.g. diff or slim")
+    parser.add_argument("--only", default=None,
+                        help=f"comma-separated subset of {','.join(MEASUREMENTS + EXTRA_MEASUREMENTS)} (default: a to e)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the diff benchmark's model")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
     parser.add_argument("--tmp-dir", default=None, help="where to make the temporary directory")
     args = parser.parse_args(argv)
     if args.repeat < 3:
         parser.error("--repeat must be at least 3")
-    only = [part.strip() for part in args.only.split(",") if part.strip()]
+    chosen = args.only or ",".join(args.names) or ",".join(MEASUREMENTS)
+    only = [part.strip() for part in chosen.split(",") if part.strip()]
     unknown = [m for m in only if m not in MEASUREMENTS + EXTRA_MEASUREMENTS]
     if unknown:
         parser.error(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS + EXTRA_MEASUREMENTS)}")
-    if not Path(DBT).exists() and any(m in only for m in ("d", "e", "slim")):
+    if not Path(DBT).exists() and any(m in only for m in ("d", "e", "slim", "diff")):
         parser.error(f"no dbt executable at {DBT}: run this with the venv's python")
 
     tmp = Path(tempfile.mkdtemp(prefix="dot-bench-", dir=args.tmp_dir)).resolve()
@@ -885,6 +1057,14 @@ def main(argv: list[str] | None = None) -> int:
                     results += measure_report(args.repeat)
                 elif letter == "slim":
                     results += measure_slim(env, args.repeat, make_slim_repo(env))
+                elif letter == "diff":
+                    results += measure_diff(env, args.repeat, args.rows)
+                elif letter == "diff-apart":
+                    prefix = "bench_" + os.urandom(4).hex()
+                    try:
+                        results.append(measure_diff_apart(env, args.repeat, args.rows, prefix))
+                    finally:
+                        _drop_pg_schemas(prefix)
             except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
                 results.append(Result(letter, "(could not measure)", "s", error=str(exc)))
             say(f"({letter}) took {time.perf_counter() - t0:.1f} s")

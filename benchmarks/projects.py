@@ -1,9 +1,13 @@
-"""Generated dbt projects for the benchmarks: files only; bench.py commits them and times the runs."""
+"""Inputs the benchmarks generate: dbt projects (files only; bench.py commits them and times the runs)."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
+
+#: The diff benchmark's model: an id and nine columns of each kind a warehouse holds.
+DIFF_COLUMNS = 10
 
 #: The slim CI project: one seed, 20 models on it, the rest each joining two earlier ones.
 SLIM_MODELS = 200
@@ -65,3 +69,84 @@ def change_slim_leaf(repo: Path, note: str) -> None:
     """Change the leaf model's SQL (a new column), as a pull request would."""
     path = repo / "models" / f"{slim_leaf()}.sql"
     path.write_text(path.read_text().replace("as amount\n", f"as amount, '{note}' as note\n", 1))
+
+
+def _big_model(rows: int, head: bool, sparse: bool = False) -> str:
+    """`big`: `rows` rows in base; in head 1% changed (c1), 0.5% removed and 0.5% added.
+
+    Head removes the ids with i % 200 = 1 and adds ids rows+1 .. rows*1.005.
+    `sparse`: head only changes c1 in 0.1% of the rows (i % 1000 = 0).
+    """
+    last = rows + rows // 200 if head and not sparse else rows
+    every = 1000 if sparse else 100
+    c1 = f"case when i % {every} = 0 then (i % 97) + 1 else i % 97 end" if head else "i % 97"
+    keep = "where i % 200 <> 1" if head and not sparse else ""
+    return textwrap.dedent(f"""
+        {{% if target.type == 'duckdb' %}}
+          {{% set series = "(select range as i from range(1, " ~ {last} ~ " + 1)) g" %}}
+        {{% else %}}
+          {{% set series = "generate_series(1, " ~ {last} ~ ") as g(i)" %}}
+        {{% endif %}}
+        select i as id,
+               {c1} as c1,
+               i % 101 as c2,
+               cast(i as {{{{ dbt.type_float() }}}}) / 7 as c3,
+               'name ' || cast(i % 1000 as {{{{ dbt.type_string() }}}}) as c4,
+               case when i % 3 = 0 then null else i % 5 end as c5,
+               i % 2 = 0 as c6,
+               cast(i * 3 as {{{{ dbt.type_bigint() }}}}) as c7,
+               'x' as c8,
+               i % 13 as c9
+        from {{{{ series }}}}
+        {keep}
+        """).lstrip()
+
+
+def make_diff_repo(env: Any, root: Path, rows: int, profile: str, sparse: bool = False) -> tuple[Path, str, str]:
+    """A repository whose two commits build `big` (base, then head); returns (repo, base, head)."""
+    repo = root
+    repo.mkdir(parents=True, exist_ok=True)
+    write(repo / "dbt_project.yml", """
+        name: bench_diff
+        profile: bench
+        config-version: 2
+        version: "1.0"
+        models:
+          bench_diff:
+            +materialized: table
+        """)
+    write(repo / "models" / "schema.yml", """
+        version: 2
+        models:
+          - name: big
+            config:
+              meta: {primary_key: id}
+        """)
+    write(repo / "profiles.yml", profile)
+    write(repo / ".gitignore", "*.duckdb*\ntarget/\nlogs/\n")
+    (repo / "models" / "big.sql").write_text(_big_model(rows, head=False))
+    env.git("init", "-q", "-b", "main", cwd=repo)
+    env.git("config", "gc.auto", "0", cwd=repo)
+    env.git("add", "-A", cwd=repo)
+    env.git("commit", "-q", "-m", "base", cwd=repo)
+    base = env.git("rev-parse", "HEAD", cwd=repo)
+    (repo / "models" / "big.sql").write_text(_big_model(rows, head=True, sparse=sparse))
+    env.git("commit", "-q", "-am", "head", cwd=repo)
+    head = env.git("rev-parse", "HEAD", cwd=repo)
+    return repo, base, head
+
+
+def by_hand_query(base_relation: str, head_relation: str) -> str:
+    """The one full-outer-join query a person would write to count what `diff` counts."""
+    cols = [f"c{i}" for i in range(1, DIFF_COLUMNS)]
+    per_column = ",\n  ".join(
+        f"sum(case when b.id is not null and h.id is not null and b.{c} is distinct from h.{c} then 1 else 0 end) as {c}"
+        for c in cols)
+    any_change = " or ".join(f"b.{c} is distinct from h.{c}" for c in cols)
+    return (
+        "select\n  sum(case when b.id is null then 1 else 0 end) as added,\n"
+        "  sum(case when h.id is null then 1 else 0 end) as removed,\n"
+        f"  sum(case when b.id is not null and h.id is not null and ({any_change}) then 1 else 0 end) as changed,\n"
+        f"  {per_column}\n"
+        f"from {base_relation} b full outer join {head_relation} h on b.id = h.id"
+    )

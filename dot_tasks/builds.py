@@ -649,3 +649,9 @@ def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
                    partial=base is not None, cloned=result.cloned)
     say(f"build    dbt {what} succeeded ({result.seconds:.2f}s)")
     return result
+
+
+def database_lock(ws: Workspace, output: Mapping[str, Any]) -> Path | None:
+    """The lock a build holds on a DuckDB file (one process at a time), or None for other adapters."""
+    database = duckdb_file(dict(output))
+    return _named_lock(ws, "duckdb", str(database)) if database is not None else None

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DbtFailed, DotError, IsolationError, ProfileError
+from .errors import DbtFailed, DotError, IsolationError, ProfileError, WarehouseError
 from .naming import IDENTIFIER_LIMITS, is_template, too_long
 
 # dbt's exit codes (dbt.cli.exceptions.ExitCodes).
@@ -200,6 +200,132 @@ def call_macros(calls: list[MacroCall], scratch: Path) -> list[MacroOutcome]:
         reason = report.get("error") or f"dbt exited with {code} before reporting"
         return [MacroOutcome(error=reason) for _ in calls]
     return [MacroOutcome(**o) for o in outcomes]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A `dbt ls` over a built project, to evaluate a selection the way dbt does."""
+
+    project_dir: str
+    profiles_dir: str
+    target: str
+    select: list[str]
+    exclude: list[str]
+    #: A target directory holding the manifest.json that `state:` methods compare against.
+    state: str | None = None
+    resource_types: tuple[str, ...] = ("model", "seed", "snapshot")
+    #: The build's own target dir: its partial_parse.msgpack is copied (never written) to spare a full parse.
+    parsed_in: str | None = None
+
+
+@dataclass
+class MacroJobs:
+    """Many jobs, each a pure Python `driver(call, **job)` that runs ops macros through `call`.
+
+    The jobs run on a pool of `threads` threads, each on its own connection,
+    in one dbt start; a job whose "unique_id" the listing (if any) does not
+    select is skipped.
+    """
+
+    target: OpsTarget
+    #: "module:function", importable without dbt; `call(macro, **kwargs)` returns what the macro returned.
+    driver: str
+    jobs: list[dict[str, Any]]
+    threads: int = 1
+    listing: Listing | None = None
+    #: dbt's --target-path for the ops project; a lasting one keeps its partial parse between runs.
+    ops_target_path: str | None = None
+
+
+@dataclass
+class JobsOutcome:
+    #: The unique ids the listing selected; None when there was no listing.
+    selected: list[str] | None
+    #: One per job, in order; None for a job the listing left out.
+    results: list[MacroOutcome | None]
+    #: Set when the whole run failed (dbt could not start, the listing failed).
+    error: str | None = None
+
+
+def run_macro_jobs(request: MacroJobs, scratch: Path, lock_fds: tuple[int, ...] = ()) -> JobsOutcome:
+    """Run `request`'s jobs concurrently in one dbt child; only what the drivers return comes back."""
+    require_dbt()
+    scratch.mkdir(parents=True, exist_ok=True)
+    code, report = _spawn("jobs", {**asdict(request), "scratch": str(scratch)}, cwd=str(scratch), lock_fds=lock_fds)
+    results = report.get("results")
+    if report.get("error") or not isinstance(results, list) or len(results) != len(request.jobs):
+        reason = report.get("error") or f"dbt exited with {code} before reporting"
+        return JobsOutcome(selected=None, results=[None] * len(request.jobs), error=reason)
+    return JobsOutcome(
+        selected=report.get("selected"),
+        results=[MacroOutcome(**r) if r is not None else None for r in results],
+    )
+
+
+class MacroSession:
+    """One dbt child that stays up and runs ops macros one call at a time, sent over a pipe.
+
+    For work that goes back and forth between two warehouses (the two-database
+    diff): each side gets its own session, so each keeps one dbt start and one
+    connection however many calls it takes.
+    """
+
+    def __init__(self, target: OpsTarget, scratch: Path, lock_fds: tuple[int, ...] = ()) -> None:
+        require_dbt()
+        scratch.mkdir(parents=True, exist_ok=True)
+        read_fd, write_fd = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "dot_tasks.dbt_runner", "session",
+                 json.dumps({"target": asdict(target), "scratch": str(scratch)}), str(write_fd)],
+                stdin=subprocess.PIPE, stdout=sys.stderr.fileno(), pass_fds=(write_fd, *lock_fds),
+                cwd=str(scratch), text=True,
+            )
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
+        os.close(write_fd)
+        self._replies = os.fdopen(read_fd, "r", encoding="utf-8")
+        self.calls = 0
+
+    def call(self, macro: str, **kwargs: Any) -> Any:
+        """What `macro` returned; a failed call raises WarehouseError with its first line."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps({"macro": macro, "args": kwargs}) + "\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the child is gone; the empty reply below says so
+        line = self._replies.readline()
+        if not line.startswith("{\"reply\""):
+            rest = line + self._replies.read()
+            try:
+                reason = json.loads(rest).get("error") if rest.strip() else None
+            except json.JSONDecodeError:
+                reason = None
+            raise WarehouseError(f"the dbt session ended before answering {macro}: "
+                                 f"{reason or 'see dbt output above'}")
+        self.calls += 1
+        reply = json.loads(line)["reply"]
+        if reply["error"]:
+            raise WarehouseError(f"{macro} failed: {reply['error']}")
+        return reply["value"]
+
+    def close(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        self._proc.wait()
+        self._replies.close()
+
+    def __enter__(self) -> MacroSession:  # noqa: PYI034 - typing.Self needs Python 3.11
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def failure(outcome: DbtOutcome, request: DbtRequest) -> DotError | None:
@@ -500,6 +626,137 @@ def _child_ops(payload: dict[str, Any], report: dict[str, Any]) -> int:
     return EXIT_SUCCESS if all(o["error"] is None for o in outcomes) else EXIT_ERROR
 
 
+def _child_listing(listing: dict[str, Any], scratch: str) -> list[str]:
+    import shutil
+
+    from dbt.cli.main import dbtRunner
+
+    target_path = Path(scratch) / "ls-target"
+    if listing.get("parsed_in") and (Path(listing["parsed_in"]) / "partial_parse.msgpack").is_file():
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(listing["parsed_in"]) / "partial_parse.msgpack", target_path / "partial_parse.msgpack")
+    args = [
+        "ls", "--quiet", "--log-level", "none", "--output", "json", "--output-keys", "unique_id",
+        "--project-dir", listing["project_dir"], "--profiles-dir", listing["profiles_dir"],
+        "--target", listing["target"], "--target-path", str(target_path),
+        "--log-path", scratch,
+    ]
+    for kind in listing["resource_types"]:
+        args += ["--resource-type", kind]
+    if listing["select"]:
+        args += ["--select", *listing["select"]]
+    if listing["exclude"]:
+        args += ["--exclude", *listing["exclude"]]
+    if listing.get("state"):
+        args += ["--state", listing["state"]]
+    result = dbtRunner().invoke(args)
+    if not result.success:
+        raise DotError("the selection could not be evaluated: " + (
+            _one_line(result.exception) if result.exception else "see dbt's output above"))
+    return [json.loads(line)["unique_id"] for line in (result.result or [])]
+
+
+def _child_jobs(payload: dict[str, Any], report: dict[str, Any]) -> int:
+    """The listing (if any), then every job on a thread pool inside one `run-operation`.
+
+    run-operation gives a parsed ops project and an adapter for the target; its
+    single macro call is replaced by the jobs, each thread in its own named
+    connection, as dbt's own runner threads are.
+    """
+    import importlib
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dbt.adapters.factory import get_adapter
+    from dbt.cli.main import dbtRunner
+    from dbt.task.run_operation import RunOperationTask
+
+    scratch = payload["scratch"]
+    jobs: list[dict[str, Any]] = payload["jobs"]
+    selected = _child_listing(payload["listing"], scratch) if payload.get("listing") else None
+    report["selected"] = selected
+    wanted = set(selected) if selected is not None else None
+    todo = [i for i, job in enumerate(jobs) if wanted is None or job.get("unique_id") in wanted]
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    module, _, name = payload["driver"].partition(":")
+    driver = getattr(importlib.import_module(module), name)
+    started = time.monotonic()
+
+    def run_all(task: Any, package_name: Any, macro_name: Any) -> Any:
+        adapter = get_adapter(task.config)
+
+        def one(index: int) -> None:
+            job = jobs[index]
+            job_started = time.monotonic()
+            with adapter.connection_named(f"dot_job_{index}"):
+                def call(macro: str, **kwargs: Any) -> Any:
+                    return _json_safe(adapter.execute_macro(macro, kwargs=kwargs, macro_resolver=task.manifest))
+
+                try:
+                    results[index] = {"value": _json_safe(driver(call, **job)), "error": None}
+                except Exception as exc:  # noqa: BLE001 - one job's failure leaves the others going
+                    results[index] = {"value": None, "error": _one_line(exc)}
+            if time.monotonic() - started > 1.0:
+                label = job.get("label") or job.get("unique_id") or index
+                print(f"dot-tasks: compared {label} ({time.monotonic() - job_started:.1f}s)",
+                      file=sys.stderr, flush=True)
+
+        with ThreadPoolExecutor(max_workers=max(1, int(payload["threads"]))) as pool:
+            list(pool.map(one, todo))
+        return None
+
+    if todo:
+        RunOperationTask._run_unsafe = run_all  # type: ignore[method-assign]
+        target = payload["target"]
+        result = dbtRunner().invoke([
+            "run-operation", "dot_diff_session", "--quiet",
+            "--project-dir", str(OPS_PROJECT),
+            "--profiles-dir", target["profiles_dir"],
+            "--profile", target["profile"],
+            "--target", target["target"],
+            "--target-path", payload.get("ops_target_path") or scratch,
+            "--log-path", target["log_path"],
+        ])
+        if not result.success and any(results[i] is None for i in todo):
+            raise DotError("the comparison could not start: " + (
+                _one_line(result.exception) if result.exception else "see dbt's output above"))
+    report["results"] = results
+    return EXIT_SUCCESS
+
+
+def _child_session(payload: dict[str, Any], report_fd: int) -> int:
+    """Answer macro calls read from stdin, one JSON line each, until stdin closes."""
+    from dbt.adapters.factory import get_adapter
+    from dbt.cli.main import dbtRunner
+    from dbt.task.run_operation import RunOperationTask
+
+    def serve(task: Any, package_name: Any, macro_name: Any) -> Any:
+        adapter = get_adapter(task.config)
+        with adapter.connection_named("dot_session"):
+            for line in sys.stdin:
+                call = json.loads(line)
+                try:
+                    value = adapter.execute_macro(call["macro"], kwargs=call["args"], macro_resolver=task.manifest)
+                    reply = {"value": _json_safe(value), "error": None}
+                except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+                    reply = {"value": None, "error": _one_line(exc)}
+                os.write(report_fd, (json.dumps({"reply": reply}) + "\n").encode())
+        return None
+
+    RunOperationTask._run_unsafe = serve  # type: ignore[method-assign]
+    target = payload["target"]
+    result = dbtRunner().invoke([
+        "run-operation", "dot_diff_session", "--quiet",
+        "--project-dir", str(OPS_PROJECT),
+        "--profiles-dir", target["profiles_dir"], "--profile", target["profile"], "--target", target["target"],
+        "--target-path", payload["scratch"], "--log-path", target["log_path"],
+    ])
+    if not result.success:
+        raise DotError("the dbt session could not start: " + (
+            _one_line(result.exception) if result.exception else "see dbt's output above"))
+    return EXIT_SUCCESS
+
+
 def _main(argv: list[str]) -> int:
     kind, payload, report_fd = argv[1], json.loads(argv[2]), int(argv[3])
     # dbt prints its progress to stdout; send it to stderr so that the parent's
@@ -509,6 +766,10 @@ def _main(argv: list[str]) -> int:
     try:
         if kind == "ops":
             code = _child_ops(payload, report)
+        elif kind == "jobs":
+            code = _child_jobs(payload, report)
+        elif kind == "session":
+            code = _child_session(payload, report_fd)
         else:
             code = _child(DbtRequest(**payload), report)
     except DotError as exc:

@@ -46,7 +46,7 @@ class DotProgram(Program):
 
     def normalize_argv(self, argv: list[str] | str | None) -> None:
         super().normalize_argv(argv)
-        self.argv = accept_positional_spec(self.argv)
+        self.argv = accept_diff_sides(accept_positional_spec(self.argv))
 
 
 def accept_positional_spec(argv: list[str]) -> list[str]:
@@ -69,3 +69,40 @@ def accept_positional_spec(argv: list[str]) -> list[str]:
 
 program = DotProgram(namespace=ns, version=__version__, name="dot-tasks", binary="dot-tasks",
                      binary_names=["dot-tasks"])
+
+
+#: diff's flags that take no value; every other flag consumes the next word.
+_DIFF_SWITCHES = frozenset({"--json", "--no-build", "--build", "--exit-zero", "--help", "-h"})
+
+
+def accept_diff_sides(argv: list[str]) -> list[str]:
+    """Let `dot-tasks diff BASE HEAD` stand for `dot-tasks diff --base BASE --head HEAD`.
+
+    Up to two bare words after `diff` become its sides, in order; a word that
+    follows a flag taking a value is that flag's value. `-o` is `--output`.
+    """
+    if "diff" not in argv:
+        return list(argv)
+    start = argv.index("diff") + 1
+    out = list(argv[:start])
+    sides = ["--base", "--head"]
+    words = argv[start:]
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            out += words[i:]
+            break
+        if word == "-o":
+            word = "--output"
+        if word.startswith("-"):
+            out.append(word)
+            if "=" not in word and word not in _DIFF_SWITCHES and i + 1 < len(words):
+                out.append(words[i + 1])
+                i += 1
+        elif sides:
+            out += [sides.pop(0), word]
+        else:
+            out.append(word)
+        i += 1
+    return out
