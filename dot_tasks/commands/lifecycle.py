@@ -32,12 +32,14 @@ def list_(c: Context, json_: bool = False, project_dir: str | None = None) -> No
     "unreachable": "Clean builds of commits no branch or tag reaches any more.",
     "dry_run": "Print what would be cleaned and change nothing.",
     "keep_schemas": "Leave the warehouse alone: remove files and worktrees only.",
+    "force": "Also clean a build that is live, or that `rollback` would return to (its live views break).",
     "project_dir": H_PROJECT,
 })
 @reports_errors
 def clean(c: Context, ref: str | None = None, context: str | None = None, all_: bool = False,
           keep: int | None = None, older_than: str | None = None, unreachable: bool = False,
-          dry_run: bool = False, keep_schemas: bool = False, project_dir: str | None = None) -> None:
+          dry_run: bool = False, keep_schemas: bool = False, force: bool = False,
+          project_dir: str | None = None) -> None:
     """Remove builds: their warehouse schemas, worktree registration and files."""
     ws = workspace(c, project_dir)
     selection = lifecycle.Selection(
@@ -46,4 +48,4 @@ def clean(c: Context, ref: str | None = None, context: str | None = None, all_: 
         older_than=lifecycle.parse_age(older_than) if older_than else None, unreachable=unreachable,
     )
     lifecycle.clean(ws, selection, dry_run=dry_run, drop_schemas=not keep_schemas,
-                    say=print, progress=progress)
+                    say=print, progress=progress, force=force)
