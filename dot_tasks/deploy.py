@@ -19,6 +19,7 @@ local note of the last switch seen from this machine, for `list` and `clean`.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import re
 import tempfile
@@ -40,7 +41,7 @@ from .builds import (
     schema_suffix,
     write_profile,
 )
-from .errors import DotError, WarehouseError
+from .errors import DotError, LockTimeout, WarehouseError
 from .files import read_json, write_json_atomic
 from .layout import dot_dir
 from .locks import hold
@@ -272,12 +273,13 @@ def remembered(ws: Workspace) -> dict[str, dict[str, Any]]:
 
 def protected_commits(ws: Workspace) -> dict[str, str]:
     """commit → why `clean` must keep its build: live for a context, or its rollback target."""
-    protected: dict[str, str] = {}
+    reasons: dict[str, list[str]] = {}
+    for context, note in remembered(ws).items():
+        reasons.setdefault(str(note["commit"]), []).append(f"live for {context}")
     for context, note in remembered(ws).items():
         if note.get("previous_commit"):
-            protected.setdefault(str(note["previous_commit"]), f"rollback target for {context}")
-        protected[str(note["commit"])] = f"live for {context}"
-    return protected
+            reasons.setdefault(str(note["previous_commit"]), []).append(f"rollback target for {context}")
+    return {commit: ", ".join(why) for commit, why in reasons.items()}
 
 
 def live_marks(ws: Workspace) -> dict[tuple[str, str], str]:
@@ -328,7 +330,16 @@ def _any_connection(ws: Workspace, context: str) -> _Connection:
 def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds: tuple[int, ...] = ()) -> Any:
     from .dbt_runner import MacroCall, call_macros
 
-    with tempfile.TemporaryDirectory(prefix="deploy-", dir=dot_dir(ws.project_dir)) as scratch:
+    # dbt's own files for the ops project, kept per profile so that dbt's partial
+    # parsing spares the next promotion a full parse; private to one call at a time.
+    key = hashlib.sha1(f"{target.profiles_dir}\0{target.target}".encode()).hexdigest()[:16]
+    kept = dot_dir(ws.project_dir) / "ops" / key
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(hold(kept.with_suffix(".lock"), "", timeout=0))
+            scratch = str(kept)
+        except LockTimeout:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="deploy-", dir=dot_dir(ws.project_dir)))
         [outcome] = call_macros([MacroCall(target, macro, args)], Path(scratch), lock_fds=lock_fds)
     if outcome.error:
         raise WarehouseError(f"{macro} failed, nothing was changed: {outcome.error}")
@@ -365,7 +376,8 @@ class _Switch:
     allow_untested: bool = False
     replace_existing: bool = False
     fail_on_warn: bool = False
-    expect_live: str | None = None
+    #: 'previous' (must be the live row's previous commit) or 'was live' (must be in the history).
+    rollback: str | None = None
 
 
 def promote(ws: Workspace, options: PromoteOptions, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -376,36 +388,45 @@ def promote(ws: Workspace, options: PromoteOptions, progress: Callable[[str], No
 
 
 def rollback(ws: Workspace, context: str, to_ref: str | None, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Switch back to the previously live commit (or `to_ref`, which must have been live).
+
+    The commit to return to is planned from this machine's note of the last
+    switch, and the switch itself checks, under its lock, that the warehouse
+    agrees (one dbt start). When it does not (someone promoted from another
+    machine), the history is read first and the switch planned again.
+    """
+    if to_ref:
+        commit = resolve(ws, to_ref)
+        progress(f"rolling {context} back to {commit[:12]}")
+        return _switch(ws, _Switch(commit, context, "rollback", rollback="was live"), progress)
+    note = remembered(ws).get(context) or {}
+    guess = note.get("previous_commit")
+    if guess:
+        try:
+            progress(f"rolling {context} back to {str(guess)[:12]}")
+            return _switch(ws, _Switch(str(guess), context, "rollback", rollback="previous"), progress)
+        except _Moved:
+            pass
     conn = _any_connection(ws, context)
     state = _call(ws, conn.target, "dot_live_state", {"live_schema": conn.base, "limit": 1})
     history = state.get("history") or []
     if not history:
         raise PromotionRefused(f"nothing has been promoted to {conn.base} for {context}: there is nothing to roll back")
-    current = str(history[0]["commit"])
-    if to_ref:
-        commit = resolve(ws, to_ref)
-        if commit not in (state.get("commits") or []):
-            raise PromotionRefused(
-                f"{commit[:12]} was never live in {conn.base}: --to takes a commit that was "
-                "(see `dot-tasks live " + context + "`)"
-            )
-    else:
-        previous = history[0].get("previous_commit")
-        if not previous:
-            raise PromotionRefused(f"{current[:12]} is the first commit promoted to {conn.base}: there is no earlier one")
-        commit = str(previous)
-    if commit == current:
-        raise PromotionRefused(f"{commit[:12]} is already live in {conn.base}")
-    record = read_json(ws.paths(commit).context(context).record)
-    if not record or not (ws.paths(commit).context(context).target_dir / "manifest.json").is_file():
-        raise BuildGone(_gone(commit, context))
-    progress(f"rolling {conn.base} back from {current[:12]} to {commit[:12]}")
-    return _switch(ws, _Switch(commit, context, "rollback", expect_live=current), progress)
+    previous = history[0].get("previous_commit")
+    if not previous:
+        raise PromotionRefused(f"{history[0]['commit'][:12]} is the first commit promoted to {conn.base}: "
+                               "there is no earlier one")
+    progress(f"rolling {context} back to {str(previous)[:12]} (the warehouse's previous commit)")
+    return _switch(ws, _Switch(str(previous), context, "rollback", rollback="previous"), progress)
+
+
+class _Moved(PromotionRefused):
+    """What was live changed since this machine last looked."""
 
 
 def _gone(commit: str, context: str) -> str:
-    return (f"the build of {commit[:12]} for {context} has been cleaned: `dot-tasks run {context}@{commit}` "
-            f"builds it again, then `dot-tasks promote {context}@{commit}` brings it back")
+    return (f"the build of {commit[:12]} for {context} is not here any more (cleaned): `dot-tasks run "
+            f"{context}@{commit}` builds it again, then `dot-tasks promote {context}@{commit}` brings it back")
 
 
 def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -462,7 +483,7 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
         "build_schemas": sorted({r[0] for r in relations}),
         "relations": relations,
         "replace_existing": switch.replace_existing,
-        "expect_live": switch.expect_live,
+        "rollback": switch.rollback,
         "lock_wait_seconds": READER_WAIT_SECONDS,
         "row": row,
     }
@@ -515,10 +536,15 @@ def _refused(kind: str, value: Mapping[str, Any], switch: _Switch, short: str, c
             "and promote again"
         )
     if kind == "moved":
+        return _Moved(f"{conn.base} changed since this machine last looked (now live: "
+                      f"{str(value.get('live') or 'nothing')[:12]}): run it again")
+    if kind == "never live":
         return PromotionRefused(
-            f"{conn.base} changed while the {switch.action} was planned (now live: "
-            f"{str(value.get('live') or 'nothing')[:12]}): run it again"
+            f"{switch.commit[:12]} was never live in {conn.base}: --to takes a commit that was "
+            f"(see `dot-tasks live {switch.context}`)"
         )
+    if kind == "already live":
+        return PromotionRefused(f"{switch.commit[:12]} is already live in {conn.base}")
     return PromotionRefused(f"the promotion was refused ({kind})")
 
 

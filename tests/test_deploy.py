@@ -309,8 +309,8 @@ def test_rollback_needs_the_build_and_names_the_way_back(env: Env) -> None:
         result = env.run("rollback", "prod", "--to", env.a)
         assert result.code == 2 and "Traceback" not in result.stderr
         assert f"`dot-tasks run prod@{env.a}`" in result.stderr and "promote" in result.stderr
-        never = env.run("rollback", "prod", "--to", env.c)
-        assert never.code == 2 and "was never live" in never.stderr
+        already = env.run("rollback", "prod", "--to", env.b)
+        assert already.code == 2 and "is already live" in already.stderr
     finally:
         moved.rename(context_dir)
     assert env.state(env.live["prod"]) == STATE_B
@@ -367,6 +367,8 @@ def test_failing_tests_refused_then_allow_untested_is_recorded(env: Env) -> None
         pytest.skip("the gate reads only files; DuckDB shows it")
     failed = env.run("run", f"prod@{env.c}")
     assert failed.code == 1
+    never = env.run("rollback", "prod", "--to", env.c)
+    assert never.code == 2 and "was never live" in never.stderr
     refused = env.run("promote", f"prod@{env.c}")
     assert refused.code == 2 and "1 test(s) failed: always_fails" in refused.stderr
     assert "failed (exit 1)" in refused.stderr
@@ -433,11 +435,10 @@ def test_live_locations_take_the_suffix_out() -> None:
 def test_clean_keeps_the_live_build_and_the_rollback_target(env: Env) -> None:
     env.ok("promote", f"prod@{env.a}")
     env.ok("promote", f"prod@{env.b}")  # live: B, rollback target: A
-    assert deploy.protected_commits(_workspace(env)) == {
-        env.b: "live for prod", env.a: "rollback target for prod",
-        **({env.a: "live for dev"} if (env.project.project_dir / ".dot/live/dev.json").exists() else {})}
+    protected = deploy.protected_commits(_workspace(env))
+    assert protected[env.b] == "live for prod" and "rollback target for prod" in protected[env.a]
     dry = env.ok("clean", "--all", "--context", "prod", "--dry-run").stdout
-    assert f"kept {env.b[:8]} prod: live for prod" in dry and f"kept {env.a[:8]} prod: rollback target" in dry
+    assert f"kept {env.b[:8]} prod: live for prod" in dry and "rollback target for prod" in dry
     # --keep 1 counts the protected builds among the kept: only C (newest) goes, if it was built.
     result = env.ok("clean", "--keep", "1", "--context", "prod")
     schemas = {r[0] for r in env.rows("select schema_name from information_schema.schemata")}
@@ -470,3 +471,114 @@ def test_two_promotes_at_once_serialize(env: Env) -> None:
     assert [h["seq"] for h in history[:2]] == [before + 2, before + 1]
     assert history[0]["previous_commit"] == history[1]["commit"]
     assert env.state(env.live["prod"]) == (STATE_A if history[0]["commit"] == env.a else STATE_B)
+
+
+# --- atomicity on PostgreSQL ------------------------------------------------------------
+
+READER = r"""
+import json, os, sys, time
+import psycopg2
+
+dsn, schema, stop = sys.argv[1:4]
+con = psycopg2.connect(dsn)
+seen, errors, reads = {}, [], 0
+while not os.path.exists(stop):
+    try:
+        with con.cursor() as cur:  # one transaction: psycopg2 begins it with the first statement
+            cur.execute(f"select count(*) from {schema}.orders")
+            orders = cur.fetchone()[0]
+            time.sleep(0.002)  # widen the window between the two reads
+            cur.execute(f"select n from {schema}.order_totals")
+            totals = cur.fetchone()[0]
+        con.commit()
+        key = f"{orders}/{totals}"
+        seen[key] = seen.get(key, 0) + 1
+        reads += 1
+    except Exception as exc:  # noqa: BLE001 - every error is a finding
+        errors.append(str(exc).strip())
+        con.rollback()
+print(json.dumps({"seen": seen, "errors": errors[:5], "reads": reads}))
+"""
+
+
+def _postgres_only(env: Env) -> None:
+    if env.engine != "postgres":
+        pytest.skip("PostgreSQL-only: transactional DDL seen from a second connection")
+
+
+def test_a_reader_never_sees_a_mix_during_20_switches(env: Env, tmp_path: Path) -> None:
+    _postgres_only(env)
+    live = env.live["prod"]
+    env.ok("promote", f"prod@{env.a}")
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, PG_DSN, live, str(stop)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(10):  # 10 promote/rollback cycles: 20 switches
+            env.ok("promote", f"prod@{env.b}")
+            env.ok("rollback", "prod")
+    finally:
+        stop.touch()
+        out, err = reader.communicate(timeout=60)
+    report = json.loads(out or "{}") if out else {"errors": [err]}
+    assert report["errors"] == [], report
+    assert set(report["seen"]) == {"3/3", "2/2"}, report  # both commits seen, never a mix
+    assert report["reads"] > 20
+    assert [h["action"] for h in _history(env)[:2]] == ["rollback", "promote"]
+
+
+def _promote_until(env: Env, marker: str, ref: str) -> None:
+    """Start `promote`, and kill -9 it (dbt included) the moment it prints `marker`."""
+    proc = _popen(env, "promote", f"prod@{ref}")
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert any(marker in line for line in seen), "".join(seen)[-3000:]
+
+
+def _wholly_one_commit(env: Env) -> tuple:
+    live = env.live["prod"]
+    state = env.state(live)
+    assert state in (STATE_A, STATE_B), state
+    latest = env.rows(f"select commit_sha from {live}.dot_promotions order by seq desc limit 1")[0][0]
+    assert latest == (env.a if state == STATE_A else env.b), (state, latest)
+    return state
+
+
+@pytest.mark.parametrize("moment", ["before dbt", "lock taken", "mid-switch", "at commit"])
+def test_promote_killed_at_any_moment_leaves_one_commit_live(env: Env, moment: str) -> None:
+    _postgres_only(env)
+    import psycopg2
+
+    live = env.live["prod"]
+    marker = {
+        "before dbt": "promote: switching",                # ours, before dbt starts
+        "lock taken": "promotion lock taken",              # inside the transaction, before any change
+        "mid-switch": f"relation(s) of {live} to",         # the switch under way, held mid-way (below)
+        "at commit": "committing the switch",              # at the commit itself: either side, never between
+    }[moment]
+    env.ok("promote", f"prod@{env.a}")
+    blocker = None
+    if moment == "mid-switch":
+        # A session holding the new build's table: the switch stops half-way through its statements.
+        blocker = psycopg2.connect(PG_DSN)
+        with blocker.cursor() as cur:
+            cur.execute(f"lock table {live}_{env.b[:8]}.order_totals in access exclusive mode")
+    try:
+        _promote_until(env, marker, env.b)
+    finally:
+        if blocker is not None:
+            blocker.rollback()  # the orphaned statements may go on now: they must never commit
+            blocker.close()
+    before = _wholly_one_commit(env)
+    if moment in ("lock taken", "mid-switch"):
+        assert before == STATE_A
+    time.sleep(0.5)
+    assert _wholly_one_commit(env) == before
+    env.ok("promote", f"prod@{env.b}")
+    assert _wholly_one_commit(env) == STATE_B

@@ -201,10 +201,11 @@ $dot$
 {% macro dot_latest_promotion(live_schema, existing) %}
   {% if dot_key(live_schema, 'dot_promotions') not in existing %}{{ return(none) }}{% endif %}
   {% set rows = run_query(
-      "select commit_sha, relations, context, seq from " ~ dot_rel(live_schema, 'dot_promotions')
+      "select commit_sha, relations, context, seq, previous_commit from " ~ dot_rel(live_schema, 'dot_promotions')
       ~ " order by seq desc limit 1") %}
   {% if rows | length == 0 %}{{ return(none) }}{% endif %}
-  {{ return({'commit': rows[0][0], 'relations': fromjson(rows[0][1] or '[]'), 'context': rows[0][2], 'seq': rows[0][3]}) }}
+  {{ return({'commit': rows[0][0], 'relations': fromjson(rows[0][1] or '[]'), 'context': rows[0][2],
+             'seq': rows[0][3], 'previous': rows[0][4]}) }}
 {% endmacro %}
 
 
@@ -215,8 +216,20 @@ $dot$
   {% set existing = dot_existing_relations(plan['live_schemas'] + plan['build_schemas'] + [live]) %}
   {% set latest = dot_latest_promotion(live, existing) %}
   {% set previous = latest['commit'] if latest else none %}
-  {% if plan.get('expect_live') and plan['expect_live'] != previous %}
-    {{ return({'refusal': 'moved', 'live': previous}) }}
+  {% set wanted = plan['row']['commit'] %}
+  {% if plan.get('rollback') == 'previous' and (not latest or latest['previous'] != wanted) %}
+    {#- Planned against what this machine last saw; the warehouse says otherwise. -#}
+    {{ return({'refusal': 'moved', 'live': previous, 'previous': latest['previous'] if latest else none}) }}
+  {% endif %}
+  {% if plan.get('rollback') == 'was live' %}
+    {% set seen = run_query("select count(*) from " ~ dot_rel(live, 'dot_promotions') ~ " where commit_sha = " ~ dot_lit(wanted))
+       if dot_key(live, 'dot_promotions') in existing else none %}
+    {% if seen is none or seen[0][0] == 0 %}
+      {{ return({'refusal': 'never live', 'live': previous}) }}
+    {% endif %}
+  {% endif %}
+  {% if plan.get('rollback') and previous == wanted %}
+    {{ return({'refusal': 'already live', 'live': previous}) }}
   {% endif %}
 
   {#- What the previous promotion made: the only relations dot-tasks may drop. -#}
