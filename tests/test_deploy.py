@@ -485,11 +485,15 @@ seen, errors, reads = {}, [], 0
 while not os.path.exists(stop):
     try:
         with con.cursor() as cur:  # one transaction: psycopg2 begins it with the first statement
-            cur.execute(f"select count(*) from {schema}.orders")
-            orders = cur.fetchone()[0]
+            # Both orders of reading: a switch that locks view by view would deadlock with one of them.
+            first, second = ("orders", "order_totals") if reads % 2 else ("order_totals", "orders")
+            values = {}
+            cur.execute(f"select count(*) from {schema}.{first}" if first == "orders" else f"select n from {schema}.{first}")
+            values[first] = cur.fetchone()[0]
             time.sleep(0.002)  # widen the window between the two reads
-            cur.execute(f"select n from {schema}.order_totals")
-            totals = cur.fetchone()[0]
+            cur.execute(f"select count(*) from {schema}.{second}" if second == "orders" else f"select n from {schema}.{second}")
+            values[second] = cur.fetchone()[0]
+            orders, totals = values["orders"], values["order_totals"]
         con.commit()
         key = f"{orders}/{totals}"
         seen[key] = seen.get(key, 0) + 1
@@ -527,14 +531,40 @@ def test_a_reader_never_sees_a_mix_during_20_switches(env: Env, tmp_path: Path) 
     assert [h["action"] for h in _history(env)[:2]] == ["rollback", "promote"]
 
 
-def _promote_until(env: Env, marker: str, ref: str) -> None:
-    """Start `promote`, and kill -9 it (dbt included) the moment it prints `marker`."""
+def test_a_users_view_on_a_live_view_stops_a_drop_and_is_named(env: Env) -> None:
+    _postgres_only(env)
+    live = env.live["prod"]
+    env.ok("promote", f"prod@{env.a}")
+    # B changes the shape of orders and removes legacy: both views must be dropped, and these block it.
+    env.execute(f"create view {live}.my_big_orders as select * from {live}.orders where amount > 15")
+    env.execute(f"create view {live}.my_legacy as select * from {live}.legacy")
+    refused = env.run("promote", f"prod@{env.b}")
+    assert refused.code == 2 and "never uses CASCADE" in refused.stderr
+    assert f"{live}.my_big_orders (on {live}.orders)" in refused.stderr
+    assert f"{live}.my_legacy (on {live}.legacy)" in refused.stderr
+    assert env.state(live) == STATE_A and env.rows(f"select count(*) from {live}.my_big_orders") == [(2,)]
+    env.execute(f"drop view {live}.my_big_orders")
+    env.execute(f"drop view {live}.my_legacy")
+    env.ok("promote", f"prod@{env.b}")
+    assert env.state(live) == STATE_B
+
+
+def _promote_until(env: Env, marker: str, ref: str, blocked_on: str | None = None) -> None:
+    """Start `promote`, and kill -9 it (dbt included) the moment it prints `marker`.
+
+    With `blocked_on`, wait first until its session waits for that relation's
+    lock: then some of its statements have run and the others have not.
+    """
     proc = _popen(env, "promote", f"prod@{ref}")
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:
         seen.append(line)
         if marker in line:
+            deadline = time.monotonic() + 60
+            while blocked_on and time.monotonic() < deadline and not env.rows(
+                    f"select count(*) from pg_locks where not granted and relation = '{blocked_on}'::regclass")[0][0]:
+                time.sleep(0.05)
             os.killpg(proc.pid, signal.SIGKILL)
             break
     proc.wait(timeout=60)
@@ -559,7 +589,7 @@ def test_promote_killed_at_any_moment_leaves_one_commit_live(env: Env, moment: s
     marker = {
         "before dbt": "promote: switching",                # ours, before dbt starts
         "lock taken": "promotion lock taken",              # inside the transaction, before any change
-        "mid-switch": f"relation(s) of {live} to",         # the switch under way, held mid-way (below)
+        "mid-switch": "dot-tasks: switching ",             # dbt's line: the switch under way, held mid-way (below)
         "at commit": "committing the switch",              # at the commit itself: either side, never between
     }[moment]
     env.ok("promote", f"prod@{env.a}")
@@ -570,7 +600,7 @@ def test_promote_killed_at_any_moment_leaves_one_commit_live(env: Env, moment: s
         with blocker.cursor() as cur:
             cur.execute(f"lock table {live}_{env.b[:8]}.order_totals in access exclusive mode")
     try:
-        _promote_until(env, marker, env.b)
+        _promote_until(env, marker, env.b, f"{live}_{env.b[:8]}.order_totals" if blocker else None)
     finally:
         if blocker is not None:
             blocker.rollback()  # the orphaned statements may go on now: they must never commit
@@ -582,3 +612,16 @@ def test_promote_killed_at_any_moment_leaves_one_commit_live(env: Env, moment: s
     assert _wholly_one_commit(env) == before
     env.ok("promote", f"prod@{env.b}")
     assert _wholly_one_commit(env) == STATE_B
+
+
+def test_promote_rollback_and_live_take_their_words_positionally() -> None:
+    from dot_tasks.main import accept_positional_spec
+
+    assert accept_positional_spec(["dot-tasks", "promote", "prod@v1", "--json"]) == [
+        "dot-tasks", "promote", "--spec", "prod@v1", "--json"]
+    assert accept_positional_spec(["dot-tasks", "rollback", "prod", "--to", "v1"]) == [
+        "dot-tasks", "rollback", "--context", "prod", "--to", "v1"]
+    assert accept_positional_spec(["dot-tasks", "live", "prod"]) == ["dot-tasks", "live", "--context", "prod"]
+    assert accept_positional_spec(["dot-tasks", "live", "--json"]) == ["dot-tasks", "live", "--json"]
+    assert accept_positional_spec(["dot-tasks", "run", "--context", "live", "x"]) == [
+        "dot-tasks", "run", "--context", "live", "x"]
