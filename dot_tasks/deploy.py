@@ -342,7 +342,8 @@ def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="deploy-", dir=dot_dir(ws.project_dir)))
         [outcome] = call_macros([MacroCall(target, macro, args)], Path(scratch), lock_fds=lock_fds)
     if outcome.error:
-        raise WarehouseError(f"{macro} failed, nothing was changed: {outcome.error}")
+        changed = ", nothing was changed" if macro == "dot_promote" else ""
+        raise WarehouseError(f"{macro} failed{changed}: {outcome.error}")
     return outcome.value
 
 
@@ -496,7 +497,16 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
                                                 f"the DuckDB file {database} (one writer at a time)",
                                                 ws.settings.lock_timeout)))
         progress(f"{switch.action}: switching {len(relations)} relation(s) of {conn.base} to {short} ({commit[:12]})")
-        value = _call(ws, conn.target, "dot_promote", {"plan": plan}, tuple(fds)) or {}
+        for attempt in range(3):
+            try:
+                value = _call(ws, conn.target, "dot_promote", {"plan": plan}, tuple(fds)) or {}
+                break
+            except WarehouseError as exc:
+                # PostgreSQL ended a lock cycle with a reader by rolling the promotion back
+                # whole: nothing changed, so it is simply tried again.
+                if "deadlock detected" not in str(exc) or attempt == 2:
+                    raise
+                progress(f"{switch.action}: a reader's locks crossed the switch (deadlock); nothing changed, retrying")
         refusal = value.get("refusal")
         if refusal:
             raise _refused(refusal, value, switch, short, conn)

@@ -43,13 +43,17 @@
   {{ return(adapter.dispatch('dot_take_promotion_lock', 'dot_tasks_ops')(live_schema)) }}
 {% endmacro %}
 
+{#- Both open the promotion's one transaction (auto_begin): every query after
+    this, reads included, runs inside it until dot_promote commits. -#}
 {% macro default__dot_take_promotion_lock(live_schema) %}
   {#- DuckDB admits one writer per file; dot-tasks holds a file lock as well. -#}
-  {% do run_query("select 1") %}  {#- opens the transaction -#}
+  {% call statement('dot_begin', auto_begin=True) %}select 1{% endcall %}
 {% endmacro %}
 
 {% macro postgres__dot_take_promotion_lock(live_schema) %}
-  {% do run_query("select pg_advisory_xact_lock(hashtext(" ~ dot_lit('dot-tasks promote ' ~ live_schema) ~ "))") %}
+  {% call statement('dot_promotion_lock', auto_begin=True) %}
+    select pg_advisory_xact_lock(hashtext({{ dot_lit('dot-tasks promote ' ~ (live_schema | lower)) }}))
+  {% endcall %}
 {% endmacro %}
 
 
