@@ -21,6 +21,9 @@ and prints a table of medians:
      0.5% added, 0.5% removed) vs `dbt show --inline` with one full-outer-join count query, on
      DuckDB and PostgreSQL; and the orchestrator's peak memory at 10,000 vs 1,000,000 rows
   diff-apart  the same model in two PostgreSQL databases with 0.1% of rows changed: rows transferred
+  promote  `dot-tasks promote` of a 200-model PostgreSQL build vs a hand-written transaction
+     replacing the same 200 views (psql, and the same transaction run by one dbt start), and
+     the same promotion when every model holds 10 rows or 1,000,000 (`--promote-rows`)
 
 This is a plain script, not a test: it reports, it does not assert. It exits 1
 only when a measurement could not be taken.
@@ -51,7 +54,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DOT = [PY, "-m", "dot_tasks"]
 MEASUREMENTS = ["a", "b", "c", "d", "e"]
 #: Asked for by name (`bench.py slim`, or `--only slim`), not part of the default run.
-EXTRA_MEASUREMENTS = ["report", "slim", "diff", "diff-apart"]
+EXTRA_MEASUREMENTS = ["report", "slim", "diff", "diff-apart", "promote"]
 TIMEOUT = 900
 
 # The big repository of (a) and (b).
@@ -992,6 +995,77 @@ def _commits(env: Env, repo: Path) -> tuple[str, str]:
 # --- main ----------------------------------------------------------------------
 
 
+def _psql_script(dsn: str, sql: str) -> list[str]:
+    return ["psql", dsn, "-q", "-v", "ON_ERROR_STOP=1", "-1", "-c", sql]
+
+
+def _promote_build(env: Env, dsn: str, models: int, rows: int) -> tuple[Path, str, str]:
+    """A repository whose HEAD is built (and tested) into `<schema>_<short>`; its path, schema and commit."""
+    from projects import write_promote_project
+
+    schema = f"bench_{os.getpid()}_{rows}"
+    repo = env.tmp / f"promote-{rows}"
+    write_promote_project(repo, dsn, schema, models, rows)
+    commit_all(env, repo)
+    commit = env.git("rev-parse", "HEAD", cwd=repo)
+    say(f"building {models} models x {rows} rows into {schema}_{commit[:8]} ...")
+    env.run([*DOT, "run", f"prod@{commit}"], repo)
+    return repo, schema, commit
+
+
+def _drop_bench_schemas(env: Env, dsn: str, schemas: list[str]) -> None:
+    for schema in schemas:
+        env.run(["psql", dsn, "-q", "-c",
+                 "do $$ declare s text; begin for s in select nspname from pg_namespace where nspname like "
+                 f"'{schema}%' loop execute format('drop schema %I cascade', s); end loop; end $$"], env.tmp, check=False)
+
+
+def measure_promote(env: Env, repeat: int, dsn: str, models: int, rows: int) -> list[Result]:
+    from projects import write_switch_macro_project
+
+    if not shutil.which("psql"):
+        raise BenchError("promote needs psql for the hand-written baseline")
+    versus_psql = Result("promote", f"promote of {models} models vs a hand-written transaction (psql)", "s",
+                         baseline_label="psql -1 -c 'create or replace view ...' x 200", target_kind="ratio", target=1.2)
+    versus_dbt = Result("promote", "the same, vs that transaction run by one dbt start", "s",
+                        baseline_label="dbt run-operation of a macro running the same transaction",
+                        target_kind="ratio", target=1.2)
+    by_rows = Result("promote", f"promote with {rows:,} rows per model vs 10", "s",
+                     baseline_label=f"the same promote of {models} models x 10 rows", target_kind="ratio", target=1.2)
+    schemas = []
+    try:
+        small, small_schema, small_commit = _promote_build(env, dsn, models, 10)
+        schemas.append(small_schema)
+        big, big_schema, big_commit = _promote_build(env, dsn, models, rows)
+        schemas.append(big_schema)
+        build = f"{small_schema}_{small_commit[:8]}"
+        sql = ";\n".join(f'create or replace view "{small_schema}"."m{i:03d}" as select * from "{build}"."m{i:03d}"'
+                         for i in range(models))
+        ours_cmd = [*DOT, "promote", f"prod@{small_commit}"]
+        env.run(ours_cmd, small)  # the first promotion creates the live schema and its views
+        env.run([*DOT, "promote", f"prod@{big_commit}"], big)
+        macro_project = env.tmp / "switch-macro"
+        write_switch_macro_project(macro_project)
+        ctx_dir = small / ".dot" / "isolated_builds" / small_commit / "prod"
+        dbt_cmd = [DBT, "run-operation", "bench_switch", "--project-dir", str(macro_project),
+                   "--profiles-dir", str(ctx_dir), "--target", "prod", "--target-path", str(env.tmp / "switch-target"),
+                   "--log-path", str(env.tmp / "switch-logs"), "--args", json.dumps({"sql": sql})]
+        env.run(dbt_cmd, macro_project)  # warm its partial parse, as ours is warm
+        interleave(repeat, lambda: env.run(ours_cmd, small)[0], lambda: env.run(_psql_script(dsn, sql), env.tmp)[0],
+                   versus_psql)
+        versus_dbt.ours = list(versus_psql.ours)
+        for _ in range(repeat):
+            versus_dbt.baseline.append(env.run(dbt_cmd, macro_project)[0])
+        interleave(repeat, lambda: env.run([*DOT, "promote", f"prod@{big_commit}"], big)[0],
+                   lambda: env.run(ours_cmd, small)[0], by_rows)
+        versus_psql.notes.append("ours includes starting Python and dbt (~2.5 s of imports) and the gate; "
+                                 "psql starts in milliseconds")
+        versus_dbt.notes.append("both sides pay one dbt start; the difference is the checks, locks and history row")
+    finally:
+        _drop_bench_schemas(env, dsn, schemas)
+    return [versus_psql, versus_dbt, by_rows]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is reported (>= 3)")
@@ -999,6 +1073,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None,
                         help=f"comma-separated subset of {','.join(MEASUREMENTS + EXTRA_MEASUREMENTS)} (default: a to e)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the diff benchmark's model")
+    parser.add_argument("--pg-dsn", default=os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
+                        help="PostgreSQL for `promote` (default: DOT_TASKS_TEST_PG_DSN or the test server)")
+    parser.add_argument("--promote-models", type=int, default=200, help="models in the `promote` builds")
+    parser.add_argument("--promote-rows", type=int, default=1_000_000, help="rows per model in the large `promote` build")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
     parser.add_argument("--tmp-dir", default=None, help="where to make the temporary directory")
@@ -1010,7 +1088,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in only if m not in MEASUREMENTS + EXTRA_MEASUREMENTS]
     if unknown:
         parser.error(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS + EXTRA_MEASUREMENTS)}")
-    if not Path(DBT).exists() and any(m in only for m in ("d", "e", "slim", "diff")):
+    if not Path(DBT).exists() and any(m in only for m in ("d", "e", "slim", "diff", "promote")):
         parser.error(f"no dbt executable at {DBT}: run this with the venv's python")
 
     tmp = Path(tempfile.mkdtemp(prefix="dot-bench-", dir=args.tmp_dir)).resolve()
@@ -1065,6 +1143,8 @@ def main(argv: list[str] | None = None) -> int:
                         results.append(measure_diff_apart(env, args.repeat, args.rows, prefix))
                     finally:
                         _drop_pg_schemas(prefix)
+                elif letter == "promote":
+                    results += measure_promote(env, args.repeat, args.pg_dsn, args.promote_models, args.promote_rows)
             except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
                 results.append(Result(letter, "(could not measure)", "s", error=str(exc)))
             say(f"({letter}) took {time.perf_counter() - t0:.1f} s")

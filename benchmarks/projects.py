@@ -150,3 +150,59 @@ def by_hand_query(base_relation: str, head_relation: str) -> str:
         f"  {per_column}\n"
         f"from {base_relation} b full outer join {head_relation} h on b.id = h.id"
     )
+
+
+def postgres_profile(profile: str, dsn: str, schema: str) -> str:
+    """A profiles.yml for the PostgreSQL server named by a postgresql:// URL."""
+    url = dsn.replace("postgresql://", "").replace("postgres://", "")
+    user_host, _, dbname = url.partition("/")
+    user, _, hostport = user_host.rpartition("@")
+    host, _, port = hostport.partition(":")
+    return f"""
+        {profile}:
+          target: prod
+          outputs:
+            prod:
+              type: postgres
+              host: {host}
+              port: {port or 5432}
+              user: {user.split(':')[0] or 'postgres'}
+              password: ""
+              dbname: {dbname.split('?')[0] or 'postgres'}
+              schema: {schema}
+              threads: 4
+        """
+
+
+def write_promote_project(repo: Path, dsn: str, schema: str, models: int, rows: int) -> None:
+    """`models` table models of `rows` rows each, in one dbt project at the repository's root."""
+    write(repo / "dbt_project.yml", """
+        name: promote_bench
+        profile: promote_bench
+        config-version: 2
+        models:
+          promote_bench:
+            +materialized: table
+        """)
+    write(repo / "profiles.yml", postgres_profile("promote_bench", dsn, schema))
+    write(repo / ".gitignore", "target/\nlogs/\n")
+    for i in range(models):
+        write(repo / "models" / f"g{i // 50}" / f"m{i:03d}.sql",
+               f"select g as id, g * {i} as amount from generate_series(1, {rows}) as g\n")
+
+
+def write_switch_macro_project(directory: Path) -> None:
+    """A dbt project whose one macro runs the hand-written switch, for the same-dbt-start baseline."""
+    write(directory / "dbt_project.yml", """
+        name: bench_switch
+        profile: promote_bench
+        config-version: 2
+        macro-paths: ["macros"]
+        model-paths: []
+        """)
+    write(directory / "macros" / "switch.sql", """
+        {% macro bench_switch(sql) %}
+          {% call statement('bench_switch', auto_begin=True) %}{{ sql }}{% endcall %}
+          {% do adapter.commit() %}
+        {% endmacro %}
+        """)

@@ -447,6 +447,9 @@ def build(
         # Keep what earlier builds learned about schemas, so `clean` can drop them
         # all, and name the schema before dbt starts, in case this run is killed.
         record["schemas"] = previous.get("schemas", [])
+        # The invocation before this one: `promote` accepts a `test` that follows a successful `run`.
+        if previous.get("command"):
+            record["previous"] = {k: previous.get(k) for k in ("command", "args", "status", "exit_code", "finished")}
         record["schema"] = schema if schema and not is_template(schema) else previous.get("schema")
         write_json_atomic(ctx.record, record)
         outcome = run_dbt(request, lock_fds=tuple(fds))

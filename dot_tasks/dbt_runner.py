@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ SELECTION_FLAGS = frozenset({"-s", "--select", "-m", "--models", "--model", "--s
 # The dbt commands that write to the warehouse, and so are guarded.
 WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "test", "retry", "clone"})
 _WRITING_NODES = ("model", "seed", "snapshot", "test")
+_ARGV_LIMIT = 100_000
 
 
 @dataclass
@@ -119,10 +121,18 @@ def _spawn(kind: str, payload: Any, cwd: str, lock_fds: tuple[int, ...] = ()) ->
     The child inherits `lock_fds`, so the locks stay held while dbt runs even
     if this process is killed: a flock lasts until its last descriptor closes.
     """
+    argument = json.dumps(payload)
+    if len(argument) > _ARGV_LIMIT:
+        # Linux caps one argument at 128 KiB: a promotion of thousands of models
+        # travels in a private file instead.
+        fd, spill = tempfile.mkstemp(prefix=".dot-payload-", suffix=".json", dir=cwd)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(argument)
+        argument = "@" + spill
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dot_tasks.dbt_runner", kind, json.dumps(payload), str(write_fd)],
+            [sys.executable, "-m", "dot_tasks.dbt_runner", kind, argument, str(write_fd)],
             stdin=subprocess.DEVNULL,
             stdout=sys.stderr.fileno(),  # dbt's output is progress, not a result
             pass_fds=(write_fd, *lock_fds),
@@ -181,8 +191,11 @@ class MacroOutcome:
 OPS_PROJECT = Path(__file__).resolve().parent / "dbt_ops"
 
 
-def call_macros(calls: list[MacroCall], scratch: Path) -> list[MacroOutcome]:
+def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...] = ()) -> list[MacroOutcome]:
     """Run each call's macro in one dbt start; one outcome per call, in order.
+
+    `lock_fds` are inherited by the child, as for `run_dbt`: a promotion's locks
+    stay held until its transaction is over, even if this process is killed.
 
     The SQL lives in the `dbt_ops` macros and goes through the adapter of each
     call's own profile, so any adapter works; only what a macro returns comes
@@ -193,7 +206,8 @@ def call_macros(calls: list[MacroCall], scratch: Path) -> list[MacroOutcome]:
     require_dbt()
     scratch.mkdir(parents=True, exist_ok=True)
     code, report = _spawn(
-        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch)}, cwd=str(scratch)
+        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch)}, cwd=str(scratch),
+        lock_fds=lock_fds,
     )
     outcomes = report.get("outcomes")
     if not isinstance(outcomes, list) or len(outcomes) != len(calls):
@@ -758,7 +772,12 @@ def _child_session(payload: dict[str, Any], report_fd: int) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    kind, payload, report_fd = argv[1], json.loads(argv[2]), int(argv[3])
+    kind, argument, report_fd = argv[1], argv[2], int(argv[3])
+    if argument.startswith("@"):
+        spill = Path(argument[1:])
+        argument = spill.read_text(encoding="utf-8")
+        spill.unlink(missing_ok=True)
+    payload = json.loads(argument)
     # dbt prints its progress to stdout; send it to stderr so that the parent's
     # stdout carries results only.
     os.dup2(2, 1)

@@ -133,6 +133,15 @@ def refs_pointing_at(repo: pygit2.Repository) -> dict[str, list[str]]:
     return names
 
 
+def user_email(repo: pygit2.Repository) -> str | None:
+    """git's `user.email` for this repository (its config, then the user's), if set."""
+    try:
+        value = repo.config["user.email"]
+    except (KeyError, pygit2.GitError):
+        return None
+    return str(value) or None
+
+
 def reachable_from_refs(repo: pygit2.Repository, commits: list[str]) -> set[str]:
     """Those of `commits` reachable from some branch or tag (local or remote)."""
     wanted = set(commits)

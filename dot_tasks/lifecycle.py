@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -80,6 +80,8 @@ class BuildRow:
     @property
     def label(self) -> str:
         return f"{self.context}@{self.short}"
+    #: 'live' or 'rollback' (target) for its context, as last seen from this machine; '' otherwise.
+    live: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -114,6 +116,9 @@ def _contexts_of(paths: BuildPaths) -> list[str]:
 
 
 def list_builds(ws: Workspace) -> list[BuildRow]:
+    from .deploy import live_marks  # reads .dot/live only: `list` must not reach the warehouse
+
+    marks = live_marks(ws)
     refs = gitrepo.refs_pointing_at(ws.repo)
     registrations = _our_registrations(ws)
     rows: list[BuildRow] = []
@@ -151,6 +156,7 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
                 commit, short, context, rec.get("schema"), status, built,
                 tree_size(ctx.context_dir), worktree_size, refs.get(commit, []), list(problems),
                 deferred_to, bool(rec.get("partial")), bool(rec.get("cloned")),
+                live=marks.get((commit, context), ""),
             ))
     built_contexts = {(r.commit, r.context) for r in rows if r.context}
     for row in rows:
@@ -200,11 +206,12 @@ def _human_age(seconds: float) -> str:
 def format_table(rows: list[BuildRow]) -> str:
     if not rows:
         return "no isolated builds"
-    header = ("SHORT", "REFS", "CONTEXT", "SCHEMA", "BASE", "STATUS", "AGE", "SIZE", "WORKTREE", "PROBLEMS")
+    header = ("SHORT", "REFS", "CONTEXT", "SCHEMA", "BASE", "STATUS", "LIVE", "AGE", "SIZE", "WORKTREE", "PROBLEMS")
     now = time.time()
     table = [header] + [
         (
             r.short, ",".join(r.refs) or "-", r.context or "-", r.schema or "-", base_label(r, rows), r.status,
+            r.live or "-",
             _human_age(now - r.built_at), _human_size(r.size_bytes), _human_size(r.worktree_bytes),
             "; ".join(r.problems) or "-",
         )
@@ -231,8 +238,14 @@ class Selection:
                     or self.older_than is not None or self.unreachable)
 
 
-def select(ws: Workspace, rows: list[BuildRow], selection: Selection) -> list[BuildRow]:
-    """The rows `selection` picks: every given criterion must hold."""
+def select(ws: Workspace, rows: list[BuildRow], selection: Selection,
+           protected: Mapping[str, str] | None = None) -> list[BuildRow]:
+    """The rows `selection` picks: every given criterion must hold.
+
+    `protected` builds (live, or a rollback target) count among the `--keep N`
+    kept, ahead of newer ones.
+    """
+    protected = protected or {}
     if not selection.chooses_anything():
         raise DotError("say what to clean: --ref REF, --all, --keep N, --older-than AGE or --unreachable")
     chosen = [r for r in rows if selection.commit is None or r.commit == selection.commit]
@@ -245,7 +258,7 @@ def select(ws: Workspace, rows: list[BuildRow], selection: Selection) -> list[Bu
         reachable = gitrepo.reachable_from_refs(ws.repo, sorted({r.commit for r in chosen}))
         chosen = [r for r in chosen if r.commit not in reachable]
     if selection.keep is not None:
-        newest_first = sorted(rows, key=lambda r: r.built_at, reverse=True)
+        newest_first = sorted(rows, key=lambda r: (r.commit in protected, r.built_at), reverse=True)
         kept: set[tuple[str, str | None]] = set()
         per_context: dict[str | None, int] = {}
         for row in newest_first:
@@ -289,11 +302,22 @@ def clean(
     progress: Callable[[str], None],
     force: bool = False,
 ) -> None:
-    """Remove the selected builds; report what went, raise if anything had to stay."""
+    """Remove the selected builds; report what went, raise if anything had to stay.
+
+    A build that is live, or that `rollback` would return to, is kept (and
+    said so) unless `force`: its schemas are what the live views read.
+    """
     from .dbt_runner import MacroCall, OpsTarget, call_macros
+    from .deploy import protected_commits
 
     everything = list_builds(ws)
-    rows = select(ws, everything, selection)
+    protected = protected_commits(ws)
+    rows = select(ws, everything, selection, protected)
+    if not force:
+        for row in [r for r in rows if r.commit in protected]:
+            say(f"kept {row.short} {row.context or '(worktree only)'}: {protected[row.commit]} "
+                "(--force cleans it anyway)")
+        rows = [r for r in rows if r.commit not in protected]
     rows, broken = _spare_bases(everything, rows, selection, force, progress)
     if not rows:
         say("nothing to clean")

@@ -49,20 +49,31 @@ class DotProgram(Program):
         self.argv = accept_diff_sides(accept_positional_spec(self.argv))
 
 
+# Tasks whose first bare word is a CTX@REF spec, and tasks whose first bare word is a context.
+_SPEC_TASKS = ("run", "promote")
+_CONTEXT_TASKS = ("rollback", "live")
+
+
 def accept_positional_spec(argv: list[str]) -> list[str]:
     """Let `dot-tasks run dev@main` stand for `dot-tasks run --spec dev@main`.
 
     Invoke has no optional positional arguments, so the ADR's shorthand is
     rewritten into its flag before parsing: only a bare word with an `@`,
-    right after `run`.
+    right after `run` or `promote`; and a bare word right after `rollback`
+    or `live` is the context (`dot-tasks rollback prod`).
     """
     out = list(argv)
     for i, token in enumerate(out[:-1]):
         if token == "--":
             break
         following = out[i + 1]
-        if token == "run" and "@" in following and not following.startswith("-"):
+        if following.startswith("-"):
+            continue
+        if token in _SPEC_TASKS and "@" in following:
             out[i + 1:i + 2] = ["--spec", following]
+            break
+        if token in _CONTEXT_TASKS and "@" not in following and (i == 0 or not out[i - 1].startswith("-")):
+            out[i + 1:i + 2] = ["--context", following]
             break
     return out
 

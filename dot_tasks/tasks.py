@@ -9,9 +9,10 @@ from __future__ import annotations
 from invoke import Collection
 
 from .commands.common import DEFAULTS
+from .commands.deploy import live, promote, rollback
 from .commands.diff import diff
 from .commands.lifecycle import clean, list_
 from .commands.steps import build, profile, resolve, run, worktree
 
-ns = Collection(resolve, worktree, profile, build, run, list_, clean, diff)
+ns = Collection(resolve, worktree, profile, build, run, list_, clean, diff, promote, rollback, live)
 ns.configure({"dot": DEFAULTS})

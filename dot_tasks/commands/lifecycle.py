@@ -32,7 +32,8 @@ def list_(c: Context, json_: bool = False, project_dir: str | None = None) -> No
     "unreachable": "Clean builds of commits no branch or tag reaches any more.",
     "dry_run": "Print what would be cleaned and change nothing.",
     "keep_schemas": "Leave the warehouse alone: remove files and worktrees only.",
-    "force": "Clean a build even when another build defers to it or cloned from it; lists the builds it breaks.",
+    "force": ("Also clean a build that is live, that `rollback` would return to, or that another build defers to "
+              "or cloned from; says which live views or builds it breaks."),
     "project_dir": H_PROJECT,
 })
 @reports_errors

@@ -1,0 +1,83 @@
+"""Deploying a build: `promote`, `rollback` and `live`."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from invoke import Context, task
+
+from ..naming import parse_spec
+from .common import H_CONTEXT, H_PROFILES, H_PROJECT, H_REF, deferred, progress, reports_errors, workspace
+
+if TYPE_CHECKING:
+    from .. import deploy
+else:
+    deploy = deferred("dot_tasks.deploy")
+
+H_JSON = "Print the result as one JSON object on stdout."
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, sort_keys=True, default=str))
+        return
+    changes = [f"{result['relations']} relation(s) live in {result['live_schema']}"]
+    if result["dropped"]:
+        changes.append(f"dropped {', '.join(result['dropped'])}")
+    if result["replaced_existing"]:
+        changes.append(f"replaced {', '.join(result['replaced_existing'])}")
+    if result["recreated"]:
+        changes.append(f"recreated (shape changed) {', '.join(result['recreated'])}")
+    previous = (result.get("previous_commit") or "nothing")[:12]
+    print(f"{result['action']}: {result['context']} is now {result['commit']} ({result['short']}), "
+          f"was {previous}; " + "; ".join(changes))
+
+
+@task(auto_shortflags=False, help={
+    "spec": "CTX@REF (or @REF for the default context); dot-tasks also takes it positionally.",
+    "ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+    "allow_untested": "Promote even if the build did not pass its gate (warns; the history records it).",
+    "replace_existing": "Replace live relations no promotion made (e.g. tables of a plain dbt build), "
+                        "in the same transaction.",
+    "fail_on_warn": "Count a test that warned as a failure of the gate.",
+    "json": H_JSON,
+})
+@reports_errors
+def promote(c: Context, spec: str | None = None, ref: str | None = None, context: str | None = None,
+            allow_untested: bool = False, replace_existing: bool = False, fail_on_warn: bool = False,
+            json_: bool = False, project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+    """Make a commit's tested build live: views in the context's schema switch to it in one transaction."""
+    if spec:
+        spec_context, spec_ref = parse_spec(spec)
+        context, ref = context or spec_context, ref or spec_ref
+    ws = workspace(c, project_dir, profiles_dir)
+    options = deploy.PromoteOptions(ref=ref or "HEAD", context=context, allow_untested=allow_untested,
+                                    replace_existing=replace_existing, fail_on_warn=fail_on_warn)
+    _print(deploy.promote(ws, options, progress), json_)
+
+
+@task(auto_shortflags=False, help={
+    "context": "The context to roll back (dot-tasks also takes it positionally).",
+    "to": "Return to this commit (a ref), which must have been live before (default: the previous live commit).",
+    "json": H_JSON, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+})
+@reports_errors
+def rollback(c: Context, context: str | None = None, to: str | None = None, json_: bool = False,
+             project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+    """Make the previously live commit live again (or --to an earlier one); no new test run."""
+    ws = workspace(c, project_dir, profiles_dir)
+    _print(deploy.rollback(ws, deploy.default_context(ws, context), to, progress), json_)
+
+
+@task(auto_shortflags=False, help={
+    "context": "The context to show (default: the profile's default target); dot-tasks also takes it positionally.",
+    "json": H_JSON, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+})
+@reports_errors
+def live(c: Context, context: str | None = None, json_: bool = False, project_dir: str | None = None,
+         profiles_dir: str | None = None) -> None:
+    """Show, from the warehouse, which commit is live, the last 10 promotions and any drift."""
+    ws = workspace(c, project_dir, profiles_dir)
+    report = deploy.live(ws, context)
+    print(json.dumps(report, sort_keys=True, default=str) if json_ else deploy.format_live(report))

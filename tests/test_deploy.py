@@ -1,0 +1,626 @@
+"""promote, rollback and live on DuckDB and PostgreSQL: the switch, the gate, history, drift, clean.
+
+Each commit is built once per engine (module-scoped fixtures); the tests then
+run many promotions against those builds. The atomicity tests (a reader in
+another process, kill -9 at chosen moments) are in the PostgreSQL-only part.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+import pytest
+from conftest import PG_DSN, Project, Result, dot, git, write, write_project_config
+
+from dot_tasks import deploy
+
+# --- the project: two commits whose models must agree with each other ----------------
+#
+# A: orders has 3 rows (order_id, amount), order_totals.n = 3, legacy exists,
+#    marts.summary.total = 60.
+# B: orders has 2 rows and another shape (amount_doubled), order_totals.n = 2,
+#    legacy is gone, marts.summary.total = 100.
+# C: B plus a test that fails.
+
+SCHEMA_YML = """
+    version: 2
+    models:
+      - name: orders
+        columns:
+          - name: order_id
+            data_tests: [unique, not_null]
+    """
+
+
+def _make(root: Path, profile: str) -> tuple[Project, str, str, str]:
+    repo = root / "repo"
+    repo.mkdir(parents=True)
+    git("init", "-q", "-b", "main", cwd=repo)
+    write_project_config(repo, "+materialized: table")
+    write(repo / "seeds" / "raw_orders.csv", "order_id,amount\n1,10\n2,20\n3,30\n")
+    write(repo / "models" / "orders.sql", "select order_id, amount from {{ ref('raw_orders') }}\n")
+    write(repo / "models" / "order_totals.sql", "select count(*) as n from {{ ref('orders') }}\n")
+    write(repo / "models" / "legacy.sql", "select 1 as x\n")
+    write(repo / "models" / "marts" / "summary.sql",
+          "{{ config(schema='marts') }}\nselect sum(amount) as total from {{ ref('orders') }}\n")
+    write(repo / "models" / "schema.yml", SCHEMA_YML)
+    write(repo / ".gitignore", "target/\nlogs/\n*.duckdb*\n")
+    write(repo / "profiles.yml", profile)
+    project = Project(repo, repo, "", "")
+    a = project.commit("A")
+    write(repo / "models" / "orders.sql",
+          "select order_id, amount * 2 as amount_doubled from {{ ref('raw_orders') }} where order_id > 1\n")
+    write(repo / "models" / "marts" / "summary.sql",
+          "{{ config(schema='marts') }}\nselect sum(amount_doubled) as total from {{ ref('orders') }}\n")
+    (repo / "models" / "legacy.sql").unlink()
+    b = project.commit("B: fewer orders, another shape, no legacy")
+    git("checkout", "-q", "-b", "broken", cwd=repo)
+    write(repo / "tests" / "always_fails.sql", "select 1 as x\n")
+    c = project.commit("C: a failing test")
+    git("checkout", "-q", "main", cwd=repo)
+    project.first, project.second = a, b
+    return project, a, b, c
+
+
+def _hermetic(mp: pytest.MonkeyPatch, home: Path) -> None:
+    mp.setenv("HOME", str(home))
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        mp.setenv(name, "Test")
+    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        mp.setenv(name, "test@example.com")
+    for name in list(os.environ):
+        if name.startswith(("DBT_", "INVOKE_")):
+            mp.delenv(name)
+    mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    mp.setenv("DOT_TEST_SECRET", "unused")
+    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG, pygit2.enums.ConfigLevel.SYSTEM):
+        pygit2.settings.search_path[level] = str(home)
+
+
+@dataclass
+class Env:
+    engine: str
+    project: Project
+    a: str
+    b: str
+    c: str
+    #: context → its live schema
+    live: dict[str, str]
+    database: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, *args: str, timeout: float = 300) -> Result:
+        return dot(*args, cwd=self.project.project_dir, timeout=timeout)
+
+    def ok(self, *args: str) -> Result:
+        result = self.run(*args)
+        assert result.code == 0, (args, result.stderr[-3000:])
+        return result
+
+    def rows(self, sql: str) -> list[tuple]:
+        if self.engine == "duckdb":
+            import duckdb
+
+            with duckdb.connect(str(self.database)) as con:
+                return con.execute(sql).fetchall()
+        import psycopg2
+
+        with psycopg2.connect(PG_DSN) as con, con.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall() if cur.description else []
+
+    def execute(self, sql: str) -> None:
+        if self.engine == "duckdb":
+            import duckdb
+
+            with duckdb.connect(str(self.database)) as con:
+                con.execute(sql)
+            return
+        import psycopg2
+
+        con = psycopg2.connect(PG_DSN)
+        con.autocommit = True
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            con.close()
+
+    def relations(self, schema: str) -> dict[str, str]:
+        found = self.rows(
+            "select table_name, table_type from information_schema.tables "
+            f"where table_schema = '{schema}'")
+        return {name: "view" if kind.upper() == "VIEW" else "table" for name, kind in found}
+
+    def state(self, schema: str) -> tuple:
+        """What a reader of the live schema sees: (orders rows, order_totals.n, summary, has legacy)."""
+        orders = self.rows(f"select count(*) from {schema}.orders")[0][0]
+        totals = self.rows(f"select n from {schema}.order_totals")[0][0]
+        summary = self.rows(f"select total from {schema}_marts.summary")[0][0]
+        return orders, totals, summary, "legacy" in self.relations(schema)
+
+
+STATE_A = (3, 3, 60, True)
+STATE_B = (2, 2, 100, False)
+
+
+def _duckdb_profile() -> str:
+    outputs = "".join(f"""
+            {name}:
+              type: duckdb
+              path: warehouse.duckdb
+              schema: {schema}
+              threads: 2""" for name, schema in (("prod", "analytics"), ("dev", "sandbox")))
+    return f"shop:\n  target: prod\n  outputs:{textwrap.indent(textwrap.dedent(outputs), '    ')}\n"
+
+
+def _postgres_profile(base: str) -> str:
+    url = PG_DSN.replace("postgresql://", "").replace("postgres://", "")
+    user_host, _, dbname = url.partition("/")
+    user, _, hostport = user_host.rpartition("@")
+    host, _, port = hostport.partition(":")
+    outputs = "".join(f"""
+            {name}:
+              type: postgres
+              host: {host}
+              port: {port or 5432}
+              user: {user.split(':')[0] or 'postgres'}
+              password: ""
+              dbname: {dbname.split('?')[0] or 'postgres'}
+              schema: {schema}
+              threads: 2""" for name, schema in (("prod", base), ("dev", base + "_dev")))
+    return f"shop:\n  target: prod\n  outputs:{textwrap.indent(textwrap.dedent(outputs), '    ')}\n"
+
+
+def _pg_available() -> None:
+    try:
+        import psycopg2
+
+        psycopg2.connect(PG_DSN, connect_timeout=3).close()
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_DSN} is unreachable under CI: {exc}")
+        pytest.skip(f"no PostgreSQL at {PG_DSN}: {exc}")
+
+
+def _build_all(env: Env) -> None:
+    env.ok("run", f"prod@{env.a}")
+    env.ok("run", f"prod@{env.b}")
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    engine = request.param
+    mp = pytest.MonkeyPatch()
+    _hermetic(mp, tmp_path_factory.mktemp("home"))
+    root = tmp_path_factory.mktemp(f"deploy-{engine}")
+    base = ""
+    try:
+        if engine == "postgres":
+            _pg_available()
+            base = "dt_" + uuid.uuid4().hex[:8]
+            project, a, b, c = _make(root, _postgres_profile(base))
+            env = Env(engine, project, a, b, c, {"prod": base, "dev": base + "_dev"})
+        else:
+            project, a, b, c = _make(root, _duckdb_profile())
+            env = Env(engine, project, a, b, c, {"prod": "analytics", "dev": "sandbox"},
+                      database=project.project_dir / "warehouse.duckdb")
+        _build_all(env)
+        yield env
+    finally:
+        if base:
+            import psycopg2
+
+            con = psycopg2.connect(PG_DSN)
+            con.autocommit = True
+            with con.cursor() as cur:
+                cur.execute("select nspname from pg_namespace where nspname like %s", (base + "%",))
+                for (name,) in cur.fetchall():
+                    cur.execute(f'drop schema "{name}" cascade')
+            con.close()
+        mp.undo()
+
+
+def _history(env: Env, context: str = "prod") -> list[dict]:
+    report = json.loads(env.ok("live", context, "--json").stdout)
+    return report["history"]
+
+
+# --- the switch ------------------------------------------------------------------------
+
+
+def test_promote_promote_rollback_shows_exactly_each_commit(env: Env) -> None:
+    live = env.live["prod"]
+    sa, sb = env.a[:8], env.b[:8]
+    first = json.loads(env.ok("promote", f"prod@{env.a}", "--json").stdout)
+    assert first["previous_commit"] is None and first["relations"] == 5  # seed, orders, totals, legacy, summary
+    assert env.state(live) == STATE_A
+    # A view made by hand in the live schema, which is not a model: never touched.
+    env.execute(f"create view {live}.my_report as select 42 as answer")
+
+    second = json.loads(env.ok("promote", f"prod@{env.b}", "--json").stdout)
+    assert second["previous_commit"] == env.a and second["dropped"] == [f"{live}.legacy"]
+    assert env.state(live) == STATE_B
+    if env.engine == "postgres":  # orders lost a column: CREATE OR REPLACE cannot, so drop and create
+        assert second["recreated"] == [f"{live}.orders"]
+    assert [c for c in env.rows(f"select * from {live}.orders order by 1")] == [(2, 40), (3, 60)]
+
+    back = env.ok("rollback", "prod")
+    assert f"prod is now {env.a}" in back.stdout
+    assert env.state(live) == STATE_A
+    assert env.rows(f"select answer from {live}.my_report") == [(42,)]
+    relations = env.relations(live)
+    assert relations["my_report"] == "view" and relations["dot_promotions"] == "table"
+    assert {k for k, v in relations.items() if v == "view"} == {"orders", "order_totals", "legacy", "raw_orders", "my_report"}
+
+    history = _history(env)
+    assert [(h["action"], h["commit"], h["previous_commit"]) for h in history[:3]] == [
+        ("rollback", env.a, env.b), ("promote", env.b, env.a), ("promote", env.a, None)]
+    for h in history[:3]:
+        assert h["context"] == "prod" and h["node_count"] in (4, 5) and h["gate_overridden"] in (False, 0)
+        assert h["promoted_by"] and h["short"] in (sa, sb) and h["promoted_at"]
+    assert history[1]["refs"] == "main"
+    report = json.loads(env.ok("live", "prod", "--json").stdout)
+    assert report["commit"] == env.a and report["previous_commit"] == env.b and report["drift"] == []
+
+    # list shows it from this machine's note, without the warehouse.
+    rows = {(r["commit"], r["context"]): r for r in map(json.loads, env.ok("list", "--json").stdout.splitlines())}
+    assert rows[(env.a, "prod")]["live"] == "live" and rows[(env.b, "prod")]["live"] == "rollback"
+    assert "LIVE" in env.ok("list").stdout
+
+
+def test_drift_after_a_live_view_is_replaced_by_hand(env: Env) -> None:
+    live = env.live["prod"]
+    env.ok("promote", f"prod@{env.a}")
+    env.execute(f"drop view {live}.order_totals")
+    env.execute(f"create view {live}.order_totals as select 99 as n")
+    env.execute(f"drop view {live}.legacy")
+    report = json.loads(env.ok("live", "prod", "--json").stdout)
+    problems = {d["relation"]: d["problem"] for d in report["drift"]}
+    assert problems == {f"{live}.order_totals": f"no longer a view over {live}_{env.a[:8]}.order_totals",
+                        f"{live}.legacy": "missing"}
+    assert "drift     " in env.ok("live", "prod").stdout and "order_totals" in env.ok("live", "prod").stdout
+    # The next promotion puts its own views back.
+    env.ok("promote", f"prod@{env.a}")
+    assert json.loads(env.ok("live", "prod", "--json").stdout)["drift"] == []
+    assert env.state(live) == STATE_A
+
+
+def test_rollback_needs_the_build_and_names_the_way_back(env: Env) -> None:
+    env.ok("promote", f"prod@{env.b}")
+    context_dir = env.project.build_dir(env.a) / "prod"
+    moved = context_dir.with_name("prod.away")
+    context_dir.rename(moved)
+    try:
+        result = env.run("rollback", "prod", "--to", env.a)
+        assert result.code == 2 and "Traceback" not in result.stderr
+        assert f"`dot-tasks run prod@{env.a}`" in result.stderr and "promote" in result.stderr
+        already = env.run("rollback", "prod", "--to", env.b)
+        assert already.code == 2 and "is already live" in already.stderr
+    finally:
+        moved.rename(context_dir)
+    assert env.state(env.live["prod"]) == STATE_B
+
+
+# --- the gate -------------------------------------------------------------------------
+
+
+def test_gate_refusals_user_table_and_allow_untested(env: Env) -> None:
+    live = env.live["dev"]
+    # No build at all: say which command makes one. Nothing reaches the warehouse.
+    none = env.run("promote", f"dev@{env.a}")
+    assert none.code == 2 and f"`dot-tasks run dev@{env.a[:12]}`" in none.stderr
+
+    # A `run` is not a build: the gate wants the tests.
+    env.ok("run", f"dev@{env.a}", "--command", "seed")
+    env.ok("build", "--ref", env.a, "--context", "dev", "--command", "run")
+    untested = env.run("promote", f"dev@{env.a}")
+    assert untested.code == 2 and "last dbt invocation was `run`, not `build`" in untested.stderr
+    assert "--allow-untested" in untested.stderr and "Traceback" not in untested.stderr
+
+    # A `test` after that run opens the gate; a table the user made in the live schema stops it.
+    env.ok("build", "--ref", env.a, "--context", "dev", "--command", "test")
+    env.execute(f"create schema {live}")
+    env.execute(f"create table {live}.orders as select 7 as mine")
+    env.execute(f"create view {live}.notes as select 'keep me' as note")
+    theirs = env.run("promote", f"dev@{env.a}")
+    assert theirs.code == 2 and f"{live}.orders (table)" in theirs.stderr and "--replace-existing" in theirs.stderr
+    assert env.rows(f"select mine from {live}.orders") == [(7,)]
+    assert set(env.relations(live)) == {"orders", "notes"}  # nothing was changed
+    env.ok("promote", f"dev@{env.a}", "--replace-existing")
+    assert env.rows(f"select count(*) from {live}.orders") == [(3,)]
+    assert env.rows(f"select note from {live}.notes") == [("keep me",)]
+
+    # Partial builds never go live, not even with --allow-untested (the slim-CI contract).
+    record_path = env.project.build_dir(env.a) / "dev" / "build.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "partial": True, "cloned": False}))
+    partial = env.run("promote", f"dev@{env.a}", "--allow-untested")
+    assert partial.code == 2 and "would be missing models" in partial.stderr
+    record_path.write_text(json.dumps({**record, "partial": True, "cloned": True}))
+    env.ok("promote", f"dev@{env.a}")
+    record_path.write_text(json.dumps(record))
+
+    # The build's schemas dropped behind its back: refused, naming them and the fix.
+    env.execute(f"drop schema {live}_{env.a[:8]} cascade")
+    gone = env.run("promote", f"dev@{env.a}")
+    assert gone.code == 2 and f"{live}_{env.a[:8]}.orders" in gone.stderr
+    assert f"`dot-tasks run dev@{env.a[:12]}`" in gone.stderr
+
+
+def test_failing_tests_refused_then_allow_untested_is_recorded(env: Env) -> None:
+    if env.engine == "postgres":
+        pytest.skip("the gate reads only files; DuckDB shows it")
+    failed = env.run("run", f"prod@{env.c}")
+    assert failed.code == 1
+    never = env.run("rollback", "prod", "--to", env.c)
+    assert never.code == 2 and "was never live" in never.stderr
+    refused = env.run("promote", f"prod@{env.c}")
+    assert refused.code == 2 and "1 test(s) failed: always_fails" in refused.stderr
+    assert "failed (exit 1)" in refused.stderr
+    forced = env.ok("promote", f"prod@{env.c}", "--allow-untested")
+    assert "warning: --allow-untested" in forced.stderr
+    assert _history(env)[0]["gate_overridden"] in (True, 1)
+    env.ok("promote", f"prod@{env.b}")
+
+
+def test_gate_problems_cover_every_reason() -> None:
+    commit, ctx = "a" * 40, "prod"
+    record = {"commit": commit, "context": ctx, "command": "build", "status": "success", "exit_code": 0,
+              "started": "2026-11-29T10:00:00+00:00"}
+    results = {"args": {"which": "build"}, "metadata": {"generated_at": "2026-11-29T10:01:00Z"},
+               "results": [{"unique_id": "model.shop.orders", "status": "success"},
+                           {"unique_id": "test.shop.unique_orders_order_id.1", "status": "pass"}]}
+    assert deploy.gate_problems(record, results, commit, ctx) == []
+
+    def problems(record_change: dict | None = None, results_change: dict | None = None, **kw: Any) -> str:
+        return "; ".join(deploy.gate_problems({**record, **(record_change or {})},
+                                              {**results, **(results_change or {})}, commit, ctx, **kw))
+
+    assert "not `build`" in problems({"command": "run"})
+    assert "did not follow a successful `run`" in problems({"command": "test"})
+    assert problems({"command": "test", "previous": {"command": "run", "status": "success"}},
+                    {"args": {"which": "test"}}) == ""
+    assert "failed (exit 1)" in problems({"status": "failed", "exit_code": 1})
+    assert "not from its last dbt invocation" in problems(results_change={"metadata": {"generated_at": "2026-11-29T09:00:00Z"}})
+    assert "not from its last dbt invocation" in problems(results_change={"args": {"which": "run"}})
+    skipped = {"results": [{"unique_id": "model.shop.orders", "status": "error"},
+                           {"unique_id": "test.shop.unique_orders_order_id.1", "status": "skipped"}]}
+    text = problems(results_change=skipped)
+    assert "1 node(s) did not build: orders" in text and "skipped after an upstream failure: unique_orders_order_id" in text
+    warned = {"results": [{"unique_id": "test.shop.t.1", "status": "warn"}]}
+    assert problems(results_change=warned) == ""
+    assert "warned (--fail-on-warn): t" in problems(results_change=warned, fail_on_warn=True)
+    assert "missing" in "; ".join(deploy.gate_problems(record, None, commit, ctx))
+    assert "another commit" in problems({"commit": "b" * 40})
+    assert deploy.partial_problem({"partial": True}) and not deploy.partial_problem({"partial": True, "cloned": True})
+
+
+def test_live_locations_take_the_suffix_out() -> None:
+    assert deploy.live_base("analytics_ab12cd34", "ab12cd34") == "analytics"
+    assert deploy.live_schema_for("analytics_ab12cd34_marts", "analytics_ab12cd34", "analytics") == "analytics_marts"
+    assert deploy.live_schema_for("analytics_ab12cd34", "analytics_ab12cd34", "analytics") == "analytics"
+    assert deploy.live_schema_for("analytics_ab12cd34x", "analytics_ab12cd34", "analytics") is None
+    with pytest.raises(deploy.PromotionRefused):
+        deploy.live_base("analytics", "ab12cd34")
+    manifest = {"nodes": {
+        "model.p.a": {"resource_type": "model", "schema": "s_1234", "name": "a", "alias": "a_alias", "config": {}},
+        "model.p.e": {"resource_type": "model", "schema": "s_1234", "name": "e", "config": {"materialized": "ephemeral"}},
+        "test.p.t": {"resource_type": "test", "schema": "s_1234", "name": "t", "config": {}},
+        "seed.p.s": {"resource_type": "seed", "schema": "s_1234_raw", "name": "s", "config": {}},
+    }}
+    assert deploy.plan_relations(manifest, "s_1234", "s") == [["s_1234", "s", "a_alias"], ["s_1234_raw", "s_raw", "s"]]
+    manifest["nodes"]["model.p.x"] = {"resource_type": "model", "schema": "elsewhere", "name": "x", "config": {}}
+    with pytest.raises(deploy.PromotionRefused, match="outside s_1234"):
+        deploy.plan_relations(manifest, "s_1234", "s")
+
+
+# --- clean and concurrency ----------------------------------------------------------------
+
+
+def test_clean_keeps_the_live_build_and_the_rollback_target(env: Env) -> None:
+    env.ok("promote", f"prod@{env.a}")
+    env.ok("promote", f"prod@{env.b}")  # live: B, rollback target: A
+    protected = deploy.protected_commits(_workspace(env))
+    assert protected[env.b] == "live for prod" and "rollback target for prod" in protected[env.a]
+    dry = env.ok("clean", "--all", "--context", "prod", "--dry-run").stdout
+    assert f"kept {env.b[:8]} prod: live for prod" in dry and "rollback target for prod" in dry
+    # --keep 1 counts the protected builds among the kept: only C (newest) goes, if it was built.
+    result = env.ok("clean", "--keep", "1", "--context", "prod")
+    schemas = {r[0] for r in env.rows("select schema_name from information_schema.schemata")}
+    assert f"{env.live['prod']}_{env.a[:8]}" in schemas and f"{env.live['prod']}_{env.b[:8]}" in schemas
+    if env.engine == "duckdb":
+        assert f"dropped {env.live['prod']}_{env.c[:8]}" in result.stdout
+        assert f"{env.live['prod']}_{env.c[:8]}" not in schemas
+    assert env.state(env.live["prod"]) == STATE_B
+
+
+def _workspace(env: Env) -> Any:
+    from dot_tasks.builds import Settings, Workspace
+
+    return Workspace.open(Settings(), env.project.project_dir)
+
+
+def _popen(env: Env, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dot_tasks", *args], cwd=env.project.project_dir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_two_promotes_at_once_serialize(env: Env) -> None:
+    before = _history(env)[0]["seq"]
+    procs = [_popen(env, "promote", f"prod@{env.a}"), _popen(env, "promote", f"prod@{env.b}")]
+    outs = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
+    for code, _out, err in outs:
+        assert code == 0, err[-2000:]
+    assert any("waiting for the live schema" in err for _c, _o, err in outs)
+    history = _history(env)
+    assert [h["seq"] for h in history[:2]] == [before + 2, before + 1]
+    assert history[0]["previous_commit"] == history[1]["commit"]
+    assert env.state(env.live["prod"]) == (STATE_A if history[0]["commit"] == env.a else STATE_B)
+
+
+# --- atomicity on PostgreSQL ------------------------------------------------------------
+
+READER = r"""
+import json, os, sys, time
+import psycopg2
+
+dsn, schema, stop = sys.argv[1:4]
+con = psycopg2.connect(dsn)
+seen, errors, reads = {}, [], 0
+while not os.path.exists(stop):
+    try:
+        with con.cursor() as cur:  # one transaction: psycopg2 begins it with the first statement
+            first, second = "orders", "order_totals"
+            values = {}
+            cur.execute(f"select count(*) from {schema}.{first}" if first == "orders" else f"select n from {schema}.{first}")
+            values[first] = cur.fetchone()[0]
+            time.sleep(0.002)  # widen the window between the two reads
+            cur.execute(f"select count(*) from {schema}.{second}" if second == "orders" else f"select n from {schema}.{second}")
+            values[second] = cur.fetchone()[0]
+            orders, totals = values["orders"], values["order_totals"]
+        con.commit()
+        key = f"{orders}/{totals}"
+        seen[key] = seen.get(key, 0) + 1
+        reads += 1
+    except Exception as exc:  # noqa: BLE001 - every error is a finding
+        errors.append(str(exc).strip())
+        con.rollback()
+print(json.dumps({"seen": seen, "errors": errors[:5], "reads": reads}))
+"""
+
+
+def _postgres_only(env: Env) -> None:
+    if env.engine != "postgres":
+        pytest.skip("PostgreSQL-only: transactional DDL seen from a second connection")
+
+
+def test_a_reader_never_sees_a_mix_during_20_switches(env: Env, tmp_path: Path) -> None:
+    _postgres_only(env)
+    live = env.live["prod"]
+    env.ok("promote", f"prod@{env.a}")
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, PG_DSN, live, str(stop)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(10):  # 10 promote/rollback cycles: 20 switches
+            env.ok("promote", f"prod@{env.b}")
+            env.ok("rollback", "prod")
+    finally:
+        stop.touch()
+        out, err = reader.communicate(timeout=60)
+    report = json.loads(out or "{}") if out else {"errors": [err]}
+    assert report["errors"] == [], report
+    assert set(report["seen"]) == {"3/3", "2/2"}, report  # both commits seen, never a mix
+    assert report["reads"] > 20
+    assert [h["action"] for h in _history(env)[:2]] == ["rollback", "promote"]
+
+
+def test_a_users_view_on_a_live_view_stops_a_drop_and_is_named(env: Env) -> None:
+    _postgres_only(env)
+    live = env.live["prod"]
+    env.ok("promote", f"prod@{env.a}")
+    # B changes the shape of orders and removes legacy: both views must be dropped, and these block it.
+    env.execute(f"create view {live}.my_big_orders as select * from {live}.orders where amount > 15")
+    env.execute(f"create view {live}.my_legacy as select * from {live}.legacy")
+    refused = env.run("promote", f"prod@{env.b}")
+    assert refused.code == 2 and "never uses CASCADE" in refused.stderr
+    assert f"{live}.my_big_orders (on {live}.orders)" in refused.stderr
+    assert f"{live}.my_legacy (on {live}.legacy)" in refused.stderr
+    assert env.state(live) == STATE_A and env.rows(f"select count(*) from {live}.my_big_orders") == [(2,)]
+    env.execute(f"drop view {live}.my_big_orders")
+    env.execute(f"drop view {live}.my_legacy")
+    env.ok("promote", f"prod@{env.b}")
+    assert env.state(live) == STATE_B
+
+
+def _promote_until(env: Env, marker: str, ref: str, blocked_on: str | None = None) -> None:
+    """Start `promote`, and kill -9 it (dbt included) the moment it prints `marker`.
+
+    With `blocked_on`, wait first until its session waits for that relation's
+    lock: then some of its statements have run and the others have not.
+    """
+    proc = _popen(env, "promote", f"prod@{ref}")
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            deadline = time.monotonic() + 60
+            while blocked_on and time.monotonic() < deadline and not env.rows(
+                    f"select count(*) from pg_locks where not granted and relation = '{blocked_on}'::regclass")[0][0]:
+                time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert any(marker in line for line in seen), "".join(seen)[-3000:]
+
+
+def _wholly_one_commit(env: Env) -> tuple:
+    live = env.live["prod"]
+    state = env.state(live)
+    assert state in (STATE_A, STATE_B), state
+    latest = env.rows(f"select commit_sha from {live}.dot_promotions order by seq desc limit 1")[0][0]
+    assert latest == (env.a if state == STATE_A else env.b), (state, latest)
+    return state
+
+
+@pytest.mark.parametrize("moment", ["before dbt", "lock taken", "mid-switch", "at commit"])
+def test_promote_killed_at_any_moment_leaves_one_commit_live(env: Env, moment: str) -> None:
+    _postgres_only(env)
+    import psycopg2
+
+    live = env.live["prod"]
+    marker = {
+        "before dbt": "promote: switching",                # ours, before dbt starts
+        "lock taken": "promotion lock taken",              # inside the transaction, before any change
+        "mid-switch": "dot-tasks: switching ",             # dbt's line: the switch under way, held mid-way (below)
+        "at commit": "committing the switch",              # at the commit itself: either side, never between
+    }[moment]
+    env.ok("promote", f"prod@{env.a}")
+    blocker = None
+    if moment == "mid-switch":
+        # A session holding the new build's table: the switch stops half-way through its statements.
+        blocker = psycopg2.connect(PG_DSN)
+        with blocker.cursor() as cur:
+            cur.execute(f"lock table {live}_{env.b[:8]}.order_totals in access exclusive mode")
+    try:
+        _promote_until(env, marker, env.b, f"{live}_{env.b[:8]}.order_totals" if blocker else None)
+    finally:
+        if blocker is not None:
+            blocker.rollback()  # the orphaned statements may go on now: they must never commit
+            blocker.close()
+    before = _wholly_one_commit(env)
+    if moment in ("lock taken", "mid-switch"):
+        assert before == STATE_A
+    time.sleep(0.5)
+    assert _wholly_one_commit(env) == before
+    env.ok("promote", f"prod@{env.b}")
+    assert _wholly_one_commit(env) == STATE_B
+
+
+def test_promote_rollback_and_live_take_their_words_positionally() -> None:
+    from dot_tasks.main import accept_positional_spec
+
+    assert accept_positional_spec(["dot-tasks", "promote", "prod@v1", "--json"]) == [
+        "dot-tasks", "promote", "--spec", "prod@v1", "--json"]
+    assert accept_positional_spec(["dot-tasks", "rollback", "prod", "--to", "v1"]) == [
+        "dot-tasks", "rollback", "--context", "prod", "--to", "v1"]
+    assert accept_positional_spec(["dot-tasks", "live", "prod"]) == ["dot-tasks", "live", "--context", "prod"]
+    assert accept_positional_spec(["dot-tasks", "live", "--json"]) == ["dot-tasks", "live", "--json"]
+    assert accept_positional_spec(["dot-tasks", "run", "--context", "live", "x"]) == [
+        "dot-tasks", "run", "--context", "live", "x"]
