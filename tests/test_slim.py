@@ -414,6 +414,15 @@ def test_ci_shell_recipe_on_the_bundled_example(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=600)
     assert main.returncode == 0, main.stderr
     assert json.loads((builds / main_sha / "prod" / "build.json").read_text())["status"] == "success"
+    # ... and promoted: the live schema `analytics` reads main's build through views.
+    import duckdb
+
+    with duckdb.connect(str(repo / "shop.duckdb"), read_only=True) as con:
+        live_orders = con.execute("select count(*) from analytics.orders").fetchall()
+        built_orders = con.execute(f"select count(*) from analytics_{main_sha[:8]}.orders").fetchall()
+        kind = con.execute("select table_type from information_schema.tables "
+                           "where table_schema = 'analytics' and table_name = 'orders'").fetchall()
+    assert live_orders == built_orders and live_orders[0][0] > 0 and kind == [("VIEW",)]
 
 
 def test_a_sweep_keeps_a_chain_of_bases() -> None:

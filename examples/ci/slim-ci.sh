@@ -22,12 +22,6 @@ COMMENT_FILE=${COMMENT_FILE:-dot-pr-comment.md}
 
 say() { echo "slim-ci: $*" >&2; }
 
-# diff and promote arrive in dot-tasks with their own releases; until the one
-# installed has them, those steps say so and are skipped.
-# TODO(integrator): drop this guard once diff and promote are merged.
-# (`--list` indents task names by two spaces, and wrapped descriptions by more.)
-has_task() { dot-tasks --list | grep -qE "^  $1( |\$)"; }
-
 cache_file() { echo "$DOT_CACHE_DIR/dot-$BASE_CONTEXT-$1.tar.gz"; }
 
 # The record of a build of $1 in BASE_CONTEXT: its commit.json and context
@@ -64,11 +58,7 @@ main)
     : "${SHA:?set SHA to the commit to build and promote}"
     dot-tasks run "$BASE_CONTEXT@$SHA"
     save_base "$SHA"
-    if has_task promote; then
-        dot-tasks promote "$BASE_CONTEXT@$SHA"
-    else
-        say "this dot-tasks has no promote task: skipped"
-    fi
+    dot-tasks promote "$BASE_CONTEXT@$SHA"
     dot-tasks clean --keep "$KEEP"
     ;;
 *)
