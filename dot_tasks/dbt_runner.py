@@ -160,19 +160,20 @@ class MacroOutcome:
 OPS_PROJECT = Path(__file__).resolve().parent / "dbt_ops"
 
 
-def call_macros(calls: list[MacroCall], scratch: Path) -> list[MacroOutcome]:
+def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...] = ()) -> list[MacroOutcome]:
     """Run each call's macro in one dbt start; one outcome per call, in order.
 
     The SQL lives in the `dbt_ops` macros and goes through the adapter of each
     call's own profile, so any adapter works; only what a macro returns comes
     back here (counts, samples, names), never a table's worth of rows.
+    `lock_fds` (from `builds.warehouse_locks`) stay held by the child, as in a build.
     """
     if not calls:
         return []
     require_dbt()
     scratch.mkdir(parents=True, exist_ok=True)
     code, report = _spawn(
-        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch)}, cwd=str(scratch)
+        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch)}, cwd=str(scratch), lock_fds=lock_fds
     )
     outcomes = report.get("outcomes")
     if not isinstance(outcomes, list) or len(outcomes) != len(calls):
@@ -442,6 +443,9 @@ def _main(argv: list[str]) -> int:
     # dbt prints its progress to stdout; send it to stderr so that the parent's
     # stdout carries results only.
     os.dup2(2, 1)
+    # Spark in session mode binds its driver to the machine's first address
+    # otherwise, which may not be routable (or may change under a laptop).
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     report: dict[str, Any] = {}
     try:
         if kind == "ops":

@@ -54,6 +54,8 @@ def profile(c: Context, ref: str = "HEAD", context: str | None = None, project_d
     ws = workspace(c, project_dir, profiles_dir)
     commit = builds.resolve(ws, ref)
     result = builds.write_profile(ws, commit, context, ref=ref)
+    if result.warning:
+        progress(result.warning)
     print(result.profiles_dir)
 
 
@@ -123,6 +125,8 @@ def _run_steps(c: Context, summary: dict[str, Any], ref: str, context: str | Non
     summary.update(worktree=str(wt.path), project_path=str(wt.project_path))
     prof = step("profile", lambda: builds.write_profile(ws, commit, context, ref=ref),
                 lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
+    if prof.warning:
+        progress(prof.warning)
     ctx = ws.paths(commit).context(prof.context)
     summary.update(
         short=prof.short, context=prof.context, target=prof.target, schema=prof.schema,
