@@ -2,6 +2,7 @@
 """Benchmarks for dot-tasks: each figure side by side with doing the same by hand.
 
     python benchmarks/bench.py [--repeat 3] [--only a,b,c,d,e] [--json] [--keep]
+    python benchmarks/bench.py spark        # only what is named (spark is never run by default)
 
 It builds its own inputs (git repositories, dbt projects, a DuckDB warehouse)
 in a temporary directory, with git and dbt cut off from the user's settings,
@@ -13,6 +14,8 @@ and prints a table of medians:
   d  `dot-tasks run` vs the same steps by hand (git worktree add + profiles.yml + dbt build),
      30-model DuckDB project: cold, then a warm re-run of the same commit
   e  peak memory (ru_maxrss) of the orchestrating process of a `dot-tasks run`
+  spark  `dot-tasks run` vs the same steps by hand on Spark in session mode (needs java and
+     the spark extra): cold, into one shared Derby metastore
 
 This is a plain script, not a test: it reports, it does not assert. It exits 1
 only when a measurement could not be taken.
@@ -42,6 +45,8 @@ DBT = str(Path(sys.executable).parent / "dbt")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOT = [PY, "-m", "dot_tasks"]
 MEASUREMENTS = ["a", "b", "c", "d", "e"]
+#: Run only when named: they need more than the core install.
+OPTIONAL = ["spark"]
 TIMEOUT = 900
 
 # The big repository of (a) and (b).
@@ -740,12 +745,61 @@ def measure_e(env: Env, repeat: int, repo: Path) -> list[Result]:
     return [result]
 
 
+# --- spark ---------------------------------------------------------------------
+
+
+def measure_spark(env: Env, repeat: int) -> list[Result]:
+    from projects import SPARK_MODELS, make_spark_repo, spark_output
+
+    result = Result("spark", f"cold run, Spark session, 1 seed + {SPARK_MODELS} models", "s",
+                    baseline_label="by hand: git rev-parse + git worktree add --detach + write profiles.yml "
+                                   "(metastore pinned) + dbt build",
+                    target_kind="ratio", target=1.05)
+    repo = make_spark_repo(env.tmp, lambda r: commit_all(env, r))
+    env.vars.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    hand = env.tmp / "byhand-spark"
+    wt, conf = hand / "worktree", hand / "dbt"
+    run_cmd = [*DOT, "run", "--context", "dev", "--ref", "HEAD"]
+    pinned = {
+        "spark.sql.warehouse.dir": str(repo / "spark-warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={repo / 'metastore_db'};create=true",
+        "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={repo / 'derby.log'}",
+    }
+    dbt_cmd = [DBT, "build", "--project-dir", str(wt), "--profiles-dir", str(conf), "--target", "dev",
+               "--target-path", str(conf / "target"), "--log-path", str(conf / "logs")]
+
+    def ours() -> float:
+        shutil.rmtree(repo / ".dot", ignore_errors=True)
+        env.git("worktree", "prune", cwd=repo)
+        return env.run(run_cmd, repo)[0]
+
+    def by_hand() -> float:
+        forget_worktree(env, repo, wt)
+        shutil.rmtree(hand, ignore_errors=True)
+        started = time.perf_counter()
+        short = env.git("rev-parse", "--short=8", "HEAD", cwd=repo)
+        env.run(["git", "worktree", "add", "--detach", str(wt), "HEAD"], repo)
+        conf.mkdir(parents=True)
+        (conf / "profiles.yml").write_text(
+            "sparky:\n  target: dev\n  outputs:\n    dev:\n" + spark_output(f"dev_{short}", pinned) + "\n")
+        env.run(dbt_cmd, wt)
+        return time.perf_counter() - started
+
+    # The first start creates the Derby metastore (much slower); both sides then share it.
+    say("spark: creating the metastore (untimed) ...")
+    ours()
+    interleave(repeat, ours, by_hand, result)
+    result.notes.append("each side reuses the one metastore and writes the same dev_<short> schema in turn")
+    return [result]
+
+
 # --- main ----------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is reported (>= 3)")
+    parser.add_argument("names", nargs="*", help=f"measurements to run, as --only; also {', '.join(OPTIONAL)}")
     parser.add_argument("--only", default=",".join(MEASUREMENTS), help="comma-separated subset of a,b,c,d,e")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print its path")
@@ -753,11 +807,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 3:
         parser.error("--repeat must be at least 3")
-    only = [part.strip() for part in args.only.split(",") if part.strip()]
-    unknown = [m for m in only if m not in MEASUREMENTS]
+    only = args.names or [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = [m for m in only if m not in MEASUREMENTS + OPTIONAL]
     if unknown:
-        parser.error(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS)}")
-    if not Path(DBT).exists() and any(m in only for m in ("d", "e")):
+        parser.error(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS + OPTIONAL)}")
+    if "spark" in only and not shutil.which("java"):
+        parser.error("spark needs java on the PATH (and pip install -e '.[spark]')")
+    if not Path(DBT).exists() and any(m in only for m in ("d", "e", "spark")):
         parser.error(f"no dbt executable at {DBT}: run this with the venv's python")
 
     tmp = Path(tempfile.mkdtemp(prefix="dot-bench-", dir=args.tmp_dir)).resolve()
@@ -779,7 +835,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         big = duck = None
-        for letter in MEASUREMENTS:
+        for letter in MEASUREMENTS + OPTIONAL:
             if letter not in only:
                 continue
             t0 = time.perf_counter()
@@ -800,6 +856,8 @@ def main(argv: list[str] | None = None) -> int:
                     results += measure_d(env, args.repeat, duck)
                 elif letter == "e":
                     results += measure_e(env, args.repeat, duck)
+                elif letter == "spark":
+                    results += measure_spark(env, args.repeat)
             except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
                 results.append(Result(letter, "(could not measure)", "s", error=str(exc)))
             say(f"({letter}) took {time.perf_counter() - t0:.1f} s")

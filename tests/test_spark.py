@@ -99,9 +99,12 @@ def test_two_commits_side_by_side_then_clean(tmp_path: Path) -> None:
     first, second = project.first, project.second
     # Two builds at once into one embedded Derby metastore: `run` for one
     # commit, and each step alone for the other. The second queues on the lock.
-    by_run = _start(project, _dot("run", "--ref", first, "--json"))
+    # dbt's data tests are left out: each query costs seconds on Spark, and
+    # they prove nothing about isolation that the rows below do not.
+    no_tests = ["--exclude", "resource_type:test"]
+    by_run = _start(project, _dot("run", "--ref", first, "--json", *no_tests))
     by_steps = _start(project, " && ".join([
-        _dot("worktree", "--ref", second), _dot("profile", "--ref", second), _dot("build", "--ref", second)]))
+        _dot("worktree", "--ref", second), _dot("profile", "--ref", second), _dot("build", "--ref", second, *no_tests)]))
     results = [(p.wait(timeout=600), *p.communicate()) for p in (by_run, by_steps)]
     for code, _out, err in results:
         assert code == 0, err[-3000:]
@@ -137,9 +140,10 @@ def test_two_commits_side_by_side_then_clean(tmp_path: Path) -> None:
     assert f"dropped dev_{first[:8]}" in clean_out and f"dropped dev_{second[:8]}" in clean_out
     _no_derby_noise(clean_out, "".join(clean_err))
 
-    after = _start(project, shlex.join([sys.executable, "-c", READER]))
-    remaining = json.loads(after.communicate("go\n", timeout=300)[0].splitlines()[0])["schemas"]
-    assert "dev" in remaining and not {f"dev_{first[:8]}", f"dev_{second[:8]}"} & set(remaining)
+    # `drop schema ... cascade` took each build's tables and directory; the user's schema stays.
+    warehouse = project.project_dir / "spark-warehouse"
+    assert (warehouse / "dev.db").is_dir()
+    assert not (warehouse / f"dev_{first[:8]}.db").exists() and not (warehouse / f"dev_{second[:8]}.db").exists()
     assert not (project.project_dir / ".dot" / "isolated_builds" / first).exists()
 
 
