@@ -61,7 +61,7 @@ IDENTIFIER_LIMITS = {
     "databricks": 255,  # characters, Unity Catalog ("Names")
     "sqlserver": 128,   # characters, T-SQL sysname ("Database identifiers")
     "fabric": 128,      # characters, T-SQL sysname, as in SQL Server
-    "spark": 128,       # the Hive metastore's DBS.NAME column, VARCHAR(128) (tried here)
+    "spark": 128,       # the Hive 2.3 metastore schema Spark creates: DBS.NAME is VARCHAR(128)
 }
 
 
