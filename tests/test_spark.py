@@ -82,6 +82,11 @@ def _dot(*args: str) -> str:
     return shlex.join([sys.executable, "-m", "dot_tasks", *args])
 
 
+def _finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
 def _stream(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
     thread = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     thread.start()
@@ -105,7 +110,8 @@ def test_two_commits_side_by_side_then_clean(tmp_path: Path) -> None:
     by_run = _start(project, _dot("run", "--ref", first, "--json", *no_tests))
     by_steps = _start(project, " && ".join([
         _dot("worktree", "--ref", second), _dot("profile", "--ref", second), _dot("build", "--ref", second, *no_tests)]))
-    results = [(p.wait(timeout=600), *p.communicate()) for p in (by_run, by_steps)]
+    # communicate, not wait: a child blocked on a full pipe would never finish.
+    results = [_finish(p) for p in (by_run, by_steps)]
     for code, _out, err in results:
         assert code == 0, err[-3000:]
     _no_derby_noise(*(out + err for _c, out, err in results))
@@ -120,8 +126,10 @@ def test_two_commits_side_by_side_then_clean(tmp_path: Path) -> None:
 
     # A third process sees both builds in one metastore, with each commit's rows.
     reader = _start(project, shlex.join([sys.executable, "-c", READER, f"dev_{first[:8]}", f"dev_{second[:8]}"]))
+    reader_err: list[str] = []
+    _stream(reader, reader_err)
     seen = json.loads(reader.stdout.readline() or "{}")
-    assert seen, reader.stderr.read()[-3000:]
+    assert seen, "".join(reader_err)[-3000:]
     assert seen[f"dev_{first[:8]}"] == [[3, 60]]   # first: orders 1..3
     assert seen[f"dev_{second[:8]}"] == [[2, 100]]  # second: order 1 dropped, amounts doubled
 
