@@ -141,7 +141,9 @@ def test_two_commits_side_by_side_then_clean(tmp_path: Path) -> None:
     while not any("waiting for the Spark metastore" in line for line in clean_err) and time.monotonic() < deadline:
         assert clean.poll() is None, "".join(clean_err)
         time.sleep(0.2)
-    reader.communicate("go\n", timeout=120)  # the user closes their session
+    reader.stdin.write("go\n")  # the user closes their session
+    reader.stdin.close()
+    reader.wait(timeout=120)  # not communicate(): a thread is reading its stderr
     clean_out = clean.stdout.read()
     assert clean.wait(timeout=600) == 0, "".join(clean_err)
     streaming.join()
