@@ -2,6 +2,7 @@
 """Benchmarks for dot-tasks: each figure side by side with doing the same by hand.
 
     python benchmarks/bench.py [--repeat 3] [--only a,b,c,d,e] [--json] [--keep]
+    python benchmarks/bench.py spark        # only what is named (spark is never run by default)
 
 It builds its own inputs (git repositories, dbt projects, a DuckDB warehouse)
 in a temporary directory, with git and dbt cut off from the user's settings,
@@ -24,6 +25,8 @@ and prints a table of medians:
   promote  `dot-tasks promote` of a 200-model PostgreSQL build vs a hand-written transaction
      replacing the same 200 views (psql, and the same transaction run by one dbt start), and
      the same promotion when every model holds 10 rows or 1,000,000 (`--promote-rows`)
+  spark  `dot-tasks run` vs the same steps by hand on Spark in session mode (needs java and
+     the spark extra): cold, into one shared Derby metastore
 
 This is a plain script, not a test: it reports, it does not assert. It exits 1
 only when a measurement could not be taken.
@@ -53,8 +56,8 @@ DBT = str(Path(sys.executable).parent / "dbt")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOT = [PY, "-m", "dot_tasks"]
 MEASUREMENTS = ["a", "b", "c", "d", "e"]
-#: Asked for by name (`bench.py slim`, or `--only slim`), not part of the default run.
-EXTRA_MEASUREMENTS = ["report", "slim", "diff", "diff-apart", "promote"]
+#: Asked for by name (`bench.py slim`, or `--only slim`), not part of the default run: they need PostgreSQL, Chromium or the spark extra.
+EXTRA_MEASUREMENTS = ["report", "slim", "diff", "diff-apart", "promote", "spark"]
 TIMEOUT = 900
 
 # The big repository of (a) and (b).
@@ -992,6 +995,54 @@ def _commits(env: Env, repo: Path) -> tuple[str, str]:
     return env.git("rev-parse", "HEAD~1", cwd=repo), head
 
 
+# --- spark ---------------------------------------------------------------------
+
+
+def measure_spark(env: Env, repeat: int) -> list[Result]:
+    from projects import SPARK_MODELS, make_spark_repo, spark_output
+
+    result = Result("spark", f"cold run, Spark session, 1 seed + {SPARK_MODELS} models", "s",
+                    baseline_label="by hand: git rev-parse + git worktree add --detach + write profiles.yml "
+                                   "(metastore pinned) + dbt build",
+                    target_kind="ratio", target=1.05)
+    repo = make_spark_repo(env.tmp, lambda r: commit_all(env, r))
+    env.vars.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    hand = env.tmp / "byhand-spark"
+    wt, conf = hand / "worktree", hand / "dbt"
+    run_cmd = [*DOT, "run", "--context", "dev", "--ref", "HEAD"]
+    pinned = {
+        "spark.sql.warehouse.dir": str(repo / "spark-warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={repo / 'metastore_db'};create=true",
+        "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={repo / 'derby.log'}",
+    }
+    dbt_cmd = [DBT, "build", "--project-dir", str(wt), "--profiles-dir", str(conf), "--target", "dev",
+               "--target-path", str(conf / "target"), "--log-path", str(conf / "logs")]
+
+    def ours() -> float:
+        shutil.rmtree(repo / ".dot", ignore_errors=True)
+        env.git("worktree", "prune", cwd=repo)
+        return env.run(run_cmd, repo)[0]
+
+    def by_hand() -> float:
+        forget_worktree(env, repo, wt)
+        shutil.rmtree(hand, ignore_errors=True)
+        started = time.perf_counter()
+        short = env.git("rev-parse", "--short=8", "HEAD", cwd=repo)
+        env.run(["git", "worktree", "add", "--detach", str(wt), "HEAD"], repo)
+        conf.mkdir(parents=True)
+        (conf / "profiles.yml").write_text(
+            "sparky:\n  target: dev\n  outputs:\n    dev:\n" + spark_output(f"dev_{short}", pinned) + "\n")
+        env.run(dbt_cmd, wt)
+        return time.perf_counter() - started
+
+    # The first start creates the Derby metastore (much slower); both sides then share it.
+    say("spark: creating the metastore (untimed) ...")
+    ours()
+    interleave(repeat, ours, by_hand, result)
+    result.notes.append("each side reuses the one metastore and writes the same dev_<short> schema in turn")
+    return [result]
+
+
 # --- main ----------------------------------------------------------------------
 
 
@@ -1088,7 +1139,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in only if m not in MEASUREMENTS + EXTRA_MEASUREMENTS]
     if unknown:
         parser.error(f"unknown measurement(s) {unknown}: choose from {', '.join(MEASUREMENTS + EXTRA_MEASUREMENTS)}")
-    if not Path(DBT).exists() and any(m in only for m in ("d", "e", "slim", "diff", "promote")):
+    if "spark" in only and not shutil.which("java"):
+        parser.error("spark needs java on the PATH (and pip install -e '.[spark]')")
+    if not Path(DBT).exists() and any(m in only for m in ("d", "e", "slim", "diff", "promote", "spark")):
         parser.error(f"no dbt executable at {DBT}: run this with the venv's python")
 
     tmp = Path(tempfile.mkdtemp(prefix="dot-bench-", dir=args.tmp_dir)).resolve()
@@ -1145,6 +1198,8 @@ def main(argv: list[str] | None = None) -> int:
                         _drop_pg_schemas(prefix)
                 elif letter == "promote":
                     results += measure_promote(env, args.repeat, args.pg_dsn, args.promote_models, args.promote_rows)
+                elif letter == "spark":
+                    results += measure_spark(env, args.repeat)
             except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
                 results.append(Result(letter, "(could not measure)", "s", error=str(exc)))
             say(f"({letter}) took {time.perf_counter() - t0:.1f} s")

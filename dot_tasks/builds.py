@@ -11,8 +11,8 @@ import hashlib
 import os
 import posixpath
 import time
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,10 +22,11 @@ import pygit2
 import yaml
 
 from . import gitrepo
+from .adapters import schema_key, unchecked_warning
 from .errors import DeferralError, DotError, ProfileError, ProjectError, WorktreeError
 from .files import read_json, write_atomic, write_json_atomic
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, locks_dir
-from .locks import hold
+from .locks import hold, wait_while_locked
 from .naming import (
     DEFAULT_SHORT_LENGTH,
     check_context_name,
@@ -41,6 +42,7 @@ from .profiles import (
     find_profiles_file,
     isolate_output,
     load_profiles,
+    spark_metastore,
 )
 from .project import (
     PACKAGE_FILES,
@@ -271,6 +273,8 @@ class ProfileResult:
     schema: str
     profiles_dir: Path
     short: str
+    #: One line for the user when the adapter is one dot-tasks has not been checked with.
+    warning: str | None = None
 
 
 def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | None = None) -> ProfileResult:
@@ -292,7 +296,9 @@ def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | No
         source=chosen.source,
     )
     write_atomic(ctx.profiles_yml, text, mode=0o600)
-    return ProfileResult(choice.context, choice.target, schema, ctx.context_dir, suffix)
+    adapter = str(output.get("type", ""))
+    return ProfileResult(choice.context, choice.target, schema, ctx.context_dir, suffix,
+                         unchecked_warning(adapter, schema_key(output), schema))
 
 
 def read_generated_profile(path: Path) -> tuple[str, str, dict[str, Any]]:
@@ -322,6 +328,37 @@ def _named_lock(ws: Workspace, kind: str, name: str) -> Path:
     """A lock for something named by a string (a schema, a database file), not by a path of ours."""
     digest = hashlib.sha1(name.encode()).hexdigest()[:16]
     return locks_dir(ws.project_dir) / f"{kind}-{digest}.lock"
+
+
+@contextmanager
+def warehouse_locks(ws: Workspace, outputs: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, ...]]:
+    """Hold what a process needs before it opens these outputs' warehouses; yield the lock fds.
+
+    A DuckDB file takes one writer, and an embedded Derby metastore (Spark in
+    session mode) one JVM: a second JVM fails after ~20 s with Derby's
+    "Another instance of Derby may have already booted the database". Builds,
+    `clean` and every other dbt start of ours take these locks, in one order.
+    """
+    wanted: dict[Path, tuple[str, Path | None]] = {}
+    for output in outputs:
+        database = duckdb_file(output)
+        if database is not None:
+            wanted[_named_lock(ws, "duckdb", str(database))] = (f"the DuckDB file {database} (one writer at a time)", None)
+        metastore = spark_metastore(output)
+        if metastore is not None:
+            wanted[_named_lock(ws, "metastore", str(metastore))] = (
+                f"the Spark metastore {metastore} (embedded Derby: one Spark process at a time)", metastore)
+    with ExitStack() as stack:
+        fds = []
+        for lock in sorted(wanted):  # one order, so two holders of several never deadlock
+            what, metastore = wanted[lock]
+            fds.append(stack.enter_context(hold(lock, what, ws.settings.lock_timeout)))
+            if metastore is not None:
+                # Spark processes that are not ours (the user's own dbt, a notebook,
+                # or our last build's JVM still exiting) hold Derby's own lock file.
+                wait_while_locked(metastore / "dbex.lck", f"the Spark metastore {metastore}, open in another Spark process",
+                                  ws.settings.lock_timeout)
+        yield tuple(fds)
 
 
 def build(
@@ -398,7 +435,7 @@ def build(
         lock_timeout=ws.settings.lock_timeout,
         check_isolation=check_isolation,
         adapter_type=adapter,
-        expected_schema=str(output.get("schema") or output.get("dataset") or ""),
+        expected_schema=str(output.get(schema_key(output)) or ""),
         then_command=["clone"] if clone else [],
         then_args=["--state", str(defer.state_dir)] if clone and defer else [],
         then_target_path=str(ctx.clone_target_dir) if clone else None,
@@ -419,7 +456,6 @@ def build(
         "cloned": False,
     }
     started = time.monotonic()
-    database = duckdb_file(output)
     schema = request.expected_schema
     with ExitStack() as locks:
         # The context's files, then its schema: contexts mapped to one target
@@ -438,11 +474,7 @@ def build(
             _recheck_base(ws, defer)
         fds.append(locks.enter_context(hold(_named_lock(ws, "schema", schema), f"the schema {schema}",
                                             ws.settings.lock_timeout)))
-        if database is not None:
-            fds.append(locks.enter_context(hold(_named_lock(ws, "duckdb", str(database)),
-                                                f"the DuckDB file {database} (one writer at a time)",
-                                                ws.settings.lock_timeout)))
-
+        fds.extend(locks.enter_context(warehouse_locks(ws, [output])))
         previous = read_json(ctx.record) or {}
         # Keep what earlier builds learned about schemas, so `clean` can drop them
         # all, and name the schema before dbt starts, in case this run is killed.
@@ -632,6 +664,8 @@ def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
     summary.update(worktree=str(wt.path), project_path=str(wt.project_path))
     prof = step("profile", lambda: write_profile(ws, commit, options.context, ref=ref),
                 lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
+    if prof.warning:
+        say(prof.warning)
     ctx = ws.paths(commit).context(prof.context)
     summary.update(
         short=prof.short, context=prof.context, target=prof.target, schema=prof.schema,
@@ -652,9 +686,3 @@ def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
                    partial=base is not None, cloned=result.cloned)
     say(f"build    dbt {what} succeeded ({result.seconds:.2f}s)")
     return result
-
-
-def database_lock(ws: Workspace, output: Mapping[str, Any]) -> Path | None:
-    """The lock a build holds on a DuckDB file (one process at a time), or None for other adapters."""
-    database = duckdb_file(dict(output))
-    return _named_lock(ws, "duckdb", str(database)) if database is not None else None

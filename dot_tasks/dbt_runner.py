@@ -200,6 +200,7 @@ def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...]
     The SQL lives in the `dbt_ops` macros and goes through the adapter of each
     call's own profile, so any adapter works; only what a macro returns comes
     back here (counts, samples, names), never a table's worth of rows.
+    `lock_fds` (from `builds.warehouse_locks`) stay held by the child, as in a build.
     """
     if not calls:
         return []
@@ -781,6 +782,9 @@ def _main(argv: list[str]) -> int:
     # dbt prints its progress to stdout; send it to stderr so that the parent's
     # stdout carries results only.
     os.dup2(2, 1)
+    # Spark in session mode binds its driver to the machine's first address
+    # otherwise, which may not be routable (or may change under a laptop).
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     report: dict[str, Any] = {}
     try:
         if kind == "ops":

@@ -39,13 +39,13 @@ from .builds import (
     read_generated_profile,
     resolve,
     schema_suffix,
+    warehouse_locks,
     write_profile,
 )
 from .errors import DotError, LockTimeout, WarehouseError
 from .files import read_json, write_json_atomic
 from .layout import dot_dir
 from .locks import hold
-from .profiles import duckdb_file
 
 PROMOTABLE = ("model", "seed", "snapshot")
 HISTORY_TABLE = "dot_promotions"
@@ -491,11 +491,7 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
     with ExitStack() as locks:
         fds = [locks.enter_context(hold(_live_lock(ws, conn), f"the live schema {conn.base}",
                                         ws.settings.lock_timeout))]
-        database = duckdb_file(conn.output)
-        if database is not None:
-            fds.append(locks.enter_context(hold(_named_lock(ws, "duckdb", str(database)),
-                                                f"the DuckDB file {database} (one writer at a time)",
-                                                ws.settings.lock_timeout)))
+        fds.extend(locks.enter_context(warehouse_locks(ws, [conn.output])))
         progress(f"{switch.action}: switching {len(relations)} relation(s) of {conn.base} to {short} ({commit[:12]})")
         for attempt in range(3):
             try:

@@ -644,10 +644,7 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
     options.progress(f"diff: comparing {len(jobs)} node(s) of {base.context}@{base.ref} and "
                      f"{head.context}@{head.ref} on {threads} thread(s)")
     with ExitStack() as stack:
-        lock = builds.database_lock(ws, head_profile[2])
-        fds: tuple[int, ...] = ()
-        if lock is not None:
-            fds = (stack.enter_context(hold(lock, "the DuckDB file (one process at a time)", ws.settings.lock_timeout)),)
+        fds: tuple[int, ...] = stack.enter_context(builds.warehouse_locks(ws, [head_profile[2]]))
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="diff-", dir=dot_dir(ws.project_dir))))
         # The ops project's parse is kept per head context, so a second diff parses partially;
         # its lock keeps two diffs from writing that parse at once.
@@ -702,7 +699,6 @@ def _compare_apart(ws: Any, jobs: list[dict[str, Any]], base: tuple[Side, Any], 
     from . import builds
     from .dbt_runner import MacroSession, OpsTarget
     from .layout import dot_dir
-    from .locks import hold
 
     compared: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -710,11 +706,7 @@ def _compare_apart(ws: Any, jobs: list[dict[str, Any]], base: tuple[Side, Any], 
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="diff-", dir=dot_dir(ws.project_dir))))
         sessions = []
         for name, (side, profile) in (("base", base), ("head", head)):
-            lock = builds.database_lock(ws, profile[2])
-            fds: tuple[int, ...] = ()
-            if lock is not None:
-                fds = (stack.enter_context(hold(lock, "the DuckDB file (one process at a time)",
-                                                ws.settings.lock_timeout)),)
+            fds = stack.enter_context(builds.warehouse_locks(ws, [profile[2]]))
             target = OpsTarget(str(side.profiles_dir), profile[0], profile[1], str(scratch / name))
             sessions.append(stack.enter_context(MacroSession(target, scratch / name, lock_fds=fds)))
         for job in jobs:

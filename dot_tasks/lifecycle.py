@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gitrepo
-from .builds import Workspace, built_commits, read_generated_profile, write_profile
+from .builds import Workspace, built_commits, read_generated_profile, warehouse_locks, write_profile
 from .errors import DeferralError, DotError, LockTimeout, WarehouseError
 from .files import read_json, remove_tree, tree_size
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, dot_dir
@@ -362,6 +362,7 @@ def clean(
         failures += [f"{c[:12]} is in use right now (being built, or read by a deferred build): rerun the clean "
                      "when it is done" for c in sorted(keep_files)]
         drops: list[tuple[BuildRow, MacroCall]] = []
+        outputs: list[dict[str, Any]] = []
         for row, schemas in plans:
             if row.commit in keep_files or not schemas:
                 continue
@@ -371,18 +372,21 @@ def clean(
                 if not ctx.profiles_yml.is_file():
                     # The profile is derived, so it can be made again to reach the warehouse.
                     write_profile(ws, row.commit, row.context)
-                profile_name, target, _output = read_generated_profile(ctx.profiles_yml)
+                profile_name, target, output = read_generated_profile(ctx.profiles_yml)
             except DotError as exc:
                 failures.append(f"{row.short} {row.context}: cannot reach its warehouse ({exc})")
                 keep_files.add(row.commit)
                 continue
             ops_target = OpsTarget(str(ctx.context_dir), profile_name, target, str(dot_dir(ws.project_dir) / "logs"))
             drops.append((row, MacroCall(ops_target, "dot_drop_schemas", {"schemas": schemas})))
+            outputs.append(output)
         if drops:
             progress(f"dropping {sum(len(c.args['schemas']) for _, c in drops)} schema(s) of {len(drops)} build(s)")
             # dbt's own scratch files, private to this clean so two cleans cannot collide.
-            with tempfile.TemporaryDirectory(prefix="clean-", dir=dot_dir(ws.project_dir)) as scratch:
-                outcomes = call_macros([c for _, c in drops], Path(scratch))
+            # One writer per DuckDB file, one Spark process per Derby metastore, as for builds.
+            with warehouse_locks(ws, outputs) as fds, \
+                    tempfile.TemporaryDirectory(prefix="clean-", dir=dot_dir(ws.project_dir)) as scratch:
+                outcomes = call_macros([c for _, c in drops], Path(scratch), lock_fds=fds)
             for (row, call), outcome in zip(drops, outcomes):
                 schemas = ", ".join(call.args["schemas"])
                 if outcome.error:

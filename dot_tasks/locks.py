@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -60,3 +61,46 @@ def _holder(fd: int) -> str:
     except OSError:
         pid = ""
     return f"held by pid {pid}" if pid else "held by another run"
+
+
+def posix_lock_holder(path: Path) -> int | None:
+    """The pid holding a POSIX (fcntl) lock on `path`, without taking it; None if free.
+
+    Java's FileChannel locks are POSIX locks. Asking with F_GETLK never takes
+    the lock, so it cannot make the owner's own locking fail.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        answer = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, query))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None if answer[0] == fcntl.F_UNLCK else int(answer[4])
+
+
+# struct flock: l_type, l_whence, l_start, l_len, l_pid (Linux's layout).
+_FLOCK = "hhqqi4x"
+
+
+def wait_while_locked(path: Path, what: str, timeout: float) -> None:
+    """Wait, up to `timeout` seconds, until no process holds a POSIX lock on `path`.
+
+    For locks taken by programs that know nothing of ours, such as Derby's.
+    """
+    deadline = time.monotonic() + timeout
+    said = False
+    while (pid := posix_lock_holder(path)) is not None:
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"gave up after {timeout:g}s waiting for {what} (held by pid {pid}): "
+                "let that process finish, or raise dot.lock_timeout"
+            )
+        if not said:
+            print(f"dot-tasks: waiting for {what} (held by pid {pid})", file=sys.stderr, flush=True)
+            said = True
+        time.sleep(_POLL_SECONDS)

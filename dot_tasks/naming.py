@@ -45,8 +45,24 @@ def suffixed_schema(schema: str, short: str) -> str:
     return f"{schema}_{short}"
 
 
-# Bytes in an identifier, beyond which the warehouse cuts names without a word.
-IDENTIFIER_LIMITS = {"postgres": 63, "redshift": 127}
+# The longest schema or relation name each warehouse takes. PostgreSQL and
+# Redshift cut longer names without a word (two builds could then collide);
+# the others refuse them, but only halfway through a build. Names are counted
+# in UTF-8 bytes: where the limit is in characters, that errs on the safe side
+# for non-ASCII names. An adapter missing here has no limit worth checking
+# (DuckDB) or one that depends on where it stores data (Trino's connectors,
+# ClickHouse's file names).
+IDENTIFIER_LIMITS = {
+    "postgres": 63,     # NAMEDATALEN - 1 bytes ("Identifiers and Key Words")
+    "redshift": 127,    # bytes, UTF-8 ("Names and identifiers")
+    "mysql": 64,        # characters, databases and tables ("Identifier Length Limits")
+    "snowflake": 255,   # characters ("Identifier requirements")
+    "bigquery": 1024,   # characters for a dataset, UTF-8 bytes for a table ("Datasets", "Tables")
+    "databricks": 255,  # characters, Unity Catalog ("Names")
+    "sqlserver": 128,   # characters, T-SQL sysname ("Database identifiers")
+    "fabric": 128,      # characters, T-SQL sysname, as in SQL Server
+    "spark": 128,       # the Hive 2.3 metastore schema Spark creates: DBS.NAME is VARCHAR(128)
+}
 
 
 def too_long(name: str, limit: int) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from .adapters import rules_for, schema_key
 from .errors import ContextError, ProfileError
 from .naming import suffixed_schema
 
@@ -163,28 +165,113 @@ def _absolute_duckdb_path(value: Any, project_dir: Path) -> Any:
 def isolate_output(output: Mapping[str, Any], short: str, project_dir: Path) -> tuple[dict[str, Any], str]:
     """A copy of `output` that builds into `<schema>_<short>`, and that schema.
 
-    `project_dir` is the user's project: relative DuckDB paths are made
-    absolute against it, so isolated schemas land in the user's own database
-    file, side by side with their normal builds.
+    `project_dir` is the user's project: relative DuckDB paths, and a Spark
+    session's metastore and warehouse, are made absolute against it, so
+    isolated schemas land beside the user's normal builds.
     """
     isolated = copy.deepcopy(dict(output))
     adapter = str(isolated.get("type", ""))
-    # BigQuery calls its schema `dataset`.
-    key = "dataset" if "dataset" in isolated and "schema" not in isolated else "schema"
+    key = schema_key(isolated)
     base = isolated.get(key) or ADAPTER_DEFAULT_SCHEMA.get(adapter)
     if not base:
         raise ProfileError(
-            f"this output (type {adapter or 'unknown'}) sets no `schema:`: add one, so the "
+            f"this output (type {adapter or 'unknown'}) sets no `{key}:`: add one, so the "
             "isolated build has a schema to suffix"
         )
     schema = suffixed_schema(str(base), short)
+    if rules_for(adapter).database_is_schema and isolated.get("database") == isolated.get(key):
+        # Spark, MySQL and ClickHouse reject a `database` that differs from the schema.
+        isolated["database"] = schema
     isolated[key] = schema
     if adapter == "duckdb":
         isolated["path"] = _absolute_duckdb_path(isolated.get("path"), project_dir)
         for attachment in isolated.get("attach") or []:
             if isinstance(attachment, dict) and "path" in attachment:
                 attachment["path"] = _absolute_duckdb_path(attachment["path"], project_dir)
+    if adapter == "spark" and isolated.get("method") == "session":
+        isolated["server_side_parameters"] = _pinned_spark_session(isolated.get("server_side_parameters"), project_dir)
     return isolated, schema
+
+
+# --- Spark in session mode -------------------------------------------------------
+#
+# A session-mode Spark keeps its Hive metastore (embedded Derby), its warehouse
+# and derby.log in the JVM's working directory. An isolated build runs in its
+# worktree, so it would get a private metastore that nobody else sees. They are
+# pinned to the user's project dir, where their own `dbt build` puts them.
+
+SPARK_WAREHOUSE = "spark.sql.warehouse.dir"
+SPARK_METASTORE_URL = "spark.hadoop.javax.jdo.option.ConnectionURL"
+SPARK_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+_DERBY = "jdbc:derby:"
+_DERBY_LOG = re.compile(r"(-Dderby\.stream\.error\.file=)(\S+)")
+
+
+def _is_relative_local(value: str) -> bool:
+    """A plain relative path: not absolute, not a URI (s3a://, file:/...), not a template."""
+    return bool(value) and "{{" not in value and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value) \
+        and not Path(value).expanduser().is_absolute()
+
+
+def _absolute_local(value: str, project_dir: Path) -> str:
+    return str((project_dir / value).resolve()) if _is_relative_local(value) else value
+
+
+def _derby_parts(url: str) -> tuple[str, list[str]] | None:
+    """(database path, the other `;` attributes) of an embedded Derby URL, else None.
+
+    `jdbc:derby:<path>;create=true` and `jdbc:derby:;databaseName=<path>` both
+    name it; `jdbc:derby://host/...` is a network server, shared by design.
+    """
+    if not url.startswith(_DERBY) or url.startswith(_DERBY + "//"):
+        return None
+    head, *attributes = url[len(_DERBY):].split(";")
+    named = [a for a in attributes if a.startswith("databaseName=")]
+    path = named[-1].partition("=")[2] if named else head
+    return path, [a for a in attributes if a and not a.startswith("databaseName=")]
+
+
+def derby_url(database: str, attributes: list[str] | None = None) -> str:
+    return f"{_DERBY};databaseName={database};" + ";".join(attributes if attributes is not None else ["create=true"])
+
+
+def _metastore_key(params: Mapping[str, Any]) -> str:
+    """The key the user pinned the metastore with; Spark also passes the bare Hive one through."""
+    return next((k for k in (SPARK_METASTORE_URL, SPARK_METASTORE_URL.removeprefix("spark.hadoop.")) if params.get(k)),
+                SPARK_METASTORE_URL)
+
+
+def _pinned_spark_session(parameters: Any, project_dir: Path) -> dict[str, Any]:
+    params = dict(parameters) if isinstance(parameters, Mapping) else {}
+    params[SPARK_WAREHOUSE] = _absolute_local(str(params.get(SPARK_WAREHOUSE) or "spark-warehouse"), project_dir)
+    key = _metastore_key(params)
+    parts = _derby_parts(str(params[key])) if params.get(key) else ("metastore_db", ["create=true"])
+    if parts is not None and _is_relative_local(parts[0]):
+        params[key] = derby_url(_absolute_local(parts[0], project_dir), parts[1])
+    options = str(params.get(SPARK_JAVA_OPTIONS) or "")
+    if _DERBY_LOG.search(options):
+        options = _DERBY_LOG.sub(lambda m: m.group(1) + _absolute_local(m.group(2), project_dir), options)
+    else:
+        options = f"{options} -Dderby.stream.error.file={project_dir.resolve() / 'derby.log'}".strip()
+    params[SPARK_JAVA_OPTIONS] = options
+    return params
+
+
+def spark_metastore(output: Mapping[str, Any]) -> Path | None:
+    """The embedded Derby metastore a session-mode Spark output opens, if it is one.
+
+    Derby admits one JVM at a time, so builds sharing it must take turns.
+    """
+    if output.get("type") != "spark" or output.get("method") != "session":
+        return None
+    params = output.get("server_side_parameters")
+    params = params if isinstance(params, Mapping) else {}
+    url = params.get(_metastore_key(params))
+    parts = _derby_parts(str(url)) if url else None
+    if parts is None or parts[0].startswith(("memory:", "{{")) or not parts[0]:
+        return None
+    path = parts[0].removeprefix("directory:")
+    return Path(path) if Path(path).is_absolute() else None
 
 
 def duckdb_file(output: Mapping[str, Any]) -> Path | None:

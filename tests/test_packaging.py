@@ -28,3 +28,11 @@ def test_installed_wheel_finds_its_template(tmp_path: Path) -> None:
         cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
     )
     assert found.stdout.strip() == str(target / "dot_tasks" / "templates"), found.stderr
+
+
+def test_spark_is_an_extra_and_the_core_install_stays_light() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if "spark" in d.lower()]
+    assert [d.split(">")[0] for d in project["optional-dependencies"]["spark"]] == ["dbt-spark[session]"]

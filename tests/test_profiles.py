@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from dot_tasks.errors import ContextError, ProfileError
-from dot_tasks.profiles import choose_output, duckdb_file, find_profiles_file, isolate_output
+from dot_tasks.profiles import choose_output, duckdb_file, find_profiles_file, isolate_output, spark_metastore
 from dot_tasks.templating import render_profiles, template_dir
 
 
@@ -81,3 +81,63 @@ def test_rendered_profile_round_trips_and_keeps_jinja_as_text(tmp_path: Path) ->
 
 def test_template_is_found_in_a_checkout() -> None:
     assert (template_dir() / "profiles.yml.j2").is_file()
+
+
+# --- Spark -------------------------------------------------------------------------
+
+WAREHOUSE, METASTORE, JAVA = ("spark.sql.warehouse.dir", "spark.hadoop.javax.jdo.option.ConnectionURL",
+                              "spark.driver.extraJavaOptions")
+
+
+def _session(**params: str) -> dict:
+    output = {"type": "spark", "method": "session", "host": "NA", "schema": "dev"}
+    return {**output, "server_side_parameters": params} if params else output
+
+
+def test_spark_session_metastore_and_warehouse_are_pinned_to_the_project(tmp_path: Path) -> None:
+    out, schema = isolate_output(_session(), "abc12345", tmp_path)
+    assert schema == out["schema"] == "dev_abc12345"
+    assert out["server_side_parameters"] == {
+        WAREHOUSE: str(tmp_path / "spark-warehouse"),
+        METASTORE: f"jdbc:derby:;databaseName={tmp_path / 'metastore_db'};create=true",
+        JAVA: f"-Dderby.stream.error.file={tmp_path / 'derby.log'}",
+    }
+    assert spark_metastore(out) == tmp_path / "metastore_db"
+
+
+def test_spark_session_relative_pins_become_absolute_and_absolute_ones_stay(tmp_path: Path) -> None:
+    user = _session(**{WAREHOUSE: "data/wh", METASTORE: "jdbc:derby:meta/db;create=true",
+                       JAVA: "-Xss4m -Dderby.stream.error.file=logs/derby.log", "spark.executor.memory": "2g"})
+    out, _ = isolate_output(user, "abc12345", tmp_path)
+    params = out["server_side_parameters"]
+    assert params[WAREHOUSE] == str(tmp_path / "data" / "wh")
+    assert params[METASTORE] == f"jdbc:derby:;databaseName={tmp_path / 'meta' / 'db'};create=true"
+    assert params[JAVA] == f"-Xss4m -Dderby.stream.error.file={tmp_path / 'logs' / 'derby.log'}"
+    assert params["spark.executor.memory"] == "2g"
+    assert user["server_side_parameters"][WAREHOUSE] == "data/wh"  # the user's dict is not changed
+    pinned = {WAREHOUSE: "s3a://lake/wh", METASTORE: "jdbc:derby:;databaseName=/srv/meta;create=true",
+              JAVA: "-Dderby.stream.error.file=/var/log/derby.log"}
+    assert isolate_output(_session(**pinned), "abc12345", tmp_path)[0]["server_side_parameters"] == pinned
+    assert spark_metastore(_session(**pinned)) == Path("/srv/meta")
+    # The bare Hive key is honoured too, and rewritten in place rather than shadowed.
+    bare = isolate_output(_session(**{"javax.jdo.option.ConnectionURL": "jdbc:derby:;databaseName=m;create=true"}),
+                          "abc12345", tmp_path)[0]["server_side_parameters"]
+    assert bare["javax.jdo.option.ConnectionURL"] == f"jdbc:derby:;databaseName={tmp_path / 'm'};create=true"
+    assert METASTORE not in bare
+
+
+def test_spark_metastores_that_are_shared_by_design_need_no_lock(tmp_path: Path) -> None:
+    for url in ("jdbc:derby://metastore:1527/db;create=true", "jdbc:mysql://metastore/hive",
+                "jdbc:derby:memory:m;create=true"):
+        out, _ = isolate_output(_session(**{METASTORE: url}), "abc12345", tmp_path)
+        assert out["server_side_parameters"][METASTORE] == url
+        assert spark_metastore(out) is None
+
+
+@pytest.mark.parametrize("method", ["thrift", "http", "odbc"])
+def test_spark_on_a_cluster_is_only_suffixed(method: str, tmp_path: Path) -> None:
+    output = {"type": "spark", "method": method, "host": "spark.example.com", "port": 443, "schema": "dev",
+              "token": "{{ env_var('SPARK_TOKEN') }}", "server_side_parameters": {WAREHOUSE: "wh"}}
+    out, schema = isolate_output(output, "abc12345", tmp_path)
+    assert out == {**output, "schema": "dev_abc12345"} and schema == "dev_abc12345"
+    assert spark_metastore(out) is None

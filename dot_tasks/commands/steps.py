@@ -52,6 +52,8 @@ def profile(c: Context, ref: str = "HEAD", context: str | None = None, project_d
     ws = workspace(c, project_dir, profiles_dir)
     commit = builds.resolve(ws, ref)
     result = builds.write_profile(ws, commit, context, ref=ref)
+    if result.warning:
+        progress(result.warning)
     print(result.profiles_dir)
 
 
