@@ -18,24 +18,28 @@ PG_DSN = os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.
 SECRET = "s3cr3t-" + uuid.uuid4().hex[:12]
 
 
+def make_hermetic(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """Keep the user's home, git config and dbt settings out: for fixtures of any scope."""
+    mp.setenv("HOME", str(home))
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        mp.setenv(name, "Test")
+    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        mp.setenv(name, "test@example.com")
+    for name in list(os.environ):
+        if name.startswith(("DBT_", "INVOKE_")):
+            mp.delenv(name)
+    mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    mp.setenv("DOT_TEST_SECRET", SECRET)
+    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG, pygit2.enums.ConfigLevel.SYSTEM):
+        pygit2.settings.search_path[level] = str(home)
+
+
 @pytest.fixture(autouse=True)
 def hermetic_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the user's home, git config and dbt settings out of every test."""
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        monkeypatch.setenv(name, "Test")
-    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        monkeypatch.setenv(name, "test@example.com")
-    for name in list(os.environ):
-        if name.startswith(("DBT_", "INVOKE_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    monkeypatch.setenv("DOT_TEST_SECRET", SECRET)
-    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG, pygit2.enums.ConfigLevel.SYSTEM):
-        pygit2.settings.search_path[level] = str(home)
+    make_hermetic(monkeypatch, tmp_path_factory.mktemp("home"))
 
 
 @dataclass

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pygit2
 import pytest
-from conftest import PG_DSN, Project, Result, dot, git, write, write_project_config
+from conftest import PG_DSN, Project, Result, dot, git, make_hermetic, write, write_project_config
 
 from dot_tasks import deploy
 
@@ -73,22 +72,6 @@ def _make(root: Path, profile: str) -> tuple[Project, str, str, str]:
     project.first, project.second = a, b
     return project, a, b, c
 
-
-def _hermetic(mp: pytest.MonkeyPatch, home: Path) -> None:
-    mp.setenv("HOME", str(home))
-    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        mp.setenv(name, "Test")
-    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        mp.setenv(name, "test@example.com")
-    for name in list(os.environ):
-        if name.startswith(("DBT_", "INVOKE_")):
-            mp.delenv(name)
-    mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    mp.setenv("DOT_TEST_SECRET", "unused")
-    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG, pygit2.enums.ConfigLevel.SYSTEM):
-        pygit2.settings.search_path[level] = str(home)
 
 
 @dataclass
@@ -206,7 +189,7 @@ def _build_all(env: Env) -> None:
 def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     engine = request.param
     mp = pytest.MonkeyPatch()
-    _hermetic(mp, tmp_path_factory.mktemp("home"))
+    make_hermetic(mp, tmp_path_factory.mktemp("home"))
     root = tmp_path_factory.mktemp(f"deploy-{engine}")
     base = ""
     try:

@@ -20,31 +20,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pygit2
 import pytest
-from conftest import PG_DSN, Project, git, postgres_profile, write
+from conftest import PG_DSN, Project, git, make_hermetic, postgres_profile, write
 
 ORDERS_V1 = "select order_id, customer_id, amount, status, note from {{ ref('raw_orders') }}\n"
 ORDERS_V2 = ("select order_id, customer_id, case when status = 'returned' then 0 else amount end as amount, "
              "status, note from {{ ref('raw_orders') }}\n")
 
-
-def _hermetic(mp: pytest.MonkeyPatch, home: Path) -> None:
-    """conftest's hermetic_git, for a module-scoped fixture (which cannot use the function one)."""
-    mp.setenv("HOME", str(home))
-    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        mp.setenv(name, "Test")
-    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        mp.setenv(name, "test@example.com")
-    for name in list(os.environ):
-        if name.startswith(("DBT_", "INVOKE_")):
-            mp.delenv(name)
-    mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    mp.setenv("DOT_TEST_SECRET", os.environ.get("DOT_TEST_SECRET", "unused"))
-    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG, pygit2.enums.ConfigLevel.SYSTEM):
-        pygit2.settings.search_path[level] = str(home)
 
 
 def make_diff_project(root: Path, profile: str) -> Project:
@@ -186,7 +168,7 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     else:
         profile = DUCKDB_PROFILE
     with pytest.MonkeyPatch.context() as mp:
-        _hermetic(mp, root / "home")
+        make_hermetic(mp, root / "home")
         project = make_diff_project(root, profile)
         # The first diff finds neither side built and builds both, as `run` would.
         result = project.run("diff", project.first, project.second, "--json")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PG_DSN, Result, dot, git, write
+from conftest import PG_DSN, Result, dot, git, make_hermetic, write
 
 from dot_tasks.dbt_runner import check_extra_args
 
@@ -55,23 +55,6 @@ class Slim:
     def schema(self, branch: str, context: str) -> str:
         return str(self.record(branch, context)["schema"])
 
-
-def _hermetic(mp: pytest.MonkeyPatch, home: Path) -> None:
-    """conftest's hermetic_git, for a fixture that outlives one test."""
-    import pygit2
-
-    mp.setenv("HOME", str(home))
-    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    for who in ("AUTHOR", "COMMITTER"):
-        mp.setenv(f"GIT_{who}_NAME", "Test")
-        mp.setenv(f"GIT_{who}_EMAIL", "test@example.com")
-    for name in list(os.environ):
-        if name.startswith(("DBT_", "INVOKE_")):
-            mp.delenv(name)
-    mp.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG, pygit2.enums.ConfigLevel.SYSTEM):
-        pygit2.settings.search_path[level] = str(home)
 
 
 def _profiles(adapter: str, prefix: str) -> str:
@@ -173,7 +156,7 @@ def slim(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     prefix = "dts_" + uuid.uuid4().hex[:8]
     conn = None
     with pytest.MonkeyPatch.context() as mp:
-        _hermetic(mp, tmp_path_factory.mktemp("home"))
+        make_hermetic(mp, tmp_path_factory.mktemp("home"))
         if adapter == "postgres":
             import psycopg2
 
