@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gitrepo
+from .adapters import schema_key
 from .builds import (
     Workspace,
     _named_lock,
@@ -44,7 +45,7 @@ from .builds import (
 )
 from .errors import DotError, LockTimeout, WarehouseError
 from .files import read_json, write_json_atomic
-from .layout import dot_dir
+from .layout import dot_dir, live_notes_dir, ops_dir, ops_logs_dir
 from .locks import hold
 
 PROMOTABLE = ("model", "seed", "snapshot")
@@ -245,7 +246,7 @@ def _reads(sources: list[tuple[str, str]], schema: str, name: str) -> bool:
 
 
 def _cache_dir(ws: Workspace) -> Path:
-    return dot_dir(ws.project_dir) / "live"
+    return live_notes_dir(ws.project_dir)
 
 
 def _cache_file(ws: Workspace, context: str) -> Path:
@@ -310,9 +311,9 @@ def _connection(ws: Workspace, commit: str, context: str) -> _Connection:
     if not ctx.profiles_yml.is_file():
         write_profile(ws, commit, context)  # derived: it can always be made again
     profile_name, target, output = read_generated_profile(ctx.profiles_yml)
-    build_schema = str(output.get("schema") or output.get("dataset") or "")
+    build_schema = str(output.get(schema_key(output)) or "")
     base = live_base(build_schema, schema_suffix(ws, commit))
-    logs = str(dot_dir(ws.project_dir) / "logs")
+    logs = str(ops_logs_dir(ws.project_dir))
     return _Connection(OpsTarget(str(ctx.context_dir), profile_name, target, logs), output, build_schema, base)
 
 
@@ -333,7 +334,7 @@ def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds
     # dbt's own files for the ops project, kept per profile so that dbt's partial
     # parsing spares the next promotion a full parse; private to one call at a time.
     key = hashlib.sha1(f"{target.profiles_dir}\0{target.target}".encode()).hexdigest()[:16]
-    kept = dot_dir(ws.project_dir) / "ops" / key
+    kept = ops_dir(ws.project_dir) / key
     with ExitStack() as stack:
         try:
             stack.enter_context(hold(kept.with_suffix(".lock"), "", timeout=0))

@@ -648,7 +648,7 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="diff-", dir=dot_dir(ws.project_dir))))
         # The ops project's parse is kept per head context, so a second diff parses partially;
         # its lock keeps two diffs from writing that parse at once.
-        ops_target = ws.paths(head.commit).context(head.context).context_dir / "diff-ops-target"
+        ops_target = ws.paths(head.commit).context(head.context).diff_ops_target
         fds += (stack.enter_context(hold(locks_dir(ws.project_dir) / f"{head.commit}.{head.context}.diff.lock",
                                          "another diff of this build",
                                          ws.settings.lock_timeout)),)

@@ -32,6 +32,21 @@ def locks_dir(project_dir: Path) -> Path:
     return dot_dir(project_dir) / "locks"
 
 
+def live_notes_dir(project_dir: Path) -> Path:
+    """This machine's note of each context's last switch (`list`'s LIVE; the warehouse is the truth)."""
+    return dot_dir(project_dir) / "live"
+
+
+def ops_dir(project_dir: Path) -> Path:
+    """dbt's own files for the shipped ops project, kept so its next start parses partially."""
+    return dot_dir(project_dir) / "ops"
+
+
+def ops_logs_dir(project_dir: Path) -> Path:
+    """dbt's log of operations that belong to no one build (clean's drops, promotions)."""
+    return dot_dir(project_dir) / "logs"
+
+
 @dataclass(frozen=True)
 class ContextPaths:
     """The files of one (commit, context) pair."""
@@ -54,6 +69,11 @@ class ContextPaths:
     def clone_target_dir(self) -> Path:
         """dbt's --target-path for `--clone`'s `dbt clone`, beside the build's own target."""
         return self.context_dir / "clone"
+
+    @property
+    def diff_ops_target(self) -> Path:
+        """dbt's --target-path for diffs whose head is this build, kept for partial parsing."""
+        return self.context_dir / "diff-ops-target"
 
     @property
     def record(self) -> Path:

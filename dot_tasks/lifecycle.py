@@ -21,7 +21,7 @@ from . import gitrepo
 from .builds import Workspace, built_commits, read_generated_profile, warehouse_locks, write_profile
 from .errors import DeferralError, DotError, LockTimeout, WarehouseError
 from .files import read_json, remove_tree, tree_size
-from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, dot_dir
+from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, dot_dir, ops_logs_dir
 from .locks import hold
 from .naming import RESERVED_CONTEXTS
 
@@ -377,7 +377,7 @@ def clean(
                 failures.append(f"{row.short} {row.context}: cannot reach its warehouse ({exc})")
                 keep_files.add(row.commit)
                 continue
-            ops_target = OpsTarget(str(ctx.context_dir), profile_name, target, str(dot_dir(ws.project_dir) / "logs"))
+            ops_target = OpsTarget(str(ctx.context_dir), profile_name, target, str(ops_logs_dir(ws.project_dir)))
             drops.append((row, MacroCall(ops_target, "dot_drop_schemas", {"schemas": schemas})))
             outputs.append(output)
         if drops:
