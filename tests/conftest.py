@@ -192,22 +192,24 @@ def duckdb_rows(database: Path, sql: str) -> list[tuple]:
 # --- PostgreSQL ------------------------------------------------------------------
 
 
-def _pg_connect():
+def pg_connect_or_skip():
+    """An autocommit connection to the test PostgreSQL; a skip only when none answers and CI is unset."""
     import psycopg2
 
-    return psycopg2.connect(PG_DSN, connect_timeout=3)
-
-
-@pytest.fixture
-def pg():
-    """A live connection to the test PostgreSQL; skipped only outside CI."""
     try:
-        conn = _pg_connect()
+        conn = psycopg2.connect(PG_DSN, connect_timeout=3)
     except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL at {PG_DSN} is unreachable under CI: {exc}")
         pytest.skip(f"no PostgreSQL at {PG_DSN}: {exc}")
     conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def pg():
+    """A live connection to the test PostgreSQL; skipped only outside CI."""
+    conn = pg_connect_or_skip()
     yield conn
     conn.close()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PG_DSN, Project, Result, dot, git, make_hermetic, write, write_project_config
+from conftest import PG_DSN, Project, Result, dot, git, make_hermetic, pg_connect_or_skip, write, write_project_config
 
 from dot_tasks import deploy
 
@@ -169,16 +169,6 @@ def _postgres_profile(base: str) -> str:
     return f"shop:\n  target: prod\n  outputs:{textwrap.indent(textwrap.dedent(outputs), '    ')}\n"
 
 
-def _pg_available() -> None:
-    try:
-        import psycopg2
-
-        psycopg2.connect(PG_DSN, connect_timeout=3).close()
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG_DSN} is unreachable under CI: {exc}")
-        pytest.skip(f"no PostgreSQL at {PG_DSN}: {exc}")
-
 
 def _build_all(env: Env) -> None:
     env.ok("run", f"prod@{env.a}")
@@ -194,7 +184,7 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     base = ""
     try:
         if engine == "postgres":
-            _pg_available()
+            pg_connect_or_skip().close()
             base = "dt_" + uuid.uuid4().hex[:8]
             project, a, b, c = _make(root, _postgres_profile(base))
             env = Env(engine, project, a, b, c, {"prod": base, "dev": base + "_dev"})

@@ -14,14 +14,13 @@ The project's second commit changes, against the first:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PG_DSN, Project, git, make_hermetic, postgres_profile, write
+from conftest import PG_DSN, Project, git, make_hermetic, pg_connect_or_skip, postgres_profile, write
 
 ORDERS_V1 = "select order_id, customer_id, amount, status, note from {{ ref('raw_orders') }}\n"
 ORDERS_V2 = ("select order_id, customer_id, case when status = 'returned' then 0 else amount end as amount, "
@@ -137,15 +136,7 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     root = tmp_path_factory.mktemp(f"diff-{adapter}")
     cleanup = None
     if adapter == "postgres":
-        try:
-            import psycopg2
-
-            conn = psycopg2.connect(PG_DSN, connect_timeout=3)
-        except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
-            if os.environ.get("CI"):
-                pytest.fail(f"PostgreSQL at {PG_DSN} is unreachable under CI: {exc}")
-            pytest.skip(f"no PostgreSQL at {PG_DSN}: {exc}")
-        conn.autocommit = True
+        conn = pg_connect_or_skip()
         base = "dd_" + uuid.uuid4().hex[:8]
         dev = postgres_profile(base)
         dev_output = dev.split("outputs:\n", 1)[1]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PG_DSN, Result, dot, git, make_hermetic, write
+from conftest import PG_DSN, Result, dot, git, make_hermetic, pg_connect_or_skip, write
 
 from dot_tasks.dbt_runner import check_extra_args
 
@@ -158,15 +158,7 @@ def slim(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     with pytest.MonkeyPatch.context() as mp:
         make_hermetic(mp, tmp_path_factory.mktemp("home"))
         if adapter == "postgres":
-            import psycopg2
-
-            try:
-                conn = psycopg2.connect(PG_DSN, connect_timeout=3)
-            except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
-                if os.environ.get("CI"):
-                    pytest.fail(f"PostgreSQL at {PG_DSN} is unreachable under CI: {exc}")
-                pytest.skip(f"no PostgreSQL at {PG_DSN}: {exc}")
-            conn.autocommit = True
+            conn = pg_connect_or_skip()
         repo, commits = make_slim_project(tmp_path_factory.mktemp(f"slim-{adapter}"), adapter, prefix)
         relations, rows = _postgres_view(conn) if conn else _duckdb_view(repo)
         project = Slim(adapter, repo, commits, relations, rows)
