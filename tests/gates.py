@@ -28,7 +28,9 @@ def model(dbt, session):
     gate = os.environ.get("DOT_TEST_GATE")
     if gate:
         open(gate + ".entered", "w").close()
-        while not os.path.exists(gate + ".open"):
+        # Bounded, so a test that fails before opening the gate leaves no process behind for long.
+        deadline = time.monotonic() + 300
+        while not os.path.exists(gate + ".open") and time.monotonic() < deadline:
             time.sleep(0.05)
     return session.sql("select 1 as x")
 '''
@@ -41,7 +43,8 @@ code=$?
 case " $* " in
   *" {word} "*)
     touch "$DOT_TEST_GATE.entered"
-    while [ ! -e "$DOT_TEST_GATE.open" ]; do sleep 0.05; done ;;
+    n=0  # bounded, as the gate model is: a failed test leaves nothing waiting for long
+    while [ ! -e "$DOT_TEST_GATE.open" ] && [ $n -lt 6000 ]; do sleep 0.05; n=$((n + 1)); done ;;
 esac
 exit $code
 """
