@@ -102,22 +102,26 @@ def duckdb_profile(schema: str = "dev") -> str:
         """
 
 
-def postgres_profile(schema: str) -> str:
+def pg_output_fields() -> str:
+    """The connection fields of a dbt postgres output for PG_DSN, as YAML lines (host, port, user, dbname)."""
     url = PG_DSN.replace("postgresql://", "").replace("postgres://", "")
     user_host, _, dbname = url.partition("/")
     user, _, hostport = user_host.rpartition("@")
     host, _, port = hostport.partition(":")
+    return (f"host: {host}\nport: {port or 5432}\nuser: {user.split(':')[0] or 'postgres'}\n"
+            f"dbname: {dbname.split('?')[0] or 'postgres'}")
+
+
+def postgres_profile(schema: str) -> str:
+    fields = textwrap.indent(pg_output_fields(), " " * 14).lstrip()
     return f"""
         shop:
           target: dev
           outputs:
             dev:
               type: postgres
-              host: {host}
-              port: {port or 5432}
-              user: {user.split(':')[0] or 'postgres'}
+              {fields}
               password: "{{{{ env_var('DOT_TEST_SECRET') }}}}"
-              dbname: {dbname.split('?')[0] or 'postgres'}
               schema: {schema}
               threads: 2
         """

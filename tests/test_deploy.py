@@ -21,7 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PG_DSN, Project, Result, dot, git, make_hermetic, pg_connect_or_skip, write, write_project_config
+from conftest import (
+    PG_DSN,
+    Project,
+    Result,
+    dot,
+    git,
+    make_hermetic,
+    pg_connect_or_skip,
+    pg_output_fields,
+    write,
+    write_project_config,
+)
 
 from dot_tasks import deploy
 
@@ -152,18 +163,12 @@ def _duckdb_profile() -> str:
 
 
 def _postgres_profile(base: str) -> str:
-    url = PG_DSN.replace("postgresql://", "").replace("postgres://", "")
-    user_host, _, dbname = url.partition("/")
-    user, _, hostport = user_host.rpartition("@")
-    host, _, port = hostport.partition(":")
+    fields = textwrap.indent(pg_output_fields(), " " * 14).lstrip()
     outputs = "".join(f"""
             {name}:
               type: postgres
-              host: {host}
-              port: {port or 5432}
-              user: {user.split(':')[0] or 'postgres'}
+              {fields}
               password: ""
-              dbname: {dbname.split('?')[0] or 'postgres'}
               schema: {schema}
               threads: 2""" for name, schema in (("prod", base), ("dev", base + "_dev")))
     return f"shop:\n  target: prod\n  outputs:{textwrap.indent(textwrap.dedent(outputs), '    ')}\n"
