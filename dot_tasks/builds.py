@@ -301,6 +301,18 @@ def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | No
                          unchecked_warning(adapter, schema_key(output), schema))
 
 
+def generated_profile(ws: Workspace, commit: str, context: str) -> tuple[str, str, dict[str, Any]]:
+    """The (profile, target, output) a build of `commit` in `context` reaches its warehouse with.
+
+    The profile is derived, so it is written again when missing: a build
+    restored from a CI cache carries only its records and dbt's artifacts.
+    """
+    ctx = ws.paths(commit).context(context)
+    if not ctx.profiles_yml.is_file():
+        write_profile(ws, commit, context)
+    return read_generated_profile(ctx.profiles_yml)
+
+
 def read_generated_profile(path: Path) -> tuple[str, str, dict[str, Any]]:
     """The (profile name, target name, output) of a profiles.yml that `write_profile` wrote."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -324,7 +336,7 @@ class BuildResult:
     cloned: bool = False
 
 
-def _named_lock(ws: Workspace, kind: str, name: str) -> Path:
+def named_lock(ws: Workspace, kind: str, name: str) -> Path:
     """A lock for something named by a string (a schema, a database file), not by a path of ours."""
     digest = hashlib.sha1(name.encode()).hexdigest()[:16]
     return locks_dir(ws.project_dir) / f"{kind}-{digest}.lock"
@@ -343,10 +355,10 @@ def warehouse_locks(ws: Workspace, outputs: Iterable[Mapping[str, Any]]) -> Iter
     for output in outputs:
         database = duckdb_file(output)
         if database is not None:
-            wanted[_named_lock(ws, "duckdb", str(database))] = (f"the DuckDB file {database} (one writer at a time)", None)
+            wanted[named_lock(ws, "duckdb", str(database))] = (f"the DuckDB file {database} (one writer at a time)", None)
         metastore = spark_metastore(output)
         if metastore is not None:
-            wanted[_named_lock(ws, "metastore", str(metastore))] = (
+            wanted[named_lock(ws, "metastore", str(metastore))] = (
                 f"the Spark metastore {metastore} (embedded Derby: one Spark process at a time)", metastore)
     with ExitStack() as stack:
         fds = []
@@ -472,7 +484,7 @@ def build(
                 f"the base {defer.context}@{defer.commit[:12]} (being rebuilt or cleaned)",
                 ws.settings.lock_timeout, shared=True)))
             _recheck_base(ws, defer)
-        fds.append(locks.enter_context(hold(_named_lock(ws, "schema", schema), f"the schema {schema}",
+        fds.append(locks.enter_context(hold(named_lock(ws, "schema", schema), f"the schema {schema}",
                                             ws.settings.lock_timeout)))
         fds.extend(locks.enter_context(warehouse_locks(ws, [output])))
         previous = read_json(ctx.record) or {}

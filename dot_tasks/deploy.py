@@ -34,14 +34,13 @@ from . import gitrepo
 from .adapters import schema_key
 from .builds import (
     Workspace,
-    _named_lock,
     built_commits,
     choose_context,
-    read_generated_profile,
+    generated_profile,
+    named_lock,
     resolve,
     schema_suffix,
     warehouse_locks,
-    write_profile,
 )
 from .errors import DotError, LockTimeout, WarehouseError
 from .files import read_json, write_json_atomic
@@ -308,9 +307,7 @@ def _connection(ws: Workspace, commit: str, context: str) -> _Connection:
     from .dbt_runner import OpsTarget
 
     ctx = ws.paths(commit).context(context)
-    if not ctx.profiles_yml.is_file():
-        write_profile(ws, commit, context)  # derived: it can always be made again
-    profile_name, target, output = read_generated_profile(ctx.profiles_yml)
+    profile_name, target, output = generated_profile(ws, commit, context)
     build_schema = str(output.get(schema_key(output)) or "")
     base = live_base(build_schema, schema_suffix(ws, commit))
     logs = str(ops_logs_dir(ws.project_dir))
@@ -350,7 +347,7 @@ def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds
 
 def _live_lock(ws: Workspace, conn: _Connection) -> Path:
     where = {k: conn.output.get(k) for k in ("type", "host", "port", "dbname", "database", "path")}
-    return _named_lock(ws, "live", json.dumps([where, conn.base.lower()], sort_keys=True, default=str))
+    return named_lock(ws, "live", json.dumps([where, conn.base.lower()], sort_keys=True, default=str))
 
 
 def _who(ws: Workspace) -> str:

@@ -610,8 +610,8 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
     base_manifest, head_manifest = _load_manifest(base), _load_manifest(head)
     plans = plan(base_manifest, head_manifest, options.keys)
 
-    base_profile = builds.read_generated_profile(base.profiles_dir / "profiles.yml")
-    head_profile = builds.read_generated_profile(head.profiles_dir / "profiles.yml")
+    base_profile = builds.generated_profile(ws, base.commit, base.context)
+    head_profile = builds.generated_profile(ws, head.commit, head.context)
     adapter_type = str(head_profile[2].get("type", ""))
     same_database = _connection(base_profile[2]) == _connection(head_profile[2])
     threads = int(head_profile[2].get("threads") or 1)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gitrepo
-from .builds import Workspace, built_commits, read_generated_profile, warehouse_locks, write_profile
+from .builds import Workspace, built_commits, generated_profile, warehouse_locks
 from .errors import DeferralError, DotError, LockTimeout, WarehouseError
 from .files import read_json, remove_tree, tree_size
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, dot_dir, ops_logs_dir
@@ -369,10 +369,7 @@ def clean(
             paths = ws.paths(row.commit)
             ctx = paths.context(row.context or "")
             try:
-                if not ctx.profiles_yml.is_file():
-                    # The profile is derived, so it can be made again to reach the warehouse.
-                    write_profile(ws, row.commit, row.context)
-                profile_name, target, output = read_generated_profile(ctx.profiles_yml)
+                profile_name, target, output = generated_profile(ws, row.commit, row.context or "")
             except DotError as exc:
                 failures.append(f"{row.short} {row.context}: cannot reach its warehouse ({exc})")
                 keep_files.add(row.commit)

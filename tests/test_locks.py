@@ -79,7 +79,8 @@ def test_clean_skips_a_build_that_is_running(project: Project, tmp_path) -> None
     schema = f"dev_{commit[:8]}"
     cleaned = project.run("clean", "--ref", "HEAD")
     assert cleaned.code == 2
-    assert f"dot-tasks: {commit[:12]} is being built right now: rerun the clean when it is done" in cleaned.stderr
+    assert f"dot-tasks: {commit[:12]} is in use right now (being built, or read by a deferred build): " \
+           "rerun the clean when it is done" in cleaned.stderr
     assert "dropped" not in cleaned.stdout and "removed" not in cleaned.stdout
     assert project.build_dir(commit).joinpath("dev", "profiles.yml").is_file()
     assert project.build_dir(commit).joinpath("worktree", "dbt_project.yml").is_file()
