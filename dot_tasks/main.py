@@ -92,9 +92,13 @@ def accept_diff_sides(argv: list[str]) -> list[str]:
     Up to two bare words after `diff` become its sides, in order; a word that
     follows a flag taking a value is that flag's value. `-o` is `--output`.
     """
-    if "diff" not in argv:
+    # Only the task name counts, the first bare word after the program's own (when argv has it):
+    # a ref or a value that happens to be "diff" (`run --ref diff`) does not.
+    bare = [i for i, word in enumerate(argv) if not word.startswith("-")][:2]
+    task_at = next((i for i in bare if argv[i] == "diff"), None)
+    if task_at is None:
         return list(argv)
-    start = argv.index("diff") + 1
+    start = task_at + 1
     out = list(argv[:start])
     sides = ["--base", "--head"]
     words = argv[start:]

@@ -369,6 +369,9 @@ def test_pure_parts() -> None:
 
     assert accept_diff_sides(["diff", "--select", "a+", "prod@main", "-o", "x", "HEAD", "--json"]) == [
         "diff", "--select", "a+", "--base", "prod@main", "--output", "x", "--head", "HEAD", "--json"]
+    # Only the task name turns bare words into sides: a ref named "diff" is left alone.
+    assert accept_diff_sides(["dot-tasks", "run", "--ref", "diff", "dev@x"]) == [
+        "dot-tasks", "run", "--ref", "diff", "dev@x"]
     assert parse_side("main") == (None, "main") and parse_side("prod@v1") == ("prod", "v1")
     node = {"checksum": {"checksum": "a"}, "config": {"materialized": "table"}}
     assert code_state(node, dict(node)) == "unchanged"
