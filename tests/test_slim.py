@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PG_DSN, Result, dot, git, make_hermetic, pg_connect_or_skip, write
+from conftest import PG_DSN, Result, dot, git, make_hermetic, pg_connect_or_skip, write, write_project_config
 
 from dot_tasks.dbt_runner import check_extra_args
 
@@ -78,15 +78,7 @@ def make_slim_project(root: Path, adapter: str, prefix: str) -> tuple[Path, dict
     repo = root / "repo"
     repo.mkdir(parents=True)
     git("init", "-q", "-b", "main", cwd=repo)
-    write(repo / "dbt_project.yml", """
-        name: shop
-        profile: shop
-        config-version: 2
-        version: "1.0"
-        models:
-          shop:
-            +materialized: table
-        """)
+    write_project_config(repo, "+materialized: table")
     write(repo / "profiles.yml", _profiles(adapter, prefix))
     write(repo / "seeds" / "raw.csv", "id,amount\n" + "".join(f"{i},{a}\n" for i, a in RAW))
     write(repo / "models" / "c01.sql", "select id, amount from {{ ref('raw') }}\n")
