@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from invoke import Context, Exit
 
 from ..errors import DotError
-from ..naming import DEFAULT_SHORT_LENGTH
+from ..naming import DEFAULT_SHORT_LENGTH, parse_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,8 +62,10 @@ DEFAULTS: dict[str, Any] = {
     "sparse_checkout": True,
 }
 
-H_REF = "Git ref to build: branch, tag, HEAD~2, short or full hash (default: HEAD)."
-H_CONTEXT = "Context (profile target) to build, e.g. dev or prod (default: the profile's default target)."
+# Worded for every command that takes them (build, promote, clean, ...), not for one.
+H_REF = "The git ref: branch, tag, HEAD~2, short or full hash (default: HEAD)."
+H_CONTEXT = ("The context: a target of your profile, e.g. dev or prod, or a name dot.contexts maps to one "
+             "(default: the profile's default target).")
 H_PROJECT = "The dbt project's root (default: dot.project_dir, else found upward from the current directory)."
 H_PROFILES = "Directory of the profiles.yml to start from (default: dbt's order: DBT_PROFILES_DIR, current dir, project dir, ~/.dbt)."
 H_BUILD = {
@@ -88,10 +90,23 @@ def reports_errors(body: F) -> F:
             return body(*args, **kwargs)
         except DotError as exc:
             raise Exit(f"dot-tasks: {exc}", code=exc.exit_code) from None
+        except BrokenPipeError:
+            raise  # the reader went away (`| head -1`): the program exits quietly
         except OSError as exc:  # disk full, permissions: the user's to fix, not a bug
             raise Exit(f"dot-tasks: {exc}", code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def merge_spec(spec: str | None, context: str | None, ref: str | None) -> tuple[str | None, str | None]:
+    """The (context, ref) of `--spec CTX@REF` with `--context`/`--ref`; refuses two of either."""
+    if not spec:
+        return context, ref
+    spec_context, spec_ref = parse_spec(spec)
+    for flag, mine, theirs in (("--context", context, spec_context), ("--ref", ref, spec_ref)):
+        if mine is not None and theirs is not None and mine != theirs:
+            raise DotError(f"{flag} {mine} and --spec {spec} name two different {flag[2:]}s: give one")
+    return context or spec_context, ref or spec_ref
 
 
 def _number(key: str, value: Any, default: float, kind: type) -> Any:

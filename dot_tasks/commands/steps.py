@@ -8,7 +8,6 @@ from typing import Any
 from invoke import Context, task
 
 from ..errors import DotError
-from ..naming import parse_spec
 from .common import (
     H_BUILD,
     H_CONTEXT,
@@ -17,6 +16,7 @@ from .common import (
     H_REF,
     builds,
     collect_dbt_args,
+    merge_spec,
     parse_dbt_command,
     progress,
     reports_errors,
@@ -91,9 +91,7 @@ def run(c: Context, spec: str | None = None, ref: str | None = None, context: st
         clone: bool = False, json_: bool = False, project_dir: str | None = None,
         profiles_dir: str | None = None) -> None:
     """Resolve, check out, write the profile and build: one isolated build, end to end."""
-    if spec:
-        spec_context, spec_ref = parse_spec(spec)
-        context, ref = context or spec_context, ref or spec_ref
+    context, ref = merge_spec(spec, context, ref)
     ref = ref or "HEAD"
     summary: dict[str, Any] = {"ref": ref, "command": command, "status": "failed"}
     try:
