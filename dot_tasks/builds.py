@@ -192,8 +192,19 @@ def ensure_worktree(ws: Workspace, commit: str) -> WorktreeResult:
                 f"{(state.head or 'a branch')[:12]}): `dot-tasks clean --ref {commit[:12]} --keep-schemas` and rerun"
             )
         # Absent, or left half-made by a killed run (or deleted by hand): make it anew.
-        gitrepo.create_worktree(ws.repo, paths, sparse_dirs(ws, commit))
+        gitrepo.create_worktree(ws.repo, paths, sparse_dirs(ws, commit), local_package_dirs(ws, commit))
     return WorktreeResult(paths.worktree_dir, paths.worktree_project_dir, reused=False)
+
+
+def local_package_dirs(ws: Workspace, commit: str) -> list[str]:
+    """The commit's `local:` packages, as paths in the repository ('.' for its root)."""
+    dirs = set()
+    for name in PACKAGE_FILES:
+        for local in local_packages(gitrepo.read_file_at(ws.repo, commit, ws.in_repo(name))):
+            resolved = posixpath.normpath(posixpath.join(ws.subdir, local))
+            if not resolved.startswith("../"):
+                dirs.add(resolved)
+    return sorted(dirs)
 
 
 def sparse_dirs(ws: Workspace, commit: str) -> list[str] | None:
@@ -204,15 +215,10 @@ def sparse_dirs(ws: Workspace, commit: str) -> list[str] | None:
     """
     if not ws.subdir or not ws.settings.sparse_checkout:
         return None
-    dirs = {ws.subdir}
-    for name in PACKAGE_FILES:
-        for local in local_packages(gitrepo.read_file_at(ws.repo, commit, ws.in_repo(name))):
-            resolved = posixpath.normpath(posixpath.join(ws.subdir, local))
-            if resolved != "." and not resolved.startswith("../"):
-                dirs.add(resolved)
-            elif resolved == ".":
-                return None  # the package is the whole repository
-    return sorted(dirs)
+    packages = local_package_dirs(ws, commit)
+    if "." in packages:
+        return None  # the package is the whole repository
+    return sorted({ws.subdir, *packages})
 
 
 def require_worktree(ws: Workspace, commit: str) -> BuildPaths:
@@ -351,25 +357,28 @@ def warehouse_locks(ws: Workspace, outputs: Iterable[Mapping[str, Any]]) -> Iter
     "Another instance of Derby may have already booted the database". Builds,
     `clean` and every other dbt start of ours take these locks, in one order.
     """
-    wanted: dict[Path, tuple[str, Path | None]] = {}
+    # lock → (what it guards, a file another program may hold a POSIX lock on, and what that is)
+    wanted: dict[Path, tuple[str, Path, str]] = {}
     for output in outputs:
         database = duckdb_file(output)
         if database is not None:
-            wanted[named_lock(ws, "duckdb", str(database))] = (f"the DuckDB file {database} (one writer at a time)", None)
+            wanted[named_lock(ws, "duckdb", str(database))] = (
+                f"the DuckDB file {database} (one writer at a time)", database,
+                f"the DuckDB file {database}, open in another process")
         metastore = spark_metastore(output)
         if metastore is not None:
             wanted[named_lock(ws, "metastore", str(metastore))] = (
-                f"the Spark metastore {metastore} (embedded Derby: one Spark process at a time)", metastore)
+                f"the Spark metastore {metastore} (embedded Derby: one Spark process at a time)",
+                metastore / "dbex.lck", f"the Spark metastore {metastore}, open in another Spark process")
     with ExitStack() as stack:
         fds = []
         for lock in sorted(wanted):  # one order, so two holders of several never deadlock
-            what, metastore = wanted[lock]
+            what, theirs, open_elsewhere = wanted[lock]
             fds.append(stack.enter_context(hold(lock, what, ws.settings.lock_timeout)))
-            if metastore is not None:
-                # Spark processes that are not ours (the user's own dbt, a notebook,
-                # or our last build's JVM still exiting) hold Derby's own lock file.
-                wait_while_locked(metastore / "dbex.lck", f"the Spark metastore {metastore}, open in another Spark process",
-                                  ws.settings.lock_timeout)
+            # Processes that are not ours (the user's own dbt, a notebook, a BI tool,
+            # or our last build's JVM still exiting) hold DuckDB's or Derby's own lock:
+            # wait here, naming them, rather than let dbt fail after its traceback.
+            wait_while_locked(theirs, open_elsewhere, ws.settings.lock_timeout)
         yield tuple(fds)
 
 
@@ -397,7 +406,6 @@ def build(
     """
     from .dbt_runner import (
         DbtRequest,
-        adapter_available,
         check_extra_args,
         failure,
         require_dbt,
@@ -420,11 +428,7 @@ def build(
         )
     _profile_name, target, output = read_generated_profile(ctx.profiles_yml)
     adapter = str(output.get("type", ""))
-    if adapter and not adapter_available(adapter):
-        raise ProfileError(
-            f"context {context!r} uses the {adapter} adapter, which is not installed: "
-            f"pip install dbt-{adapter}"
-        )
+    require_adapter(context, adapter)
     if defer is not None:
         if (defer.commit, defer.context) == (commit, context):
             raise DeferralError(f"{context}@{commit[:12]} cannot defer to itself: name another build with --defer-to")
@@ -649,6 +653,24 @@ def ensure_base(ws: Workspace, options: RunOptions, say: Callable[[str], None]) 
     return base
 
 
+def preflight(ws: Workspace, commit: str, context: str | None) -> None:
+    """What a build needs and can be checked without writing anything: the context and its adapter."""
+    from .dbt_runner import require_dbt  # no dbt import here: dbt runs in a child
+
+    require_dbt()
+    choice, chosen = choose_context(ws, commit, context)
+    require_adapter(choice.context, str(chosen.output.get("type", "")))
+
+
+def require_adapter(context: str, adapter: str) -> None:
+    from .dbt_runner import adapter_available
+
+    if adapter and not is_template(adapter) and not adapter_available(adapter):
+        raise ProfileError(
+            f"context {context!r} uses the {adapter} adapter, which is not installed: pip install dbt-{adapter}"
+        )
+
+
 def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
               say: Callable[[str], None]) -> BuildResult:
     """resolve → (base) → worktree → profile → build, filling `summary` as each step lands.
@@ -667,6 +689,9 @@ def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
     check_options(options)
     ref = options.ref
     commit = summary["commit"] = step("resolve", lambda: resolve(ws, ref), lambda v: f"{ref} → {v}")
+    # Everything that can be checked is, before the first write: an unknown
+    # context or a missing adapter must not leave a half-made build in `list`.
+    preflight(ws, commit, options.context)
     base = ensure_base(ws, options, say)
     if base is not None:
         summary["deferred_to"] = base.as_record()
@@ -685,6 +710,8 @@ def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
     )
     started = time.monotonic()
     what = " ".join(options.command) + (" + clone" if options.clone else "")
+    # dbt is silent for the seconds it takes to import: say at once what is starting.
+    say(f"build    starting dbt {what} (dbt takes a few seconds to start)")
     try:
         result = build(ws, commit, prof.context, command=options.command, args=options.args,
                        install_deps=options.install_deps, check_isolation=options.check_isolation,

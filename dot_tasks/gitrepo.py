@@ -279,15 +279,66 @@ def remove_worktree(repo: pygit2.Repository, paths: BuildPaths) -> None:
     remove_tree(paths.worktree_dir)
 
 
-def create_worktree(repo: pygit2.Repository, paths: BuildPaths, sparse_dirs: list[str] | None = None) -> None:
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def submodules_at(repo: pygit2.Repository, commit: str) -> dict[str, str]:
+    """Path → name of each git submodule `commit` declares in its `.gitmodules`."""
+    if read_file_at(repo, commit, ".gitmodules") is None:
+        return {}
+    out = _git(["config", "--blob", f"{commit}:.gitmodules", "--get-regexp", r"^submodule\..*\.path$"],
+               work_tree(repo))
+    found = {}
+    for line in out.splitlines():
+        key, _, path = line.partition(" ")
+        found[path.strip().strip("/")] = key[len("submodule."):-len(".path")]
+    return found
+
+
+def _submodule_clone(repo: pygit2.Repository, name: str) -> Path | None:
+    """The user's own clone of submodule `name` (`.git/modules/<name>`), if they initialised it."""
+    clone = common_dir(repo) / "modules" / name
+    return clone if (clone / "HEAD").is_file() else None
+
+
+def _submodules_to_check_out(repo: pygit2.Repository, commit: str, sparse_dirs: list[str] | None,
+                             packages: list[str]) -> dict[str, tuple[str, Path]]:
+    """Submodule path → (name, the local clone to check it out from); refuses a package no clone can give.
+
+    Submodules are checked out from the user's own clones, offline and at the
+    commit the build's commit records. One the user never initialised is left
+    empty, as in their checkout, unless a `local:` package lives in it.
+    """
+    wanted: dict[str, tuple[str, Path]] = {}
+    for path, name in submodules_at(repo, commit).items():
+        if sparse_dirs is not None and not any(_within(path, d) or _within(d, path) for d in sparse_dirs):
+            continue
+        clone = _submodule_clone(repo, name)
+        if clone is not None:
+            wanted[path] = (name, clone)
+            continue
+        needing = next((p for p in packages if _within(p, path)), None)
+        if needing is not None:
+            raise WorktreeError(
+                f"the local package {needing} is in the git submodule {path}, which this repository has not "
+                f"initialised: run `git submodule update --init {path}`, then rerun"
+            )
+    return wanted
+
+
+def create_worktree(repo: pygit2.Repository, paths: BuildPaths, sparse_dirs: list[str] | None = None,
+                    packages: list[str] | None = None) -> None:
     """Check out `paths.commit` at `paths.worktree_dir` with a detached HEAD.
 
     With `sparse_dirs`, only those directories (and files at the root) are
     checked out, in git's cone mode, so the worktree still reports clean.
-    The commit is a full hash and directories go through stdin, so nothing
-    here can be read as an option. The user's hooks do not run: this is
-    not their checkout.
+    Submodules come from the user's own clones (`packages`, the repository
+    paths of `local:` packages, must be there). The commit is a full hash and
+    directories go through stdin, so nothing here can be read as an option.
+    The user's hooks do not run: this is not their checkout.
     """
+    submodules = _submodules_to_check_out(repo, paths.commit, sparse_dirs, packages or [])
     remove_worktree(repo, paths)  # whatever a killed run left behind
     paths.build_dir.mkdir(parents=True, exist_ok=True)
     no_hooks = ["-c", "core.hooksPath=/dev/null"]
@@ -301,6 +352,12 @@ def create_worktree(repo: pygit2.Repository, paths: BuildPaths, sparse_dirs: lis
                  stdin="\n".join(sparse_dirs) + "\n")
             # `set` only records the cone in a worktree with nothing checked out; this populates it.
             _git([*no_hooks, "read-tree", "-mu", "HEAD"], paths.worktree_dir)
+        for path, (name, clone) in submodules.items():
+            # The URL given on the command line is not written to the shared .git/config;
+            # file:// clones need protocol.file.allow since git 2.38.
+            _git([*no_hooks, "-c", "protocol.file.allow=always", "-c",
+                  f"submodule.{name}.url={clone}",
+                  "submodule", "update", "--init", "--quiet", "--", path], paths.worktree_dir)
     except WorktreeError as exc:
         remove_worktree(repo, paths)
         raise WorktreeError(
