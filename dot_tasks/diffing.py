@@ -534,8 +534,9 @@ class Side:
 
 def _connection(output: Mapping[str, Any]) -> tuple[Any, ...]:
     """What identifies the database a profile output connects to (schema and threads aside)."""
-    return tuple(str(output.get(k)) for k in ("type", "host", "port", "dbname", "database", "path", "account",
-                                              "project", "catalog", "server", "http_path"))
+    from .profiles import connection_identity  # a DuckDB file by its real path: a symlink is the same file
+
+    return connection_identity(output)
 
 
 def _load_manifest(side: Side) -> dict[str, Any]:

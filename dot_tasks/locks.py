@@ -87,20 +87,33 @@ def posix_lock_holder(path: Path) -> int | None:
 _FLOCK = "hhqqi4x"
 
 
+def describe_process(pid: int, limit: int = 80) -> str:
+    """`pid 123: python notebook.py`: enough for a user to find the process and close it."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # not Linux, or the process just ended
+        return f"pid {pid}"
+    command = " ".join(w.decode(errors="replace") for w in words if w)
+    if len(command) > limit:
+        command = command[:limit - 3] + "..."
+    return f"pid {pid}: {command}" if command else f"pid {pid}"
+
+
 def wait_while_locked(path: Path, what: str, timeout: float) -> None:
     """Wait, up to `timeout` seconds, until no process holds a POSIX lock on `path`.
 
-    For locks taken by programs that know nothing of ours, such as Derby's.
+    For locks taken by programs that know nothing of ours, such as Derby's,
+    or DuckDB's in a notebook. Both messages name the holding process.
     """
     deadline = time.monotonic() + timeout
     said = False
     while (pid := posix_lock_holder(path)) is not None:
         if time.monotonic() >= deadline:
             raise LockTimeout(
-                f"gave up after {timeout:g}s waiting for {what} (held by pid {pid}): "
-                "let that process finish, or raise dot.lock_timeout"
+                f"gave up after {timeout:g}s waiting for {what} (held by {describe_process(pid)}): "
+                "close it there or let that process finish, or raise dot.lock_timeout"
             )
         if not said:
-            print(f"dot-tasks: waiting for {what} (held by pid {pid})", file=sys.stderr, flush=True)
+            print(f"dot-tasks: waiting for {what} (held by {describe_process(pid)})", file=sys.stderr, flush=True)
             said = True
         time.sleep(_POLL_SECONDS)

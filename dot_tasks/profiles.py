@@ -275,9 +275,22 @@ def spark_metastore(output: Mapping[str, Any]) -> Path | None:
 
 
 def duckdb_file(output: Mapping[str, Any]) -> Path | None:
-    """The local database file a DuckDB output writes to, if it is one."""
+    """The local database file a DuckDB output writes to, if it is one, as its real path.
+
+    One file can be named many ways (a symlink, `a/../b`, relative or absolute):
+    whatever compares DuckDB files (the one-writer lock, diff's "same database")
+    compares this, or it takes one file for two.
+    """
     if output.get("type") != "duckdb":
         return None
     path = output.get("path")
     # No path at all is dbt-duckdb's in-memory default.
-    return Path(path) if _is_local_file(path) else None
+    return Path(os.path.realpath(Path(path).expanduser())) if _is_local_file(path) else None
+
+
+def connection_identity(output: Mapping[str, Any]) -> tuple[str, ...]:
+    """What identifies the database an output connects to (schema and threads aside)."""
+    database_file = duckdb_file(output)
+    return tuple(str(database_file) if k == "path" and database_file else str(output.get(k))
+                 for k in ("type", "host", "port", "dbname", "database", "path", "account",
+                           "project", "catalog", "server", "http_path"))
