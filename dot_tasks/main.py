@@ -90,7 +90,7 @@ _POSITIONAL_HELP = {
     "ref": ("[REF]", "The git ref: branch, tag, HEAD~2, short or full hash."),
     "base": ("[BASE [HEAD]]", "The two sides, each CTX@REF, @REF or REF (same as --base and --head)."),
     "context": ("[CTX]", "The context (same as --context)."),
-    "name": ("NAME", "Which recipe (same as --name)."),
+    "name": ("[NAME]", "Which recipe, github or shell (same as --name); without one, the list of recipes."),
 }
 
 

@@ -23,12 +23,19 @@ def test_invoke_yaml_sets_project_dir_and_context_map(tmp_path) -> None:
 
 
 def test_positional_spec() -> None:
-    from dot_tasks.main import accept_positional_spec
+    from dot_tasks.main import canonical_argv
 
-    assert accept_positional_spec(["run", "dev@main", "--json"]) == ["run", "--spec", "dev@main", "--json"]
-    assert accept_positional_spec(["run", "@HEAD~1"]) == ["run", "--spec", "@HEAD~1"]
-    assert accept_positional_spec(["build", "x@y"]) == ["build", "x@y"]
-    assert accept_positional_spec(["run", "--", "x@y"]) == ["run", "--", "x@y"]
+    assert canonical_argv(["dot-tasks", "run", "dev@main", "--json"]) == ["dot-tasks", "run", "--json", "--spec", "dev@main"]
+    assert canonical_argv(["dot-tasks", "run", "@HEAD~1"]) == ["dot-tasks", "run", "--ref", "HEAD~1"]
+    assert canonical_argv(["dot-tasks", "build", "x@y"]) == ["dot-tasks", "build", "--context", "x", "--ref", "y"]
+    assert canonical_argv(["dot-tasks", "run", "--", "x@y"]) == ["dot-tasks", "run", "--", "x@y"]
+
+
+def test_spec_and_flags_that_disagree_are_refused(project: Project) -> None:
+    result = project.run("run", "--spec", "dev@main", "--ref", "HEAD~1")
+    assert result.code == 2 and "--ref HEAD~1 and --spec dev@main name two different refs" in result.stderr
+    assert project.run("run", "--spec", "dev@main", "--context", "dev", "--ref", "main", "--command", "-x").code == 2
+    assert not (project.project_dir / ".dot" / "isolated_builds").exists()
 
 
 def test_steps_that_do_not_build_never_import_dbt(project: Project) -> None:

@@ -1,0 +1,27 @@
+"""`ci-recipe`: print a CI recipe that ships inside the package, to save into a project."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import Context, task
+
+from .common import reports_errors
+
+
+@task(name="ci-recipe", auto_shortflags=False, help={
+    "name": "Which recipe: github (a GitHub Actions workflow) or shell (the same steps for any CI); "
+            "without one, list them.",
+})
+@reports_errors
+def ci_recipe(c: Context, name: str | None = None) -> None:
+    """Print a CI recipe shipped with dot-tasks (slim CI on pull requests, promote on main)."""
+    from .. import recipes
+
+    if name is None:
+        width = max(len(n) for n in recipes.RECIPES) + 2
+        for recipe, (_file, what) in recipes.RECIPES.items():
+            print(f"{recipe:<{width}}{what}")
+        return
+    sys.stdout.write(recipes.recipe_text(name))
+    sys.stdout.flush()
