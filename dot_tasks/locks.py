@@ -93,7 +93,8 @@ def describe_process(pid: int, limit: int = 80) -> str:
         words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:  # not Linux, or the process just ended
         return f"pid {pid}"
-    command = " ".join(w.decode(errors="replace") for w in words if w)
+    # One line whatever the arguments hold (a `python -c` script has newlines).
+    command = " ".join(" ".join(w.decode(errors="replace") for w in words).split())
     if len(command) > limit:
         command = command[:limit - 3] + "..."
     return f"pid {pid}: {command}" if command else f"pid {pid}"

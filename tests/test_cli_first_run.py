@@ -164,3 +164,39 @@ def test_a_duckdb_file_open_elsewhere_is_named_and_the_good_record_kept(project:
     assert ours[-1].startswith("dot-tasks: gave up after 1s") and f"pid {holder.pid}" in ours[-1], ours
     assert "Traceback" not in result.stderr and "Running with dbt" not in result.stderr
     assert record_path.read_text() == good  # the build that never started left the good record alone
+
+
+HOLD_WHEN_RUNNING = """
+import json, sys, time, duckdb
+record, database = sys.argv[1:3]
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:  # the build wrote 'running': it passed its check, dbt is starting
+    try:
+        if json.load(open(record))["status"] == "running":
+            break
+    except (OSError, ValueError):
+        pass
+    time.sleep(0.01)
+connection = duckdb.connect(database)
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_duckdb_file_taken_after_the_check_keeps_the_good_record(project: Project) -> None:
+    """The race: the file is taken between dot-tasks' check and dbt's connection."""
+    assert project.run("run").code == 0
+    record_path = project.build_dir(project.second) / "dev" / "build.json"
+    good = record_path.read_text()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_WHEN_RUNNING, str(record_path),
+                               str(project.project_dir / "warehouse.duckdb")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        result = project.run("run")
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"  # the race really happened
+    finally:
+        holder.communicate("")
+    assert result.code == 2
+    last = [line for line in result.stderr.splitlines() if line.startswith("dot-tasks: ")][-1]
+    assert f"is open in another process (pid {holder.pid}" in last and "record is kept" in last, result.stderr
+    assert record_path.read_text() == good

@@ -80,7 +80,8 @@ def build(c: Context, ref: str = "HEAD", context: str | None = None, command: st
 
 
 @task(auto_shortflags=False, help={
-    "spec": "The ADR's shorthand CTX@REF (or @REF for the default context); dot-tasks also takes it positionally.",
+    "spec": "CTX@REF, e.g. dev@main (or @REF for the default context); dot-tasks also takes it as a bare word, "
+            "as it takes a bare REF.",
     "ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
     "json": "Print the summary as one JSON object on stdout.", **H_BUILD,
 })
