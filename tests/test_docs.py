@@ -1,9 +1,14 @@
-"""The documentation's links: every relative link in a tracked Markdown file resolves inside the repository."""
+"""The documentation's links: every relative link in a tracked Markdown file resolves inside the repository,
+and the README, as a package index shows it, links only to files of the repository that exist."""
 
 from __future__ import annotations
 
+import email
 import re
 import subprocess
+import sys
+import tomllib
+import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,11 +28,15 @@ def markdown_files() -> list[Path]:
     return sorted(REPO_ROOT / name for name in listed.split("\0") if name)
 
 
+def links(text: str) -> list[str]:
+    """Every link target of `text`, outside code."""
+    prose = _CODE.sub("", _FENCE.sub("", text))
+    return _INLINE.findall(prose) + _DEFINITION.findall(prose)
+
+
 def relative_links(text: str) -> list[str]:
     """The link targets of `text` that are paths (not URLs, not anchors), outside code."""
-    prose = _CODE.sub("", _FENCE.sub("", text))
-    targets = _INLINE.findall(prose) + _DEFINITION.findall(prose)
-    return [t for t in targets if not _SCHEME.match(t) and not t.startswith("#")]
+    return [t for t in links(text) if not _SCHEME.match(t) and not t.startswith("#")]
 
 
 def broken_links(path: Path) -> list[str]:
@@ -58,5 +67,47 @@ def test_the_link_checker_sees_what_it_must(tmp_path: Path) -> None:
     )
     assert relative_links(text) == ["docs/design.md#the-guard", "../shared/adr/0001.md", "img/a.png",
                                     "../outside.md"]
-    readme = REPO_ROOT / "README.md"
-    assert relative_links(readme.read_text()) and "docs/design.md" in relative_links(readme.read_text())
+    assert links("[a](https://x.org/a) [b](#b)") == ["https://x.org/a", "#b"]
+    r = "https://x.org/r"
+    assert readme_problems(f"[a](docs/a.md) [b](#top) [c]({r}/blob/main/nope.md) [d]({r}/blob/main/README.md) "
+                           f"[e]({r}/tree/main/docs) [f]({r}/wiki) [g]({r}/blob/main/../x)", r) == [
+        "docs/a.md is relative: dead on the package index", "#top is an anchor: dead on the package index",
+        f"{r}/blob/main/nope.md names no file of the repository",
+        f"{r}/wiki is not {r}/blob/main/<file> or {r}/tree/main/<dir>",
+        f"{r}/blob/main/../x names no file of the repository"]
+
+
+def repository_url() -> str:
+    """The one place the repository's address is written: pyproject's [project.urls]."""
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+
+
+def readme_problems(text: str, repository: str) -> list[str]:
+    """What a package index's page of `text` would get wrong: relative links, and links to missing files."""
+    problems = []
+    for target in links(text):
+        if target.startswith("#"):
+            problems.append(f"{target} is an anchor: dead on the package index")
+        elif not _SCHEME.match(target):
+            problems.append(f"{target} is relative: dead on the package index")
+        elif target.startswith(repository + "/") or target == repository:
+            where = re.fullmatch(re.escape(repository) + r"/(blob|tree)/main/([^#?]+)(?:#.*)?", target)
+            if where is None:
+                problems.append(f"{target} is not {repository}/blob/main/<file> or {repository}/tree/main/<dir>")
+            elif not (REPO_ROOT / where.group(2)).exists() or ".." in where.group(2).split("/"):
+                problems.append(f"{target} names no file of the repository")
+    return problems
+
+
+def test_the_readme_works_from_the_package_index(tmp_path: Path) -> None:
+    """The README as the wheel carries it (the package index's page): absolute links to files that exist."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(REPO_ROOT)], check=True, capture_output=True)
+    wheel = zipfile.ZipFile(next(tmp_path.glob("dot_tasks-*.whl")))
+    metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    page = email.message_from_string(metadata).get_payload()
+    assert page.strip() == (REPO_ROOT / "README.md").read_text(encoding="utf-8").strip()
+    repository = repository_url()
+    into_repository = [t for t in links(page) if t.startswith(repository + "/")]
+    assert f"{repository}/blob/main/docs/design.md" in into_repository
+    assert readme_problems(page, repository) == []
