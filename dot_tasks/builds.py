@@ -23,10 +23,10 @@ import yaml
 
 from . import gitrepo
 from .adapters import schema_key, unchecked_warning
-from .errors import DeferralError, DotError, ProfileError, ProjectError, WorktreeError
+from .errors import DeferralError, DotError, ProfileError, ProjectError, WarehouseError, WorktreeError
 from .files import read_json, write_atomic, write_json_atomic
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, locks_dir
-from .locks import hold, wait_while_locked
+from .locks import describe_process, hold, posix_lock_holder, wait_while_locked
 from .naming import (
     DEFAULT_SHORT_LENGTH,
     check_context_name,
@@ -517,12 +517,25 @@ def build(
         )
         if error:
             record["error"] = str(error)
+        held = _held_elsewhere(output) if error else None
+        if held is not None:
+            # dbt could not open the file (a notebook took it after our check): the
+            # build never started, so a good earlier record stays as it was.
+            error = WarehouseError(f"{held}: close it there and rerun (the earlier build's record is kept)")
+            record = previous if previous.get("status") == "success" else {**record, "error": str(error)}
         write_json_atomic(ctx.record, record)
     if error:
         raise error
     return BuildResult(commit, context, target, outcome.schema, outcome.exit_code,
                        time.monotonic() - started, record["schemas"], record["deferred_to"],
                        record["cloned"])
+
+
+def _held_elsewhere(output: Mapping[str, Any]) -> str | None:
+    """'the DuckDB file X is open in another process (pid N: ...)', if one holds it now."""
+    database = duckdb_file(output)
+    pid = posix_lock_holder(database) if database is not None else None
+    return None if pid is None else f"the DuckDB file {database} is open in another process ({describe_process(pid)})"
 
 
 # --- deferral ------------------------------------------------------------------
