@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
+import re
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -116,6 +117,9 @@ class Grammar:
         return flag in self.flags and self.flags[flag].kind is list
 
 
+_INTEGER_ANNOTATION = re.compile(r"int(\|None)?|(typing\.)?Optional\[int\]|<class'int'>")
+
+
 def _flag(name: str) -> str:
     return "--" + name.strip("_").replace("_", "-")
 
@@ -141,9 +145,10 @@ def _read_grammars(collection: Collection) -> dict[str, Grammar]:
             collection[name].help = kept
     for context in contexts:
         task = collection[context.name]
-        parameters = inspect.signature(task.body, eval_str=True).parameters
+        # Annotations stay text (no eval): a name imported only for type checking cannot break the parse.
+        parameters = inspect.signature(task.body).parameters
         integers = {_flag(name) for name, p in parameters.items()
-                    if p.annotation in (int, int | None) or type(p.default) is int}
+                    if _INTEGER_ANNOTATION.fullmatch(str(p.annotation).replace(" ", "")) or type(p.default) is int}
         flags = {flag: context.flags[flag] for flag in context.flags}
         doc = inspect.getdoc(task.body) or ""
         if context.name in _POSITIONAL:
