@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import Project, dot, git
@@ -158,3 +159,40 @@ def test_the_argument_forms_reach_the_command(project: Project) -> None:
     assert result.code == 0, result.stderr
     assert result.out == str(project.build_dir(project.first) / "prod")
     assert git("branch", "--list", cwd=project.repo_dir) == "* main"
+
+
+def test_a_pipe_closed_before_the_exit_flush_is_quiet_too(monkeypatch) -> None:
+    """Invoke exits (sys.exit) from inside run(): what is still buffered meets the closed pipe there."""
+    import io
+
+    from dot_tasks import main
+
+    class ClosedPipe(io.StringIO):
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    quieted = []
+    monkeypatch.setattr(main, "_quiet_broken_pipe", lambda: quieted.append(True))
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    with pytest.raises(SystemExit) as exit_:
+        main.program.run(["dot-tasks", "ci-recipe", "nosuch"])
+    assert exit_.value.code == 2 and quieted == [True]
+
+
+def test_ci_recipe_prints_the_recipe_of_this_checkout(tmp_path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert dot("ci-recipe", "github", cwd=tmp_path).stdout == (root / "examples/ci/github-actions.yml").read_text()
+    assert dot("ci-recipe", "--name", "shell", cwd=tmp_path).stdout == (root / "examples/ci/slim-ci.sh").read_text()
+    listed = dot("ci-recipe", cwd=tmp_path)
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["github", "shell"]
+    wrong = dot("ci-recipe", "gitlab", cwd=tmp_path)
+    assert wrong.code == 2 and wrong.stderr.startswith("dot-tasks: no CI recipe named 'gitlab'"), wrong.stderr
+
+
+def test_an_installation_without_its_recipes_says_so(monkeypatch, tmp_path) -> None:
+    from dot_tasks import recipes
+    from dot_tasks.errors import DotError
+
+    monkeypatch.setattr(recipes, "__file__", str(tmp_path / "dot_tasks" / "recipes.py"))
+    with pytest.raises(DotError, match="missing from this installation of dot-tasks: reinstall it"):
+        recipes.recipe_text("github")
