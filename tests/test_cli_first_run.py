@@ -200,3 +200,11 @@ def test_a_duckdb_file_taken_after_the_check_keeps_the_good_record(project: Proj
     last = [line for line in result.stderr.splitlines() if line.startswith("dot-tasks: ")][-1]
     assert f"is open in another process (pid {holder.pid}" in last and "record is kept" in last, result.stderr
     assert record_path.read_text() == good
+
+
+def test_a_holder_is_named_as_well_as_can_be() -> None:
+    from dot_tasks.locks import describe_process
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    assert describe_process(int(gone.stdout)) == f"pid {int(gone.stdout)}"  # it ended: the pid is what is left
+    assert describe_process(os.getpid(), limit=20).endswith("...") and len(describe_process(os.getpid(), 20)) < 40
