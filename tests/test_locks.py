@@ -112,7 +112,7 @@ def test_another_process_posix_lock_is_seen_and_waited_for(tmp_path: Path, capfd
         assert holder.stdout.readline() == "locked\n"
         assert posix_lock_holder(lock) == holder.pid
         assert posix_lock_holder(lock) == holder.pid  # asking twice never took it
-        with pytest.raises(LockTimeout, match=rf"gave up after 0.3s waiting for the metastore \(held by pid {holder.pid}\)"):
+        with pytest.raises(LockTimeout, match=rf"gave up after 0.3s waiting for the metastore \(held by pid {holder.pid}: .*python"):
             wait_while_locked(lock, "the metastore", timeout=0.3)
         started = time.monotonic()
         threading.Timer(0.5, holder.stdin.close).start()  # the other process lets go while we wait
@@ -122,4 +122,4 @@ def test_another_process_posix_lock_is_seen_and_waited_for(tmp_path: Path, capfd
         holder.kill()
         holder.wait()
     assert posix_lock_holder(lock) is None
-    assert f"dot-tasks: waiting for the metastore (held by pid {holder.pid})" in capfd.readouterr().err
+    assert f"dot-tasks: waiting for the metastore (held by pid {holder.pid}: {sys.executable} -c" in capfd.readouterr().err
