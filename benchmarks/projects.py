@@ -88,6 +88,8 @@ def _big_model(rows: int, head: bool, sparse: bool = False) -> str:
     return textwrap.dedent(f"""
         {{% if target.type == 'duckdb' %}}
           {{% set series = "(select range as i from range(1, " ~ {last} ~ " + 1)) g" %}}
+        {{% elif target.type == 'spark' %}}
+          {{% set series = "(select id as i from range(1, " ~ {last} ~ " + 1)) g" %}}
         {{% else %}}
           {{% set series = "generate_series(1, " ~ {last} ~ ") as g(i)" %}}
         {{% endif %}}

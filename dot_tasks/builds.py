@@ -23,7 +23,7 @@ import yaml
 
 from . import gitrepo
 from .adapters import schema_key, unchecked_warning
-from .errors import DeferralError, DotError, ProfileError, ProjectError, WarehouseError, WorktreeError
+from .errors import DbtFailed, DeferralError, DotError, ProfileError, ProjectError, WarehouseError, WorktreeError
 from .files import read_json, write_atomic, write_json_atomic
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, locks_dir
 from .locks import describe_process, hold, posix_lock_holder, wait_while_locked
@@ -502,6 +502,10 @@ def build(
         write_json_atomic(ctx.record, record)
         outcome = run_dbt(request, lock_fds=tuple(fds))
         error = failure(outcome, request)
+        if error and clone and adapter == "spark" and outcome.failed_command == "clone":
+            # dbt-spark's clone is Delta's SHALLOW CLONE, refused for every other file format.
+            error = DbtFailed(f"{error}. On Spark, dbt clone copies only Delta tables (file_format: delta): "
+                              "without Delta, build with --defer-to and no --clone", error.exit_code)
         record.update(
             status="failed" if error else "success",
             exit_code=error.exit_code if error else outcome.exit_code,

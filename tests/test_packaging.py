@@ -77,4 +77,4 @@ def test_the_package_index_gets_the_project_urls(installed: tuple[Path, Path]) -
 def test_spark_is_an_extra_and_the_core_install_stays_light() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert not [d for d in project["dependencies"] if "spark" in d.lower()]
-    assert [d.split(">")[0] for d in project["optional-dependencies"]["spark"]] == ["dbt-spark[session]"]
+    assert [d.split(">")[0] for d in project["optional-dependencies"]["spark"]] == ["dbt-spark[session,PyHive]"]

@@ -331,7 +331,7 @@ $dot$
       ~ dot_lit(previous) ~ ", " ~ (plan['relations'] | length) ~ ", "
       ~ ('true' if row['gate_overridden'] else 'false') ~ ", " ~ dot_lit(row['build_schema']) ~ ", "
       ~ dot_lit(tojson(plan['relations'])) ~ " from " ~ history) %}
-  {% call statement('dot_switch') %}{{ statements | join(";\n") }}{% endcall %}
+  {% do dot_run_switch(statements) %}
   {{ log("dot-tasks: committing the switch of " ~ live, info=True) }}
   {% do adapter.commit() %}
   {% set replaced_names = [] %}

@@ -1,0 +1,97 @@
+{#- Apache Spark (dbt-spark, any method: thrift, http, odbc, session): what the ops macros need there.
+
+    Spark has no transactions and records no dependencies between views. So a
+    promotion on Spark is a sequence of statements, each visible when it ends:
+    a reader between two of them sees some views of the new build and some of
+    the old one. Each macro below that cannot keep a promise says so in one line
+    of the command's output, rather than pretending. -#}
+
+
+{#- The statements of one switch. Elsewhere they go as one batch inside the
+    transaction dot_promote opened; Spark's Thrift server takes one statement a call. -#}
+{% macro dot_run_switch(statements) %}
+  {{ return(adapter.dispatch('dot_run_switch', 'dot_tasks_ops')(statements)) }}
+{% endmacro %}
+
+{% macro default__dot_run_switch(statements) %}
+  {% call statement('dot_switch') %}{{ statements | join(";\n") }}{% endcall %}
+{% endmacro %}
+
+{% macro spark__dot_run_switch(statements) %}
+  {% set views = [] %}
+  {% for sql in statements %}{% if sql.startswith('create or replace view ') %}{% do views.append(sql) %}{% endif %}{% endfor %}
+  {% set clock = modules.datetime.datetime %}
+  {% set window = {} %}
+  {% for sql in statements %}
+    {% if sql in views and 'first' not in window %}{% do window.update({'first': clock.now()}) %}{% endif %}
+    {% call statement('dot_switch_' ~ loop.index) %}{{ sql }}{% endcall %}
+    {% if sql in views %}{% do window.update({'last': clock.now()}) %}{% endif %}
+  {% endfor %}
+  {% if views %}
+    {% set seconds = (window['last'] - window['first']).total_seconds() %}
+    {{ log("dot-tasks: Spark has no transactions: " ~ views | length ~ " view(s) were switched one at a time in "
+           ~ '%.2f' | format(seconds) ~ "s, and a reader in that window could see some views of each build", info=True) }}
+  {% endif %}
+{% endmacro %}
+
+
+{% macro spark__dot_take_promotion_lock(live_schema) %}
+  {#- No lock in the warehouse: only this machine's lock file keeps two promotions of one live schema apart. -#}
+  {{ log("dot-tasks: Spark has no locks or transactions: the switch is not atomic, and a promotion from another"
+         " machine at the same moment is not kept out", info=True) }}
+{% endmacro %}
+
+
+{#- [{schema, name, is_view, information}] from SHOW TABLE EXTENDED, which also tells a view
+    from a table; a schema that does not exist (which that statement would fail on) lists nothing. -#}
+{% macro dot_spark_relations(schemas) %}
+  {% set wanted = [] %}
+  {% for schema in schemas %}{% if schema | lower not in wanted %}{% do wanted.append(schema | lower) %}{% endif %}{% endfor %}
+  {% set present = [] %}
+  {% for row in run_query("show schemas") %}{% if row[0] | lower in wanted %}{% do present.append(row[0]) %}{% endif %}{% endfor %}
+  {% set found = [] %}
+  {% for schema in present %}
+    {% for row in run_query("show table extended in " ~ adapter.quote(schema) ~ " like '*'") %}
+      {% if not row[2] %}  {#- isTemporary: a session's temporary views belong to nobody's build -#}
+        {% do found.append({'schema': row[0], 'name': row[1], 'is_view': 'Type: VIEW' in row[3], 'information': row[3]}) %}
+      {% endif %}
+    {% endfor %}
+  {% endfor %}
+  {{ return(found) }}
+{% endmacro %}
+
+{% macro spark__dot_existing_relations(schemas) %}
+  {% set found = {} %}
+  {% for rel in dot_spark_relations(schemas) %}
+    {% do found.update({dot_key(rel['schema'], rel['name']): ('view' if rel['is_view'] else 'table')}) %}
+  {% endfor %}
+  {{ return(found) }}
+{% endmacro %}
+
+
+{#- Spark replaces a view of any shape by any other: no column check. -#}
+{% macro spark__dot_columns(schemas) %}
+  {{ return(none) }}
+{% endmacro %}
+
+
+{% macro spark__dot_dependants(keys) %}
+  {% if keys %}
+    {{ log("dot-tasks: Spark records no dependencies between views: a view of yours over a live view that is"
+           " dropped now is not found first, and fails when it is next read", info=True) }}
+  {% endif %}
+  {{ return([]) }}
+{% endmacro %}
+
+
+{#- A view's SQL text as Spark keeps it (the `View Text` of SHOW TABLE EXTENDED), its backquotes taken out. -#}
+{% macro spark__dot_view_sources(schemas) %}
+  {% set found = [] %}
+  {% for rel in dot_spark_relations(schemas) %}
+    {% if rel['is_view'] %}
+      {% set text = modules.re.search('(?ms)^View Text: (.*?)\n[A-Z][A-Za-z ]*: ', rel['information']) %}
+      {% do found.append([rel['schema'], rel['name'], 'sql', (text.group(1) if text else '').replace('`', '')]) %}
+    {% endif %}
+  {% endfor %}
+  {{ return(found) }}
+{% endmacro %}
