@@ -11,6 +11,7 @@ calls the macros in turn and decides, in plain Python, what to compare.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 import time
@@ -458,9 +459,17 @@ MAX_BUCKETS = 4096
 HASH_BITS = 60
 
 
+#: Rows per bucket the first level aims at: one level more then reaches single rows.
+FIRST_LEVEL_ROWS = 64
+
+
 def first_level_bits(rows: int) -> int:
-    """Bits of the first level: 256 buckets, or 65,536 when the table is large enough to need them."""
-    return SPLIT_BITS if rows <= (1 << SPLIT_BITS) * 64 else 2 * SPLIT_BITS
+    """Bits of the first level: about FIRST_LEVEL_ROWS rows a bucket, 256 to 65,536 buckets.
+
+    A table that matches is then one query a side; one with few differences two
+    (the second level splits each differing bucket into single rows).
+    """
+    return min(2 * SPLIT_BITS, max(SPLIT_BITS, math.ceil(math.log2(max(rows, 1) / FIRST_LEVEL_ROWS))))
 
 
 def _merged(base_rows: Iterator[list[Any]], head_rows: Iterator[list[Any]]) -> Iterator[

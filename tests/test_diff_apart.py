@@ -61,14 +61,23 @@ def compare(base: dict, head: dict, key_hash: Callable[[str], int], tolerance: f
     return values, b, h
 
 
-def test_many_differing_buckets_fall_back_to_their_parents_and_count_exactly() -> None:
+def test_many_differing_buckets_fall_back_to_their_parents_and_count_exactly(monkeypatch) -> None:
+    with monkeypatch.context() as mp:
+        mp.setattr(diffing, "MAX_BUCKETS", 100)
+        everything, _, _ = compare({f"{i}": ("1",) for i in range(5_000)}, {f"{i}": ("2",) for i in range(5_000)},
+                                   spread)
+    # More first-level buckets differ than one query may name: the whole table is read, unfiltered.
+    assert everything["changed"] == 5_000 and everything["transfer"]["buckets"] is None
     base = {f"{i:06d}": (str(i / 7),) for i in range(20_000)}
     head = {k: ((str(float(v[0]) + 1),) if int(k) % 3 == 0 else v) for k, v in base.items() if int(k) % 50}
     head.update({f"9{i:05d}": ("1",) for i in range(40)})
     values, b, h = compare(base, head, spread)
     assert {k: values[k] for k in ("added", "removed", "changed", "unchanged")} == truth(base, head, None)
-    # More buckets differ than one query may name: every row is read once, in one stream per side.
-    assert values["transfer"]["buckets"] is None and values["transfer"]["rows"] == len(base) + len(head)
+    # Every first-level bucket differs, and more second-level ones than one query may name: the rows of
+    # the first level's buckets (here all of them) are read once, in one stream per side.
+    first = diffing.first_level_bits(len(base))
+    assert (values["transfer"]["bits"], values["transfer"]["buckets"]) == (first, 2 ** first)
+    assert values["transfer"]["rows"] == len(base) + len(head)
     # The sample is the first keys of each kind, in key order, however many differ.
     assert [s["key"]["id"] for s in values["sample"] if s["kind"] == "changed"] == ["000003", "000006", "000009"]
     assert [s["key"]["id"] for s in values["sample"] if s["kind"] == "added"] == ["900000", "900001", "900002"]
