@@ -261,13 +261,14 @@ def test_markdown_prints_null_and_selections_are_checked(traps) -> None:
     adapter, project = traps
     if adapter != "duckdb":
         pytest.skip("output and argument checks do not depend on the adapter")
-    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--no-build",
+    # Each test builds what it needs (the first diff builds missing sides), so any one runs alone.
+    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}",
                          "--format", "markdown", "--sample", "20")
     assert result.code == 1, result.stderr
     assert "| changed | 8 | c8 | b8 | NULL → 5 |" in result.stdout, result.stdout
     assert "None" not in result.stdout
     for sides in ((f"dev@{project.first}", f"dev@{project.second}"), (f"dev@{project.first}", f"other@{project.second}")):
-        result = project.run("diff", *sides, "--no-build", "--select", "nosuch_model")
+        result = project.run("diff", *sides, "--select", "nosuch_model")
         assert result.code == 2 and "--select nosuch_model matches no model" in result.stderr, result.stderr
     result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--no-build", "--select", "t",
                          "--exclude", "t")
@@ -284,7 +285,7 @@ def test_a_deferred_head_is_compared_as_the_build_dbt_would_have_made(traps) -> 
     adapter, project = traps
     if adapter != "duckdb":
         pytest.skip("deferral is resolved from the build records, alike on every adapter")
-    result = project.run("run", f"slim@{project.second}", "--defer-to", f"dev@{project.first}")
+    result = project.run("run", f"slim@{project.second}", "--defer-to", f"dev@{project.first}", "--build-base")
     assert result.code == 0, result.stderr
     result = project.run("diff", f"dev@{project.first}", f"slim@{project.second}", "--json", "--no-build")
     assert result.code == 1, result.stderr
