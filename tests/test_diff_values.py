@@ -84,10 +84,14 @@ def model_sql(rows: dict[int, tuple], decimal_type: str) -> str:
 
 
 RETYPED_V1 = ("select cast(id as integer) as k, cast('{\"x\": 1}' as json) as j, 7 as dot__kh, "
-              "cast(id * 10 as numeric) as m from (values (1), (2), (3)) as v(id)\n")
-# The key becomes text (joined as text); m becomes a double (compared by value: 10 = 10.0).
+              "cast(id * 10 as numeric) as m, cast(id as integer) as w, cast('2024-01-02' as date) as d, "
+              "cast('2024-01-02 03:04:05.5' as timestamp) as tsn, id > 1 as flag, "
+              "{{ 'array[id, 2]' if target.type == 'postgres' else '[id, 2]' }} as arr "
+              "from (values (1), (2), (3)) as v(id)\n")
+# The key becomes text (joined as text); m becomes a double and w a decimal (compared by value).
 RETYPED_V2 = RETYPED_V1.replace("cast(id as integer) as k", "cast(id as varchar) as k").replace(
-    "cast(id * 10 as numeric)", "cast(id * 10 as double precision)")
+    "cast(id * 10 as numeric)", "cast(id * 10 as double precision)").replace(
+    "cast(id as integer) as w", "cast(id as numeric) as w")
 # Unescaped, the third column's name would select nextval() of the sequence.
 HOSTILE = ("{{ config(enabled=target.type == 'postgres') }}\n"
            "select 1 as id, 2 as k, VALUE as \"k\"\", nextval('dd_seq'), \"\"k\"\n")
@@ -238,9 +242,9 @@ def test_one_database_and_two_count_every_trap_alike(traps) -> None:
         seven = next(s for s in t["values"]["sample"] if s["key"]["id"] in (7, "7"))
         assert seven["changed"] == ["b"] and str(seven["base"]["f"]).lower() == "nan"
         retyped = by_name(diff)["retyped"]
-        assert [c["name"] for c in retyped["columns"]["type_changed"]] == ["k", "m"]
-        assert counts(retyped) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 3,
-                                   "columns": {"j": 0, "dot__kh": 0, "m": 0}}
+        assert [c["name"] for c in retyped["columns"]["type_changed"]] == ["k", "m", "w"]
+        assert counts(retyped) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 3, "columns": dict.fromkeys(
+            ["j", "dot__kh", "m", "w", "d", "tsn", "flag", "arr"], 0)}
     if adapter == "postgres":
         assert counts(by_name(same)["hostile"])["changed"] == 1 == counts(by_name(apart)["hostile"])["changed"]
     apart_t = by_name(apart)["t"]["values"]
