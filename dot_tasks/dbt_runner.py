@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,15 +305,34 @@ class MacroSession:
         self._replies = os.fdopen(read_fd, "r", encoding="utf-8")
         self.calls = 0
 
-    def call(self, macro: str, **kwargs: Any) -> Any:
-        """What `macro` returned; a failed call raises WarehouseError with its first line."""
+    def _send(self, request: dict[str, Any]) -> None:
         assert self._proc.stdin is not None
         try:
-            self._proc.stdin.write(json.dumps({"macro": macro, "args": kwargs}) + "\n")
+            self._proc.stdin.write(json.dumps(request) + "\n")
             self._proc.stdin.flush()
         except BrokenPipeError:
-            pass  # the child is gone; the empty reply below says so
-        line = self._replies.readline()
+            pass  # the child is gone; the empty reply says so
+
+    def call(self, macro: str, **kwargs: Any) -> Any:
+        """What `macro` returned; a failed call raises WarehouseError with its first line."""
+        self._send({"macro": macro, "args": kwargs})
+        return self._reply(macro, self._replies.readline())
+
+    def stream(self, macro: str, **kwargs: Any) -> Iterator[list[Any]]:
+        """The rows of the query `macro` returns as SQL, read a chunk at a time.
+
+        The query starts now (so two sessions' queries run at once); the rows
+        arrive as the iterator is read, which must be read to its end.
+        """
+        self._send({"macro": macro, "args": kwargs, "stream": True})
+        return self._rows(macro)
+
+    def _rows(self, macro: str) -> Iterator[list[Any]]:
+        while (line := self._replies.readline()).startswith("{\"rows\""):
+            yield from json.loads(line)["rows"]
+        self._reply(macro, line)
+
+    def _reply(self, macro: str, line: str) -> Any:
         if not line.startswith("{\"reply\""):
             rest = line + self._replies.read()
             try:
@@ -739,6 +759,37 @@ def _child_jobs(payload: dict[str, Any], report: dict[str, Any]) -> int:
     return EXIT_SUCCESS
 
 
+#: Rows per message of a streamed query: what the child holds at once.
+STREAM_CHUNK = 2000
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _stream_rows(adapter: Any, sql: str, report_fd: int) -> int:
+    """Run `sql` and send its rows to the parent a chunk at a time; how many there were.
+
+    run_query would hold the whole result (as an agate table) in this process; a
+    diff of two databases reads millions of hashes this way. On PostgreSQL a named
+    (server-side) cursor keeps the result on the server; DuckDB's cursor streams.
+    """
+    handle = adapter.connections.get_thread_connection().handle
+    named = adapter.type() == "postgres"
+    cursor = handle.cursor(name="dot_stream", withhold=bool(handle.autocommit)) if named else handle.cursor()
+    count = 0
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(STREAM_CHUNK):
+            count += len(rows)
+            _write_all(report_fd, (json.dumps({"rows": _json_safe(rows)}) + "\n").encode())
+    finally:
+        if named:
+            cursor.close()  # DuckDB's cursor is the connection's own: it stays open
+    return count
+
+
 def _child_session(payload: dict[str, Any], report_fd: int) -> int:
     """Answer macro calls read from stdin, one JSON line each, until stdin closes."""
     from dbt.adapters.factory import get_adapter
@@ -752,10 +803,12 @@ def _child_session(payload: dict[str, Any], report_fd: int) -> int:
                 call = json.loads(line)
                 try:
                     value = adapter.execute_macro(call["macro"], kwargs=call["args"], macro_resolver=task.manifest)
+                    if call.get("stream"):
+                        value = _stream_rows(adapter, str(value), report_fd)
                     reply = {"value": _json_safe(value), "error": None}
                 except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
                     reply = {"value": None, "error": _one_line(exc)}
-                os.write(report_fd, (json.dumps({"reply": reply}) + "\n").encode())
+                _write_all(report_fd, (json.dumps({"reply": reply}) + "\n").encode())
         return None
 
     RunOperationTask._run_unsafe = serve  # type: ignore[method-assign]

@@ -5,10 +5,27 @@ Pure functions of the JSON object `diffing.diff_builds` returns.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 _STATE_ORDER = {"modified": 0, "added": 1, "removed": 2, "unchanged": 3}
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN and infinity as the string JavaScript prints for it, so JSON stays JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+def shown(value: Any) -> str:
+    """A value in a table or a line: NULL for SQL's NULL, not Python's None."""
+    return "NULL" if value is None else str(finite(value))
 
 
 def _signed(n: int) -> str:
@@ -135,17 +152,17 @@ def _sample_table(node: dict[str, Any]) -> str:
     header = ["kind", *key, *[f"{c} (base → head)" for c in columns]]
     out = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     for s in samples:
-        cells = [s["kind"], *[s["key"].get(k) for k in key]]
+        cells = [s["kind"], *[shown(s["key"].get(k)) for k in key]]
         for c in columns:
-            b = (s.get("base") or {}).get(c, "")
-            h = (s.get("head") or {}).get(c, "")
+            b = shown((s.get("base") or {}).get(c))
+            h = shown((s.get("head") or {}).get(c))
             if s["kind"] == "added":
                 cells.append(f"→ {h}")
             elif s["kind"] == "removed":
                 cells.append(f"{b} →")
             else:
                 cells.append(f"{b} → {h}" if c in (s.get("changed") or []) else f"{b}")
-        out.append("| " + " | ".join(_cell("NULL" if v is None else v) for v in cells) + " |")
+        out.append("| " + " | ".join(_cell(v) for v in cells) + " |")
     return "\n".join(out)
 
 

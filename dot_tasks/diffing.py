@@ -11,15 +11,17 @@ calls the macros in turn and decides, in plain Python, what to compare.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .diff_output import finite
 from .errors import DotError
 
 #: The nodes a diff looks at: those that become relations in the warehouse.
@@ -78,6 +80,8 @@ class DiffOptions:
     exclude: list[str] = field(default_factory=list)
     keys: Mapping[str, list[str]] = field(default_factory=dict)
     sample: int = 5
+    #: Floats within this relative difference of each other count as equal (0: exactly equal).
+    float_tolerance: float = 0.0
     #: Build a side that has no successful build, as `run` would.
     build: bool = True
     progress: Callable[[str], None] = lambda message: None
@@ -188,8 +192,12 @@ class NodePlan:
 
 
 def plan(base_manifest: Mapping[str, Any], head_manifest: Mapping[str, Any],
-         keys: Mapping[str, list[str]]) -> list[NodePlan]:
-    """Every model, seed and snapshot of either side, with its code state and key."""
+         keys: Mapping[str, list[str]], read_from: Mapping[str, dict[str, Any]] | None = None) -> list[NodePlan]:
+    """Every model, seed and snapshot of either side, with its code state and key.
+
+    `read_from` maps the head's deferred nodes (those a partial build did not build)
+    to the relation dbt read in their place: the head side of those is that relation.
+    """
     base_nodes, head_nodes = _nodes(base_manifest, DIFFED_TYPES), _nodes(head_manifest, DIFFED_TYPES)
     states = {uid: code_state(base_nodes.get(uid), head_nodes.get(uid)) for uid in set(base_nodes) | set(head_nodes)}
     changed = {uid for uid, state in states.items() if state in ("modified", "added")}
@@ -207,7 +215,7 @@ def plan(base_manifest: Mapping[str, Any], head_manifest: Mapping[str, Any],
         plans.append(NodePlan(
             unique_id=uid, name=str(node.get("name")), resource_type=str(node.get("resource_type")),
             code=states[uid], impacted=states[uid] == "unchanged" and uid in impacted,
-            base=_relation(base), head=_relation(head),
+            base=_relation(base), head=(read_from or {}).get(uid) or _relation(head),
             ephemeral=_ephemeral(base) or _ephemeral(head), key=key, key_source=source,
         ))
     return plans
@@ -266,6 +274,58 @@ def _shown(name: str, adapter_type: str) -> str:
     return name.lower() if adapter_type in UPPER_FOLDING or adapter_type == "postgres" else name
 
 
+_INTEGER_TYPES = frozenset({
+    "int", "integer", "bigint", "smallint", "tinyint", "hugeint", "int2", "int4", "int8", "int16", "int32",
+    "int64", "int128", "long", "short", "byte", "ubigint", "uinteger", "usmallint", "utinyint", "uhugeint",
+    "serial", "bigserial", "smallserial",
+})
+_FLOAT_TYPES = frozenset({"double precision", "double", "float", "float4", "float8", "float64", "real"})
+_DECIMAL_TYPES = frozenset({"numeric", "decimal", "number", "dec", "bignumeric"})
+_TEXT_TYPES = frozenset({"text", "varchar", "character varying", "char", "character", "string", "bpchar",
+                         "nvarchar", "nchar", "name"})
+_TIMESTAMPTZ_TYPES = frozenset({"timestamp with time zone", "timestamptz", "timestamp_tz", "timestamp_ltz",
+                                "timestamp with local time zone"})
+#: Kinds that compare with one another by value when a column's type changes between the sides.
+_FAMILY = {"integer": "number", "decimal": "number", "float": "number"}
+
+
+def value_kind(data_type: str) -> str:
+    """How values of a warehouse type are compared (see the dot_text macro for what each means)."""
+    name = re.sub(r"\(.*?\)", "", str(data_type).lower()).strip()
+    if "json" in name:
+        return "json"
+    if name in _TIMESTAMPTZ_TYPES:
+        return "timestamptz"
+    if name.startswith(("timestamp", "datetime")):
+        return "timestamp"
+    if name == "date":
+        return "date"
+    if name in ("boolean", "bool"):
+        return "boolean"
+    for kind, names in (("integer", _INTEGER_TYPES), ("float", _FLOAT_TYPES), ("decimal", _DECIMAL_TYPES),
+                        ("text", _TEXT_TYPES)):
+        if name in names:
+            return kind
+    return "other"
+
+
+def compare_spec(base_column: Mapping[str, Any], head_column: Mapping[str, Any]) -> dict[str, Any]:
+    """How one column (or key column) is compared: its name on each side, its kind and any cast.
+
+    Within a family (integer, decimal, float) a changed type is compared by value: as a
+    double when either side is a float, as the warehouse compares the two; across families
+    both sides are compared as text.
+    """
+    base_kind, head_kind = value_kind(base_column["type"]), value_kind(head_column["type"])
+    if base_kind == head_kind:
+        kind, cast = base_kind, None
+    elif _FAMILY.get(base_kind) == _FAMILY.get(head_kind) == "number":
+        kind, cast = ("float", "double") if "float" in (base_kind, head_kind) else ("decimal", None)
+    else:
+        kind, cast = "text", "string"
+    return {"base": str(base_column["name"]), "head": str(head_column["name"]), "kind": kind, "cast": cast}
+
+
 def column_changes(base: list[dict[str, Any]] | None, head: list[dict[str, Any]] | None,
                    adapter_type: str = "") -> dict[str, Any]:
     """Columns added, removed and retyped; a change of order alone is reported apart."""
@@ -285,7 +345,8 @@ def column_changes(base: list[dict[str, Any]] | None, head: list[dict[str, Any]]
 
 def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: dict[str, Any] | None,
                  head: dict[str, Any] | None, key: list[str] | None, sample: int,
-                 adapter_type: str = "", exact_key_check: bool = False) -> dict[str, Any]:
+                 adapter_type: str = "", exact_key_check: bool = False,
+                 tolerance: float | None = None) -> dict[str, Any]:
     """Levels b to d for one node: `call(macro, **kwargs)` runs one `dot_diff` macro."""
     base_cols = call("dot_columns_of", side=base) if base else None
     head_cols = call("dot_columns_of", side=head) if head else None
@@ -307,20 +368,20 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
         absent = [k for k in key if k.lower() not in b or k.lower() not in h]
         if absent:
             problem = f"key column {', '.join(absent)} is not on both sides"
-    usable_key = [h[k.lower()]["name"] for k in key] if key and problem is None else []
+    key_specs = [compare_spec(b[k.lower()], h[k.lower()]) for k in key] if key and problem is None else []
     stats: dict[str, dict[str, int]] = {}
 
     def check_key() -> str | None:
         """Exact duplicate and NULL counts per side (a GROUP BY each): the problem, if any."""
         for side, rel in (("base", base), ("head", head)):
-            stats[side] = call("dot_side_stats", side=rel, key=usable_key)
+            stats[side] = call("dot_side_stats", side=rel, key=[s[side] for s in key_specs])
         bad = [f"{side} has {s['duplicate_keys']} duplicate key value(s) and {s['null_key_rows']} row(s) with a NULL key"
                for side, s in stats.items() if s["duplicate_keys"] or s["null_key_rows"]]
         if not bad:
             return None
         out["key_problems"] = {side: {"duplicate_keys": s["duplicate_keys"], "null_key_rows": s["null_key_rows"]}
                                for side, s in stats.items()}
-        return "key " + ", ".join(usable_key) + " is not unique and not null: " + "; ".join(bad)
+        return "key " + ", ".join(s["head"] for s in key_specs) + " is not unique and not null: " + "; ".join(bad)
 
     if problem is None and exact_key_check:
         problem = check_key()
@@ -332,11 +393,11 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
     if problem is not None:
         out["values_skipped"] = problem
         return out
-    keyset = {k.lower() for k in usable_key}
-    compared = [h[n]["name"] for n in h if n in b and n not in keyset]
-    as_text = [h[n]["name"] for n in h if n in b and n not in keyset
-               and str(b[n]["type"]).lower() != str(h[n]["type"]).lower()]
-    values = call("dot_values", base=base, head=head, key=usable_key, columns=compared, as_text=as_text)
+    keyset = {k.lower() for k in key or []}
+    specs = [compare_spec(b[n], h[n]) for n in h if n in b and n not in keyset]
+    names = [s["head"] for s in specs]
+    values = call("dot_values", base=base, head=head, key=key_specs, columns=specs, tolerance=tolerance)
+    values["columns"] = dict(zip(names, values.pop("per_column")))
     # The join itself shows most key trouble: a NULL key, or a repeated key that matched (a side's
     # rows then appear more often in the join than in the table). A key repeated among one side's
     # unmatched rows shows in the sample query's multiplicity. Only then are exact counts taken.
@@ -345,8 +406,8 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
         checks[f"{side}_present"] not in (None, out["rows"][side]) for side in ("base", "head"))
     found: dict[str, Any] = {"rows": [], "max_multiplicity": 0}
     if not suspect and (values["added"] or values["removed"] or (sample > 0 and values["changed"])):
-        found = call("dot_samples", base=base, head=head, key=usable_key, columns=compared,
-                     as_text=as_text, sample=max(sample, 1))
+        found = call("dot_samples", base=base, head=head, key=key_specs, columns=specs,
+                     sample=max(sample, 1), tolerance=tolerance)
         suspect = found["max_multiplicity"] > 1
     if suspect and not exact_key_check:
         problem = check_key() or "key columns are not unique"
@@ -357,117 +418,222 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
     for row in found["rows"]:
         kind = {"matched": "changed"}.get(row["kind"], row["kind"])
         per_kind[kind] = per_kind.get(kind, 0) + 1
-        if per_kind[kind] > sample:
-            continue
-        entry: dict[str, Any] = {"kind": kind, "key": dict(zip(usable_key, row["key"]))}
-        if kind != "added":
-            entry["base"] = dict(zip(compared, row["base"]))
-        if kind != "removed":
-            entry["head"] = dict(zip(compared, row["head"]))
-        if kind == "changed":
-            entry["changed"] = [c for c, bv, hv in zip(compared, row["base"], row["head"]) if bv != hv]
-        samples.append(entry)
+        if per_kind[kind] <= sample:
+            samples.append(_sample_entry(kind, [s["head"] for s in key_specs], names, row["key"], row["base"],
+                                         row["head"], [n for n, d in zip(names, row["differs"]) if d]))
     values["columns"] = {_shown(c, adapter_type): n for c, n in values["columns"].items()}
-    values["key"] = [_shown(k, adapter_type) for k in usable_key]
+    values["key"] = [_shown(s["head"], adapter_type) for s in key_specs]
     values["sample"] = samples
     out["values"] = values
+    out["compare"] = {"key": key_specs, "columns": specs}
     return out
 
 
-# --- two databases: checksums of key-hash ranges, split only where they differ ------------
+def _sample_entry(kind: str, key: list[str], columns: list[str], key_values: list[Any], base: list[Any] | None,
+                  head: list[Any] | None, changed: list[str]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": kind, "key": {n: finite(v) for n, v in zip(key, key_values)}}
+    if kind != "added" and base is not None:
+        entry["base"] = {c: finite(v) for c, v in zip(columns, base)}
+    if kind != "removed" and head is not None:
+        entry["head"] = {c: finite(v) for c, v in zip(columns, head)}
+    if kind == "changed":
+        entry["changed"] = changed
+    return entry
 
-#: Hex digits of the key's hash added per level: each differing range splits 256 ways.
-SPLIT_DIGITS = 2
-#: A differing range this small (on both sides) is fetched rather than split again.
-LEAF_ROWS = 64
-#: How the normalised text spells NULL (see the dot_text macro).
-NULL_TEXT = "\\N"
+
+# --- two databases: checksums of key-hash buckets, split only where they differ ------------
+#
+# Each row's key hashes to an integer below 2^60 (the warehouse's own hash: PostgreSQL
+# hashtextextended, DuckDB hash; md5 where the two sides' engines differ). A level groups
+# the rows by the low bits of that hash, within the buckets of the level before that
+# differed, and returns one row per bucket (count, sum of row hashes): one aggregate query
+# per side per level, both sides at once, streamed and compared as they arrive.
+
+#: Bits of the key hash added per level: a differing bucket splits 256 ways.
+SPLIT_BITS = 8
+#: A differing bucket with at most this many rows (on either side) is fetched, not split again.
+LEAF_ROWS = 4
+#: The most buckets one query names; when more differ, their parents' rows are fetched instead.
+MAX_BUCKETS = 4096
+#: The key hash's width (see the dot_hash_int macro).
+HASH_BITS = 60
 
 
-def _differing_ranges(base_call: Callable[..., Any], head_call: Callable[..., Any], base: dict[str, Any],
-                      head: dict[str, Any], key: list[str], columns: list[str]) -> tuple[list[str], int]:
-    """The key-hash ranges whose rows differ, narrowed level by level; and how many checksums came back."""
-    leaves: list[str] = []
-    pending: list[str] = []
-    depth, fetched = 0, 0
-    while depth == 0 or pending:
-        depth += SPLIT_DIGITS
-        args = {"key": key, "columns": columns, "depth": depth, "parents": pending}
-        b = {r["bucket"]: r for r in base_call("dot_bucket_checksums", side=base, **args)}
-        h = {r["bucket"]: r for r in head_call("dot_bucket_checksums", side=head, **args)}
-        fetched += len(b) + len(h)
-        pending = []
-        for bucket in sorted(set(b) | set(h)):
-            if b.get(bucket) == h.get(bucket):
+#: Rows per bucket the first level aims at: one level more then reaches single rows.
+FIRST_LEVEL_ROWS = 64
+
+
+def first_level_bits(rows: int) -> int:
+    """Bits of the first level: about FIRST_LEVEL_ROWS rows a bucket, 256 to 65,536 buckets.
+
+    A table that matches is then one query a side; one with few differences two
+    (the second level splits each differing bucket into single rows).
+    """
+    return min(2 * SPLIT_BITS, max(SPLIT_BITS, math.ceil(math.log2(max(rows, 1) / FIRST_LEVEL_ROWS))))
+
+
+def _merged(base_rows: Iterator[list[Any]], head_rows: Iterator[list[Any]]) -> Iterator[
+        tuple[Any, list[Any] | None, list[Any] | None]]:
+    """Two streams ordered by their first value, side by side; both are read to their end."""
+    b, h = next(base_rows, None), next(head_rows, None)
+    while b is not None or h is not None:
+        if h is None or (b is not None and b[0] < h[0]):
+            yield b[0], b, None  # type: ignore[index]
+            b = next(base_rows, None)
+        elif b is None or h[0] < b[0]:
+            yield h[0], None, h
+            h = next(head_rows, None)
+        else:
+            yield b[0], b, h
+            b, h = next(base_rows, None), next(head_rows, None)
+
+
+def _grouped(rows: Iterator[list[Any]]) -> Iterator[list[Any]]:
+    """Rows ordered by key hash as [hash, [rows with that hash]]: keys whose hashes collide stay together."""
+    group: list[Any] | None = None
+    for row in rows:
+        if group is not None and group[0] == row[0]:
+            group[1].append(row[1:])
+            continue
+        if group is not None:
+            yield group
+        group = [row[0], [row[1:]]]
+    if group is not None:
+        yield group
+
+
+@dataclass
+class ApartPlan:
+    """What both sides of a two-database comparison hash, and how."""
+
+    base: dict[str, Any]
+    head: dict[str, Any]
+    key: list[dict[str, Any]]
+    columns: list[dict[str, Any]]
+    tolerance: float | None
+    portable: bool
+
+    def args(self, which: str) -> dict[str, Any]:
+        return {"side": getattr(self, which), "which": which, "key": self.key, "columns": self.columns,
+                "portable": self.portable}
+
+
+def differing_buckets(base_side: Any, head_side: Any, p: ApartPlan, rows: int) -> tuple[int, list[int] | None, int]:
+    """The buckets whose rows differ, narrowed level by level, as (bits, buckets or None for all rows);
+    and how many bucket checksums were read."""
+    bits, parent_bits, parents = first_level_bits(rows), 0, None
+    checksums = 0
+    while True:
+        level = {"bits": bits, "parent_bits": parent_bits, "parents": parents, "tolerance": p.tolerance}
+        streams = [s.stream("dot_bucket_checksums", **p.args(w), **level)
+                   for s, w in ((base_side, "base"), (head_side, "head"))]
+        differing: list[int] = []
+        largest, overflow = 0, False
+        for bucket, b, h in _merged(*streams):
+            checksums += 1
+            if b is not None and h is not None and b[1:] == h[1:]:
                 continue
-            rows = max((b.get(bucket) or {}).get("n", 0), (h.get(bucket) or {}).get("n", 0))
-            (leaves if rows <= LEAF_ROWS or depth >= 32 else pending).append(bucket)
-    return leaves, fetched
+            if len(differing) >= MAX_BUCKETS:
+                overflow = True
+                continue
+            differing.append(int(bucket))
+            largest = max(largest, (b or [0, 0])[1], (h or [0, 0])[1])
+        if overflow:
+            return parent_bits, parents, checksums
+        if not differing or largest <= LEAF_ROWS or bits + SPLIT_BITS > HASH_BITS:
+            return bits, differing, checksums
+        parent_bits, parents, bits = bits, differing, bits + SPLIT_BITS
 
 
-def compare_values_apart(base_call: Callable[..., Any], head_call: Callable[..., Any], base: dict[str, Any],
-                         head: dict[str, Any], key: list[str], columns: list[str], sample: int,
+def _same(kind: str, a: Any, b: Any, tolerance: float | None) -> bool:
+    """Two normalised texts, as the same-database comparison would judge their values."""
+    if a == b:
+        return True
+    if a is None or b is None or kind != "float" or not tolerance:
+        return False
+    x, y = float(a), float(b)
+    return abs(x - y) <= tolerance * max(abs(x), abs(y))
+
+
+def _key_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((v is None, v if v is not None else "") for v in key)
+
+
+def compare_values_apart(base_side: Any, head_side: Any, p: ApartPlan, sample: int,
                          rows: dict[str, int]) -> dict[str, Any]:
-    """Level d when the sides live in different databases: only differing ranges' rows leave either side."""
-    leaves, checksums = _differing_ranges(base_call, head_call, base, head, key, columns)
-    fetched_b = base_call("dot_bucket_rows", side=base, key=key, columns=columns, buckets=leaves) if leaves else []
-    fetched_h = head_call("dot_bucket_rows", side=head, key=key, columns=columns, buckets=leaves) if leaves else []
-    width = len(key)
+    """Level d when the sides live in different databases: only differing buckets' rows leave either side.
 
-    def as_value(text: Any) -> Any:
-        return None if text == NULL_TEXT else text
+    The rows are streamed in key-hash order from both sides and counted as they pass;
+    only the sample (the first `sample` keys of each kind, in key order) is kept.
+    """
+    bits, buckets, checksums = differing_buckets(base_side, head_side, p, max(rows["base"], rows["head"]))
+    names = [s["head"] for s in p.columns]
+    kinds = [s["kind"] for s in p.columns]
+    width = len(p.key)
+    counts = {"added": 0, "removed": 0, "changed": 0}
+    per_column = dict.fromkeys(names, 0)
+    kept: dict[str, list[tuple[Any, ...]]] = {"added": [], "changed": [], "removed": []}
+    transferred = 0
 
-    b = {tuple(r[:width]): r[width:] for r in fetched_b}
-    h = {tuple(r[:width]): r[width:] for r in fetched_h}
-    added = sorted(k for k in h if k not in b)
-    removed = sorted(k for k in b if k not in h)
-    per_column = dict.fromkeys(columns, 0)
-    changed: list[tuple[Any, ...]] = []
-    for k in sorted(set(b) & set(h)):
-        differs = [c for c, bv, hv in zip(columns, b[k], h[k]) if bv != hv]
-        for c in differs:
-            per_column[c] += 1
-        if differs:
-            changed.append(k)
-    samples: list[dict[str, Any]] = []
-    for kind, keys in (("added", added), ("changed", changed), ("removed", removed)):
-        for k in keys[:sample]:
-            entry: dict[str, Any] = {"kind": kind, "key": {n: as_value(v) for n, v in zip(key, k)}}
-            if kind != "added":
-                entry["base"] = {c: as_value(v) for c, v in zip(columns, b[k])}
-            if kind != "removed":
-                entry["head"] = {c: as_value(v) for c, v in zip(columns, h[k])}
-            if kind == "changed":
-                entry["changed"] = [c for c, bv, hv in zip(columns, b[k], h[k]) if bv != hv]
-            samples.append(entry)
-    matched = rows["base"] - len(removed)
+    def keep(kind: str, entry: tuple[Any, ...]) -> None:
+        kept[kind].append(entry)
+        if len(kept[kind]) > 2 * sample:
+            kept[kind] = sorted(kept[kind], key=lambda e: _key_order(e[0]))[:sample]
+
+    if buckets != []:
+        args = {"bits": bits, "buckets": buckets}
+        streams = [_grouped(s.stream("dot_bucket_rows", **p.args(w), **args))
+                   for s, w in ((base_side, "base"), (head_side, "head"))]
+        for _, b_group, h_group in _merged(*streams):
+            b = {tuple(r[:width]): r[width:] for r in (b_group or [None, []])[1]}
+            h = {tuple(r[:width]): r[width:] for r in (h_group or [None, []])[1]}
+            transferred += len(b) + len(h)
+            for k in b.keys() | h.keys():
+                if k not in b:
+                    counts["added"] += 1
+                    keep("added", (k, None, h[k], []))
+                elif k not in h:
+                    counts["removed"] += 1
+                    keep("removed", (k, b[k], None, []))
+                else:
+                    differs = [n for n, kind, bv, hv in zip(names, kinds, b[k], h[k])
+                               if not _same(kind, bv, hv, p.tolerance)]
+                    for n in differs:
+                        per_column[n] += 1
+                    if differs:
+                        counts["changed"] += 1
+                        keep("changed", (k, b[k], h[k], differs))
+    samples = []
+    for kind in ("added", "changed", "removed"):
+        for k, bv, hv, differs in sorted(kept[kind], key=lambda e: _key_order(e[0]))[:sample]:
+            samples.append(_sample_entry(kind, [s["head"] for s in p.key], names, list(k), bv, hv, differs))
+    matched = rows["base"] - counts["removed"]
     return {
-        "added": len(added), "removed": len(removed), "changed": len(changed), "unchanged": matched - len(changed),
-        "columns": per_column, "sample": samples,
-        "transfer": {"rows": len(fetched_b) + len(fetched_h), "ranges": len(leaves), "checksums": checksums},
+        **counts, "unchanged": matched - counts["changed"], "columns": per_column, "sample": samples,
+        "transfer": {"rows": transferred, "buckets": len(buckets) if buckets is not None else None,
+                     "bits": bits, "checksums": checksums},
     }
 
 
-def compare_node_apart(base_call: Callable[..., Any], head_call: Callable[..., Any], *, unique_id: str,
-                       label: str, base: dict[str, Any] | None, head: dict[str, Any] | None,
-                       key: list[str] | None, sample: int, adapter_type: str = "") -> dict[str, Any]:
-    """`compare_node` for two databases: each side's macros run on that side's own connection."""
-    plan_calls: dict[str, Any] = {}
-
+def compare_node_apart(base_side: Any, head_side: Any, *, unique_id: str, label: str,
+                       base: dict[str, Any] | None, head: dict[str, Any] | None, key: list[str] | None,
+                       sample: int, adapter_type: str = "", tolerance: float | None = None,
+                       portable: bool = False) -> dict[str, Any]:
+    """`compare_node` for two databases: each side's macros run in that side's own session."""
     def call(macro: str, **kwargs: Any) -> Any:
         # Levels b and c are per side: send each to the side whose relation it names.
-        side = kwargs.get("side")
         if macro == "dot_values":
-            plan_calls.update(kwargs)
-            return {"added": 0, "removed": 0, "changed": 0, "unchanged": 0, "columns": {}}
-        return (base_call if side is base else head_call)(macro, **kwargs)
+            return {"added": 0, "removed": 0, "changed": 0, "unchanged": 0,
+                    "per_column": [0] * len(kwargs["columns"])}
+        return (base_side if kwargs.get("side") is base else head_side).call(macro, **kwargs)
 
     out = compare_node(call, unique_id=unique_id, label=label, base=base, head=head, key=key, sample=0,
-                       adapter_type=adapter_type, exact_key_check=True)
+                       adapter_type=adapter_type, exact_key_check=True, tolerance=tolerance)
     if out["values"] is None:
         return out
-    values = compare_values_apart(base_call, head_call, base, head,  # type: ignore[arg-type]
-                                  plan_calls["key"], plan_calls["columns"], sample, out["rows"])
+    compared = out.pop("compare")
+    p = ApartPlan(base, head, compared["key"], compared["columns"], tolerance, portable)  # type: ignore[arg-type]
+    values = compare_values_apart(base_side, head_side, p, sample, out["rows"])
     values["columns"] = {_shown(c, adapter_type): n for c, n in values["columns"].items()}
     values["key"] = out["values"]["key"]
     out["values"] = values
@@ -575,6 +741,29 @@ def _side(ws: Any, spec: str | None, deferred: dict[str, Any] | None, options: D
     return Side(ref, commit, context, record.get("schema"), ctx.target_dir, ctx.context_dir)
 
 
+def _deferred_relations(ws: Any, head: Side) -> dict[str, dict[str, Any]]:
+    """For a partial (deferred, not cloned) head build: each node it did not build, and the
+    relation of its base build that dbt read instead. Empty for a complete build."""
+    from .files import read_json
+
+    record = read_json(ws.paths(head.commit).context(head.context).record) or {}
+    deferred_to = record.get("deferred_to")
+    if not record.get("partial") or record.get("cloned") or not deferred_to:
+        return {}
+    results = read_json(head.target_dir / "run_results.json") or {}
+    built = {r.get("unique_id") for r in results.get("results") or []}
+    base_target = ws.paths(str(deferred_to["commit"])).context(str(deferred_to["context"])).target_dir
+    base_nodes = _nodes(read_json(base_target / "manifest.json") or {}, DIFFED_TYPES)
+    return {uid: rel for uid, node in base_nodes.items() if uid not in built and (rel := _relation(node))}
+
+
+def _nothing_selected(options: DiffOptions) -> DiffError:
+    words = ([f"--select {' '.join(options.select)}"] if options.select else []) + (
+        [f"--exclude {' '.join(options.exclude)}"] if options.exclude else [])
+    return DiffError(f"{' '.join(words)} matches no model, seed or snapshot of either build: "
+                     "check the names (`dot-tasks diff` without --select lists every node)")
+
+
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -609,7 +798,7 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
                             "name the base, e.g. `dot-tasks diff prod@main dev@HEAD`")
     base = _side(ws, options.base, deferred, options)
     base_manifest, head_manifest = _load_manifest(base), _load_manifest(head)
-    plans = plan(base_manifest, head_manifest, options.keys)
+    plans = plan(base_manifest, head_manifest, options.keys, _deferred_relations(ws, head))
 
     base_profile = builds.generated_profile(ws, base.commit, base.context)
     head_profile = builds.generated_profile(ws, head.commit, head.context)
@@ -618,7 +807,8 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
     threads = int(head_profile[2].get("threads") or 1)
     jobs = [
         {"unique_id": p.unique_id, "label": f"{p.resource_type} {p.name}", "base": p.base, "head": p.head,
-         "key": p.key, "sample": max(0, int(options.sample)), "adapter_type": adapter_type}
+         "key": p.key, "sample": max(0, int(options.sample)), "adapter_type": adapter_type,
+         "tolerance": options.float_tolerance or None}
         for p in plans if not p.ephemeral
     ]
     listing = None
@@ -634,6 +824,8 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         )
     started = time.monotonic()
     if not same_database:
+        if listing is not None and all(_PLAIN_NAME.match(word) for word in options.select) and not options.exclude:
+            raise _nothing_selected(options)
         if listing is not None:
             raise DiffError("--select with graph operators or methods is not supported across two databases yet: "
                             "name the models, e.g. --select orders customers")
@@ -671,6 +863,8 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         chosen = set(outcome.selected)
         uses_state = any("state:" in s for s in options.select)
         plans = [p for p in plans if p.unique_id in chosen or (uses_state and p.code == "removed")]
+        if not plans:
+            raise _nothing_selected(options)
     return _result(base, head, plans, compared, errors, base_manifest, head_manifest, started,
                    same_database, adapter_type)
 
@@ -710,10 +904,12 @@ def _compare_apart(ws: Any, jobs: list[dict[str, Any]], base: tuple[Side, Any], 
             fds = stack.enter_context(builds.warehouse_locks(ws, [profile[2]]))
             target = OpsTarget(str(side.profiles_dir), profile[0], profile[1], str(scratch / name))
             sessions.append(stack.enter_context(MacroSession(target, scratch / name, lock_fds=fds)))
+        # Two engines hash alike only through the portable (md5) hash.
+        portable = str(base[1][2].get("type")) != str(head[1][2].get("type"))
         for job in jobs:
             job_started = time.monotonic()
             try:
-                compared[job["unique_id"]] = compare_node_apart(sessions[0].call, sessions[1].call, **job)
+                compared[job["unique_id"]] = compare_node_apart(sessions[0], sessions[1], **job, portable=portable)
             except DotError as exc:
                 errors[job["unique_id"]] = str(exc)
             options.progress(f"compared {job['label']} ({time.monotonic() - job_started:.1f}s)")

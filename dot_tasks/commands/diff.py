@@ -24,6 +24,8 @@ FORMATS = ("text", "markdown", "html")
     "key": "MODEL=COL[,COL]: the columns that match a model's rows (repeatable); default: primary_key "
            "constraint, meta.primary_key, or a column with unique and not_null tests.",
     "sample": "How many keys of each kind (added, removed, changed) to show per model (default 5).",
+    "float_tolerance": "Floats whose relative difference is at most this count as equal, e.g. 1e-9 "
+                       "(default 0: exactly equal).",
     "build": "Build a side that has no successful build, as `run` would (--no-build: fail instead).",
     "json": "Print the result as one JSON object on stdout.",
     "format": "text (default), markdown (a pull-request comment) or html (needs -o).",
@@ -33,7 +35,8 @@ FORMATS = ("text", "markdown", "html")
 })
 @reports_errors
 def diff(c: Context, base: str | None = None, head: str = "HEAD", select: str | None = None,
-         exclude: str | None = None, key: list[str] | None = None, sample: int = 5, build: bool = True,
+         exclude: str | None = None, key: list[str] | None = None, sample: int = 5, float_tolerance: float = 0.0,
+         build: bool = True,
          json_: bool = False, format: str = "text", output: str | None = None, exit_zero: bool = False,
          project_dir: str | None = None, profiles_dir: str | None = None) -> None:
     """Compare two builds model by model: code, columns, rows and values (exit 1 when they differ)."""
@@ -42,6 +45,10 @@ def diff(c: Context, base: str | None = None, head: str = "HEAD", select: str | 
         raise DotError(f"--format {format!r} is not one of {', '.join(FORMATS)}")
     if sample < 0:
         raise DotError(f"--sample {sample} is negative: give how many keys to show, e.g. --sample 5")
+    if not 0 <= float_tolerance < 1:
+        raise DotError(f"--float-tolerance {float_tolerance} is not a relative difference in [0, 1): e.g. 1e-9")
+    if output and not Path(output).parent.is_dir():
+        raise DotError(f"-o {output}: the directory {Path(output).parent} does not exist: create it first")
     render_html = None
     if format == "html":
         if not output:
@@ -58,7 +65,8 @@ def diff(c: Context, base: str | None = None, head: str = "HEAD", select: str | 
         base=base, head=head,
         select=split_words("--select", select) if select else [],
         exclude=split_words("--exclude", exclude) if exclude else [],
-        keys=diffing.parse_keys(key or []), sample=sample, build=build, progress=progress,
+        keys=diffing.parse_keys(key or []), sample=sample, float_tolerance=float_tolerance, build=build,
+        progress=progress,
     )
     try:
         result = diffing.diff_builds(ws, options)
@@ -68,7 +76,8 @@ def diff(c: Context, base: str | None = None, head: str = "HEAD", select: str | 
     from .. import diff_output
 
     if json_:
-        text = json.dumps(result, indent=2, sort_keys=True, default=str) + "\n"
+        # NaN is not JSON: diff_output.finite spells it (and the infinities) as strings.
+        text = json.dumps(diff_output.finite(result), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
     elif format == "markdown":
         text = diff_output.markdown(result)
     elif render_html is not None:

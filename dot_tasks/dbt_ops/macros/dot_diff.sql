@@ -1,6 +1,12 @@
-{#- Comparing one node's relation in two builds that share a connection.
+{#- Comparing one node's relation in two builds.
     Everything is read-only: selects only, nothing is created in either schema.
-    Only counts and at most `sample` rows of each kind come back to Python. -#}
+    Only counts and at most `sample` rows of each kind come back to Python.
+
+    A compared column arrives as a spec: {"base": its name in base, "head": its name in head,
+    "kind": how it is compared (integer, decimal, float, text, boolean, date, timestamp,
+    timestamptz, json, other), "cast": none, "double" or "string" (when the two sides' types
+    differ)}. Python decides the kind from both sides' types (diffing.compare_kind), so the
+    same-database path and the two-database path apply one meaning of "equal". -#}
 
 {% macro dot_diff_session() %}
   {#- run-operation needs a macro to name; dot-tasks runs its calls itself. -#}
@@ -8,27 +14,11 @@
 {% endmacro %}
 
 
-{%- macro dot_quote_all(names, prefix='') -%}
-  {%- for name in names -%}{{ prefix }}{{ adapter.quote(name) }}{{ ", " if not loop.last }}{%- endfor -%}
-{%- endmacro -%}
-
-
-{#- 1 when a and b differ, NULL against NULL counting as equal; 0 otherwise. -#}
-{% macro dot_differs(a, b) %}
-  {{ return(adapter.dispatch('dot_differs', 'dot_tasks_ops')(a, b)) }}
+{#- An identifier, quoted with its quote character doubled: adapter.quote alone does not escape it. -#}
+{% macro dot_quote(name) %}
+  {%- set q = adapter.quote('x')[0] -%}
+  {{- return(adapter.quote(name | string | replace(q, q ~ q))) -}}
 {% endmacro %}
-
-{% macro default__dot_differs(a, b) -%}
-  (case when {{ a }} = {{ b }} or ({{ a }} is null and {{ b }} is null) then 0 else 1 end)
-{%- endmacro %}
-
-{% macro postgres__dot_differs(a, b) -%}
-  (case when {{ a }} is distinct from {{ b }} then 1 else 0 end)
-{%- endmacro %}
-
-{% macro duckdb__dot_differs(a, b) -%}
-  (case when {{ a }} is distinct from {{ b }} then 1 else 0 end)
-{%- endmacro %}
 
 
 {% macro dot_relation(side) %}
@@ -52,15 +42,19 @@
 {% macro dot_side_stats(side, key) %}
   {% set rel = dot_relation(side) %}
   {% if key %}
-    {% set null_key -%}
-      ({% for k in key %}{{ adapter.quote(k) }} is null{{ " or " if not loop.last }}{% endfor %})
-    {%- endset %}
     {% set sql %}
       select count(*) as key_values,
              coalesce(sum(dot__n), 0) as row_count,
-             coalesce(sum(case when dot__n > 1 and not {{ null_key }} then 1 else 0 end), 0) as duplicate_keys,
-             coalesce(sum(case when {{ null_key }} then dot__n else 0 end), 0) as null_key_rows
-      from (select {{ dot_quote_all(key) }}, count(*) as dot__n from {{ rel }} group by {{ dot_quote_all(key) }}) dot__g
+             coalesce(sum(case when dot__n > 1 and not dot__nullkey then 1 else 0 end), 0) as duplicate_keys,
+             coalesce(sum(case when dot__nullkey then dot__n else 0 end), 0) as null_key_rows
+      from (
+        select {% for k in key %}dot__g.dot__k{{ loop.index }}, {% endfor %}
+               ({% for k in key %}dot__g.dot__k{{ loop.index }} is null{{ " or " if not loop.last }}{% endfor %}) as dot__nullkey,
+               count(*) as dot__n
+        from (select {% for k in key %}{{ dot_quote(k) }} as dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}
+              from {{ rel }}) dot__g
+        group by {% for k in key %}dot__g.dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}
+      ) dot__c
     {% endset %}
   {% else %}
     {% set sql %}select count(*) as row_count, 0 as duplicate_keys, 0 as null_key_rows from {{ rel }}{% endset %}
@@ -71,38 +65,226 @@
 {% endmacro %}
 
 
+{#- ---- Types: one meaning of "equal" ---- -#}
+
+{#- What a side's column is cast to before it is compared, when the two sides' types differ. -#}
+{% macro dot_cast(expr, cast) %}
+  {%- if cast == 'double' -%}
+    {{- return("cast(" ~ expr ~ " as " ~ dot_type_double() ~ ")") -}}
+  {%- elif cast == 'string' -%}
+    {{- return("cast(" ~ expr ~ " as " ~ dbt.type_string() ~ ")") -}}
+  {%- else -%}
+    {{- return(expr) -}}
+  {%- endif -%}
+{% endmacro %}
+
+{% macro dot_type_double() %}
+  {{ return(adapter.dispatch('dot_type_double', 'dot_tasks_ops')()) }}
+{% endmacro %}
+
+{% macro default__dot_type_double() -%}double precision{%- endmacro %}
+
+
+{#- A value as the same-database comparison sees it: itself, unless its type has no equality
+    (json) or is compared as text (kind other). -#}
+{% macro dot_comparable(expr, kind) %}
+  {{ return(adapter.dispatch('dot_comparable', 'dot_tasks_ops')(expr, kind)) }}
+{% endmacro %}
+
+{% macro default__dot_comparable(expr, kind) -%}
+  {%- if kind in ('json', 'other') -%}cast({{ expr }} as {{ dbt.type_string() }}){%- else -%}{{ expr }}{%- endif -%}
+{%- endmacro %}
+
+{% macro postgres__dot_comparable(expr, kind) -%}
+  {#- json has no equality; jsonb's is the canonical one (key order and spacing aside). -#}
+  {%- if kind == 'json' -%}cast({{ expr }} as jsonb)
+  {%- elif kind == 'other' -%}cast({{ expr }} as text)
+  {%- else -%}{{ expr }}{%- endif -%}
+{%- endmacro %}
+
+
+{#- 1 when a and b differ, NULL against NULL counting as equal; 0 otherwise. -#}
+{% macro dot_differs(a, b) %}
+  {{ return(adapter.dispatch('dot_differs', 'dot_tasks_ops')(a, b)) }}
+{% endmacro %}
+
+{% macro default__dot_differs(a, b) -%}
+  (case when {{ a }} = {{ b }} or ({{ a }} is null and {{ b }} is null) then 0 else 1 end)
+{%- endmacro %}
+
+{% macro postgres__dot_differs(a, b) -%}
+  (case when {{ a }} is distinct from {{ b }} then 1 else 0 end)
+{%- endmacro %}
+
+{% macro duckdb__dot_differs(a, b) -%}
+  (case when {{ a }} is distinct from {{ b }} then 1 else 0 end)
+{%- endmacro %}
+
+
+{#- Floats within a relative `tolerance` of each other are equal (NaN equal to NaN, as the
+    warehouse's own equality has it on PostgreSQL and DuckDB). -#}
+{% macro dot_differs_float(a, b, tolerance) %}
+  {%- if not tolerance -%}{{ return(dot_differs(a, b)) }}{%- endif -%}
+  {{- return(adapter.dispatch('dot_differs_float', 'dot_tasks_ops')(a, b, tolerance)) -}}
+{% endmacro %}
+
+{% macro default__dot_differs_float(a, b, tolerance) -%}
+  (case when {{ a }} is null and {{ b }} is null then 0
+        when {{ a }} is null or {{ b }} is null then 1
+        when {{ a }} = {{ b }} then 0
+        when abs({{ a }} - {{ b }}) <= {{ tolerance | float }} * greatest(abs({{ a }}), abs({{ b }})) then 0
+        else 1 end)
+{%- endmacro %}
+
+
+{#- A value as text that compares equal exactly when the warehouse's own comparison says equal,
+    and that PostgreSQL and DuckDB print alike: numbers by value (trailing zeros of decimals
+    dropped, -0 as 0, NaN and infinities spelled one way), timestamps with time zone in UTC,
+    json canonical. NULL stays NULL: `dot_encoded` spells it apart from every string.
+    With a float tolerance, floats are rounded to the significant digits it allows
+    (for the checksums only; the rows compared in Python carry the exact text). -#}
+{% macro dot_text(expr, kind='other', tolerance=none) %}
+  {{ return(adapter.dispatch('dot_text', 'dot_tasks_ops')(expr, kind, tolerance)) }}
+{% endmacro %}
+
+{% macro default__dot_text(expr, kind, tolerance) -%}
+  {%- set t = "cast(" ~ expr ~ " as " ~ dbt.type_string() ~ ")" -%}
+  {%- if kind == 'decimal' -%}
+    (case when {{ expr }} = 0 then '0' when {{ dbt.position("'.'", t) }} > 0 then rtrim(rtrim({{ t }}, '0'), '.') else {{ t }} end)
+  {%- elif kind == 'float' -%}
+    (case when {{ expr }} = 0 then '0' when {{ expr }} <> {{ expr }} then 'NaN' else {{ t }} end)
+  {%- elif kind == 'boolean' -%}
+    (case when {{ expr }} then 'true' when not {{ expr }} then 'false' end)
+  {%- else -%}
+    {{ t }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro postgres__dot_text(expr, kind, tolerance) -%}
+  {%- if kind == 'decimal' -%}
+    cast(trim_scale({{ expr }}) as text)
+  {%- elif kind == 'float' and tolerance -%}
+    (case when {{ expr }} in ('NaN', 'Infinity', '-Infinity') then {{ dot_float_text(expr) }}
+          else {{ dot_float_text("cast(round(cast(" ~ expr ~ " as numeric), " ~ dot_round_places(expr, tolerance) ~ ") as double precision)") }} end)
+  {%- elif kind == 'float' -%}
+    {{ dot_float_text(expr) }}
+  {%- elif kind == 'boolean' -%}
+    (case when {{ expr }} then 'true' when not {{ expr }} then 'false' end)
+  {%- elif kind == 'date' -%}
+    to_char({{ expr }}, 'YYYY-MM-DD')
+  {%- elif kind == 'timestamp' -%}
+    to_char({{ expr }}, 'YYYY-MM-DD"T"HH24:MI:SS.US')
+  {%- elif kind == 'timestamptz' -%}
+    to_char({{ expr }} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+  {%- elif kind == 'json' -%}
+    cast(cast({{ expr }} as jsonb) as text)
+  {%- else -%}
+    cast({{ expr }} as text)
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro duckdb__dot_text(expr, kind, tolerance) -%}
+  {%- if kind == 'decimal' -%}
+    {{ default__dot_text(expr, kind, tolerance) }}
+  {%- elif kind == 'float' and tolerance -%}
+    (case when isnan({{ expr }}) or isinf({{ expr }}) then {{ dot_float_text(expr) }}
+          else {{ dot_float_text("round(" ~ expr ~ ", " ~ dot_round_places(expr, tolerance) ~ ")") }} end)
+  {%- elif kind == 'float' -%}
+    {{ dot_float_text(expr) }}
+  {%- elif kind == 'boolean' -%}
+    (case when {{ expr }} then 'true' when not {{ expr }} then 'false' end)
+  {%- elif kind == 'date' -%}
+    strftime({{ expr }}, '%Y-%m-%d')
+  {%- elif kind == 'timestamp' -%}
+    strftime({{ expr }}, '%Y-%m-%dT%H:%M:%S.%f')
+  {%- elif kind == 'timestamptz' -%}
+    strftime(timezone('UTC', {{ expr }}), '%Y-%m-%dT%H:%M:%S.%f')
+  {%- else -%}
+    cast({{ expr }} as varchar)
+  {%- endif -%}
+{%- endmacro %}
+
+
+{#- A double's shortest text, spelled alike on PostgreSQL and DuckDB: -0 as 0, NaN and the
+    infinities one way, a whole number below 2^53 as an integer (DuckDB writes 1e15 as
+    1000000000000000.0, PostgreSQL as 1e+15). -#}
+{% macro dot_float_text(expr) %}
+  {{ return(adapter.dispatch('dot_float_text', 'dot_tasks_ops')(expr)) }}
+{% endmacro %}
+
+{% macro default__dot_float_text(expr) -%}
+  (case when {{ expr }} = 0 then '0'
+        when {{ expr }} <> {{ expr }} then 'NaN'
+        when {{ expr }} = floor({{ expr }}) and abs({{ expr }}) < 9007199254740992
+          then cast(cast({{ expr }} as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
+        else cast({{ expr }} as {{ dbt.type_string() }}) end)
+{%- endmacro %}
+
+{% macro postgres__dot_float_text(expr) -%}
+  {#- NaN = NaN and 'Infinity' = 'Infinity' in PostgreSQL: the text already agrees. -#}
+  (case when {{ expr }} = 0 then '0'
+        when {{ expr }} = floor({{ expr }}) and abs({{ expr }}) < 9007199254740992 then cast(cast({{ expr }} as bigint) as text)
+        else cast({{ expr }} as text) end)
+{%- endmacro %}
+
+{% macro duckdb__dot_float_text(expr) -%}
+  (case when {{ expr }} = 0 then '0'
+        when isnan({{ expr }}) then 'NaN'
+        when isinf({{ expr }}) then (case when {{ expr }} > 0 then 'Infinity' else '-Infinity' end)
+        when {{ expr }} = floor({{ expr }}) and abs({{ expr }}) < 9007199254740992 then cast(cast({{ expr }} as bigint) as varchar)
+        else cast({{ expr }} as varchar) end)
+{%- endmacro %}
+
+{#- Decimal places that keep the significant digits a relative tolerance allows. -#}
+{%- macro dot_round_places(expr, tolerance) -%}
+  {#- The fewest significant digits d with 10^(1-d) <= tolerance: two values that round alike are within it. -#}
+  {%- set found = [] -%}
+  {%- for d in range(1, 18) -%}{%- if not found and 10.0 ** (1 - d) <= tolerance | float -%}{%- do found.append(d) -%}{%- endif -%}{%- endfor -%}
+  {%- set digits = (found or [17])[0] -%}
+  cast({{ digits - 1 }} - floor(log10(abs(case when {{ expr }} = 0 then 1 else {{ expr }} end))) as integer)
+{%- endmacro -%}
+
+
+{#- ---- One database: one query joins the sides. ---- -#}
+
 {#- The full outer join both value queries read: one row per key, a 0/1 flag per compared
     column (`dot__d<i>`), and with `with_values` both sides' values (`dot__b<i>`, `dot__h<i>`).
-    Columns whose type differs between the sides (`as_text`) are compared as text. -#}
-{% macro dot_joined(base, head, key, columns, as_text, with_values) %}
+    Each side is first read into generated names only (dot__k<i>, dot__v<i>), so no user
+    column can collide with an alias. Keys are joined by their comparable value: a key retyped
+    across families is cast to text on both sides. -#}
+{% macro dot_joined(base, head, key, columns, tolerance, with_values) %}
   {%- set b = dot_relation(base) -%}
   {%- set h = dot_relation(head) -%}
-  {%- set wanted = key + columns -%}
   select
     case when dot__b.dot__in is null then 'added' when dot__h.dot__in is null then 'removed' else 'matched' end as dot__kind,
     {%- for k in key %}
-    coalesce(dot__b.{{ adapter.quote(k) }}, dot__h.{{ adapter.quote(k) }}) as dot__k{{ loop.index }},
+    coalesce(dot__b.dot__k{{ loop.index }}, dot__h.dot__k{{ loop.index }}) as dot__k{{ loop.index }},
     {%- endfor %}
     {%- for c in columns %}
-    {%- set bq = "dot__b." ~ adapter.quote(c) %}
-    {%- set hq = "dot__h." ~ adapter.quote(c) %}
-    {%- if c in as_text %}
-      {%- set bq = "cast(" ~ bq ~ " as " ~ dbt.type_string() ~ ")" %}
-      {%- set hq = "cast(" ~ hq ~ " as " ~ dbt.type_string() ~ ")" %}
-    {%- endif %}
-    case when dot__b.dot__in = 1 and dot__h.dot__in = 1 then {{ dot_differs(bq, hq) }} else 0 end as dot__d{{ loop.index }},
+    {%- set bq = "dot__b.dot__v" ~ loop.index %}
+    {%- set hq = "dot__h.dot__v" ~ loop.index %}
+    case when dot__b.dot__in = 1 and dot__h.dot__in = 1 then
+      {%- if c.kind == 'float' %} {{ dot_differs_float(bq, hq, tolerance) }}{% else %} {{ dot_differs(bq, hq) }}{% endif %}
+      else 0 end as dot__d{{ loop.index }},
     {%- if with_values %}
     {{ bq }} as dot__b{{ loop.index }}, {{ hq }} as dot__h{{ loop.index }},
     {%- endif %}
     {%- endfor %}
     case when dot__b.dot__in = 1 then 1 else 0 end as dot__bp,
     case when dot__h.dot__in = 1 then 1 else 0 end as dot__hp,
-    case when dot__b.dot__in = 1 and ({% for k in key %}dot__b.{{ adapter.quote(k) }} is null{{ " or " if not loop.last }}{% endfor %}) then 1 else 0 end as dot__bn,
-    case when dot__h.dot__in = 1 and ({% for k in key %}dot__h.{{ adapter.quote(k) }} is null{{ " or " if not loop.last }}{% endfor %}) then 1 else 0 end as dot__hn
-  from (select 1 as dot__in, {{ dot_quote_all(wanted) }} from {{ b }}) dot__b
-  full outer join (select 1 as dot__in, {{ dot_quote_all(wanted) }} from {{ h }}) dot__h
-    on {% for k in key %}dot__b.{{ adapter.quote(k) }} = dot__h.{{ adapter.quote(k) }}{{ " and " if not loop.last }}{% endfor %}
+    case when dot__b.dot__in = 1 and ({% for k in key %}dot__b.dot__k{{ loop.index }} is null{{ " or " if not loop.last }}{% endfor %}) then 1 else 0 end as dot__bn,
+    case when dot__h.dot__in = 1 and ({% for k in key %}dot__h.dot__k{{ loop.index }} is null{{ " or " if not loop.last }}{% endfor %}) then 1 else 0 end as dot__hn
+  from ({{ dot_side_select(b, key, columns, 'base') }}) dot__b
+  full outer join ({{ dot_side_select(h, key, columns, 'head') }}) dot__h
+    on {% for k in key %}dot__b.dot__k{{ loop.index }} = dot__h.dot__k{{ loop.index }}{{ " and " if not loop.last }}{% endfor %}
 {% endmacro %}
+
+{%- macro dot_side_select(rel, key, columns, side) -%}
+  select 1 as dot__in
+    {%- for k in key %}, {{ dot_comparable(dot_cast(dot_quote(k[side]), k.cast), k.kind) }} as dot__k{{ loop.index }}{% endfor %}
+    {%- for c in columns %}, {{ dot_comparable(dot_cast(dot_quote(c[side]), c.cast), c.kind) }} as dot__v{{ loop.index }}{% endfor %}
+  from {{ rel }}
+{%- endmacro -%}
 
 
 {%- macro dot_any_change(columns) -%}
@@ -111,7 +293,7 @@
 
 
 {#- Rows only in base, only in head, matched and changed, matched and equal; changes per column. -#}
-{% macro dot_values(base, head, key, columns, as_text) %}
+{% macro dot_values(base, head, key, columns, tolerance=none) %}
   {% set sql %}
     select
       coalesce(sum(case when dot__kind = 'added' then 1 else 0 end), 0) as added,
@@ -125,21 +307,22 @@
       {%- for c in columns %},
       coalesce(sum(dot__d{{ loop.index }}), 0) as dot__c{{ loop.index }}
       {%- endfor %}
-    from ({{ dot_joined(base, head, key, columns, as_text, false) }}) dot__j
+    from ({{ dot_joined(base, head, key, columns, tolerance, false) }}) dot__j
   {% endset %}
   {% set row = run_query(sql).rows[0] %}
-  {% set per_column = {} %}
-  {% for c in columns %}{% do per_column.update({c: row["dot__c" ~ loop.index] | int}) %}{% endfor %}
+  {% set per_column = [] %}
+  {% for c in columns %}{% do per_column.append(row["dot__c" ~ loop.index] | int) %}{% endfor %}
   {{ return({"added": row["added"] | int, "removed": row["removed"] | int, "changed": row["changed"] | int,
-             "unchanged": row["unchanged"] | int, "columns": per_column,
+             "unchanged": row["unchanged"] | int, "per_column": per_column,
              "base_present": row["base_present"] | int, "head_present": row["head_present"] | int,
              "base_null_keys": row["base_null_keys"] | int, "head_null_keys": row["head_null_keys"] | int}) }}
 {% endmacro %}
 
 
-{#- Up to `sample` keys of each kind (added, removed, changed), in key order, with both sides' values,
+{#- Up to `sample` keys of each kind (added, removed, changed), in key order, with both sides' values
+    and the flags that say which columns changed (the counts' own flags, so the two agree);
     and how often the most repeated key occurs among the differing rows of one kind. -#}
-{% macro dot_samples(base, head, key, columns, as_text, sample) %}
+{% macro dot_samples(base, head, key, columns, sample, tolerance=none) %}
   {%- set keys %}{% for k in key %}dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}{% endset -%}
   {% set sql %}
     select * from (
@@ -148,7 +331,7 @@
         max(dot__mult) over () as dot__maxmult
       from (
         select dot__j.*, count(*) over (partition by dot__kind, {{ keys }}) as dot__mult
-        from ({{ dot_joined(base, head, key, columns, as_text, true) }}) dot__j
+        from ({{ dot_joined(base, head, key, columns, tolerance, true) }}) dot__j
         where dot__kind <> 'matched' or {{ dot_any_change(columns) }}
       ) dot__m
     ) dot__s
@@ -159,10 +342,13 @@
   {% set most = [0] %}
   {% for row in run_query(sql).rows %}
     {% if (row["dot__maxmult"] | int) > most[0] %}{% do most.append(row["dot__maxmult"] | int) %}{% do most.pop(0) %}{% endif %}
-    {% set key_values = [] %}{% set b = [] %}{% set h = [] %}
+    {% set key_values = [] %}{% set b = [] %}{% set h = [] %}{% set d = [] %}
     {% for k in key %}{% do key_values.append(row["dot__k" ~ loop.index]) %}{% endfor %}
-    {% for c in columns %}{% do b.append(row["dot__b" ~ loop.index]) %}{% do h.append(row["dot__h" ~ loop.index]) %}{% endfor %}
-    {% do rows.append({"kind": row["dot__kind"], "key": key_values, "base": b, "head": h}) %}
+    {% for c in columns %}
+      {% do b.append(row["dot__b" ~ loop.index]) %}{% do h.append(row["dot__h" ~ loop.index]) %}
+      {% do d.append(row["dot__d" ~ loop.index] | int) %}
+    {% endfor %}
+    {% do rows.append({"kind": row["dot__kind"], "key": key_values, "base": b, "head": h, "differs": d}) %}
   {% endfor %}
   {#- max_multiplicity > 1: a key repeats among the rows on one side only, which the counts cannot show. -#}
   {{ return({"rows": rows, "max_multiplicity": most[0]}) }}
@@ -171,83 +357,83 @@
 
 {#- ---- Two databases: no query can join the sides, so each side hashes its own rows. ---- -#}
 
-{#- A value as text that PostgreSQL and DuckDB (and other engines) print alike; NULL as \N. -#}
-{% macro dot_text(expr) %}
-  {{ return(adapter.dispatch('dot_text', 'dot_tasks_ops')(expr)) }}
-{% endmacro %}
+{#- A value's normalised text (dot_text), encoded so that a row's values can be joined without
+    ambiguity: `<length>:<text>`, and NULL as `~`, which no encoded string begins with. -#}
+{%- macro dot_encoded(text_expr) -%}
+  coalesce(cast(length({{ text_expr }}) as {{ dbt.type_string() }}) || ':' || {{ text_expr }}, '~')
+{%- endmacro -%}
 
-{% macro default__dot_text(expr) -%}
-  coalesce(cast({{ expr }} as {{ dbt.type_string() }}), '\N')
-{%- endmacro %}
-
-
-{%- macro dot_row_text(names) -%}
-  {%- if not names -%}''{%- else -%}
-  {%- set parts = [] -%}
-  {%- for name in names -%}
-    {%- do parts.append(dot_text(adapter.quote(name))) -%}
-    {%- if not loop.last %}{% do parts.append("'|'") %}{% endif -%}
+{%- macro dot_row_text(specs, side, tolerance) -%}
+  {%- if not specs -%}''{%- else -%}
+  {%- for s in specs -%}
+    {{ dot_encoded(dot_text(dot_cast(dot_quote(s[side]), s.cast), s.kind, tolerance)) }}{{ " || " if not loop.last }}
   {%- endfor -%}
-  {{ dbt.concat(parts) }}
   {%- endif -%}
 {%- endmacro -%}
 
 
-{#- The first 8 hex digits of `hexdigits` from `start` (1-based), as an integer, written portably
-    (in bigint: 15 * 16^7 overflows PostgreSQL's integer). -#}
-{%- macro dot_hex_int(hexdigits, start) -%}
-  ({% for i in range(8) %}cast({{ dbt.position("substr(" ~ hexdigits ~ ", " ~ (start + i) ~ ", 1)", "'0123456789abcdef'") }} - 1 as {{ dbt.type_bigint() }}) * {{ 16 ** (7 - i) }}{{ " + " if not loop.last }}{% endfor %})
-{%- endmacro -%}
+{#- A text's hash as a non-negative integer below 2^60. `portable` (two different adapters)
+    forces the default, which every engine with md5 computes alike. -#}
+{% macro dot_hash_int(text_expr, portable=false) %}
+  {%- if portable -%}{{ return(default__dot_hash_int(text_expr)) }}{%- endif -%}
+  {{ return(adapter.dispatch('dot_hash_int', 'dot_tasks_ops')(text_expr)) }}
+{% endmacro %}
+
+{% macro default__dot_hash_int(text_expr) -%}
+  {%- set hex = dbt.hash(text_expr) -%}
+  ({% for i in range(15) %}cast({{ dbt.position("substr(" ~ hex ~ ", " ~ (i + 1) ~ ", 1)", "'0123456789abcdef'") }} - 1 as {{ dbt.type_bigint() }}) * {{ 16 ** (14 - i) }}{{ " + " if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro postgres__dot_hash_int(text_expr) -%}
+  (hashtextextended({{ text_expr }}, 0) & 1152921504606846975)
+{%- endmacro %}
+
+{% macro duckdb__dot_hash_int(text_expr) -%}
+  cast(hash({{ text_expr }}) >> 4 as bigint)
+{%- endmacro %}
 
 
-{%- macro dot_hashed(side, key, columns) -%}
-  select {{ dbt.hash(dot_row_text(key)) }} as dot__h,
-         {{ dbt.hash(dbt.concat([dot_row_text(key), "'|'", dot_row_text(columns)])) }} as dot__r
+{#- Each row's key hash (dot__kh) and, with columns, its row hash (dot__rh); or with `texts`, the
+    key's and columns' exact normalised texts (dot__v<i>) instead. Generated names only. -#}
+{%- macro dot_hashed(side, key, columns, which, tolerance, portable, texts=false) -%}
+  select {{ dot_hash_int(dot_row_text(key, which, none), portable) }} as dot__kh
+  {%- if texts -%}
+    {%- for s in key + columns %}, {{ dot_text(dot_cast(dot_quote(s[which]), s.cast), s.kind) }} as dot__v{{ loop.index }}{% endfor %}
+  {%- else -%}
+    , {{ dot_hash_int(dot_row_text(key, which, none) ~ " || '|' || " ~ dot_row_text(columns, which, tolerance), portable) }} as dot__rh
+  {%- endif %}
   from {{ dot_relation(side) }}
 {%- endmacro -%}
 
-
-{%- macro dot_in_buckets(buckets) -%}
-  {%- set by_length = {} -%}
-  {%- for b in buckets -%}{% do by_length.setdefault(b | length, []).append(b) %}{%- endfor -%}
-  ({% for length, group in by_length.items() %}substr(dot__h, 1, {{ length }}) in ({% for b in group %}'{{ b }}'{{ ", " if not loop.last }}{% endfor %}){{ " or " if not loop.last }}{% endfor %})
+{%- macro dot_in_buckets(bits, buckets) -%}
+  {%- if buckets is none -%}1 = 1{%- else -%}
+  mod(dot__kh, {{ 2 ** bits }}) in ({% for b in buckets %}{{ b | int }}{{ ", " if not loop.last }}{% endfor %})
+  {%- endif -%}
 {%- endmacro -%}
 
 
-{#- Per bucket of key hashes (the first `depth` hex digits), within `parents` if given:
-    the row count and two order-independent sums of the rows' hashes. -#}
-{% macro dot_bucket_checksums(side, key, columns, depth, parents) %}
+{#- Per bucket of key hashes (the low `bits` bits), within the `parents` buckets of `parent_bits`
+    if given: the row count and the sum of the rows' hashes, in bucket order. Returns the SQL:
+    dot-tasks streams its rows (one per bucket) rather than holding them. -#}
+{% macro dot_bucket_checksums(side, which, key, columns, bits, parent_bits, parents, tolerance=none, portable=false) %}
   {% set sql %}
-    select dot__b as bucket, count(*) as n, sum(dot__s1) as s1, sum(dot__s2) as s2
-    from (
-      select substr(dot__h, 1, {{ depth | int }}) as dot__b,
-             {{ dot_hex_int("dot__r", 1) }} as dot__s1, {{ dot_hex_int("dot__r", 9) }} as dot__s2
-      from ({{ dot_hashed(side, key, columns) }}) dot__x
-      {% if parents %}where {{ dot_in_buckets(parents) }}{% endif %}
-    ) dot__y
-    group by dot__b
+    select mod(dot__kh, {{ 2 ** bits }}) as bucket, count(*) as n, sum(dot__rh) as s
+    from ({{ dot_hashed(side, key, columns, which, tolerance, portable) }}) dot__x
+    where {{ dot_in_buckets(parent_bits, parents) }}
+    group by mod(dot__kh, {{ 2 ** bits }})
+    order by 1
   {% endset %}
-  {% set out = [] %}
-  {% for row in run_query(sql).rows %}
-    {% do out.append({"bucket": row["bucket"], "n": row["n"] | int, "s1": row["s1"] | int, "s2": row["s2"] | int}) %}
-  {% endfor %}
-  {{ return(out) }}
+  {{ return(sql) }}
 {% endmacro %}
 
 
-{#- The rows in `buckets`, as normalised text: key columns, then compared columns. -#}
-{% macro dot_bucket_rows(side, key, columns, buckets) %}
-  {% set names = key + columns %}
+{#- The rows of the `buckets` of `bits` (all rows if none), in key-hash order: the key hash,
+    then each key column's and compared column's exact normalised text (NULL as NULL). -#}
+{% macro dot_bucket_rows(side, which, key, columns, bits, buckets, portable=false) %}
   {% set sql %}
-    select {% for name in names %}{{ dot_text(adapter.quote(name)) }} as dot__v{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}
-    from (select {{ dbt.hash(dot_row_text(key)) }} as dot__h, * from {{ dot_relation(side) }}) dot__x
-    where {{ dot_in_buckets(buckets) }}
+    select * from ({{ dot_hashed(side, key, columns, which, none, portable, true) }}) dot__x
+    where {{ dot_in_buckets(bits, buckets) }}
+    order by dot__kh
   {% endset %}
-  {% set out = [] %}
-  {% for row in run_query(sql).rows %}
-    {% set values = [] %}
-    {% for name in names %}{% do values.append(row["dot__v" ~ loop.index]) %}{% endfor %}
-    {% do out.append(values) %}
-  {% endfor %}
-  {{ return(out) }}
+  {{ return(sql) }}
 {% endmacro %}
