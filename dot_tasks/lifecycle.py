@@ -390,6 +390,7 @@ def clean(
     reads. This machine's note of what is live only orders `--keep`, and keeps
     the files of a live build when the schemas are left alone.
     """
+    from .dbt_runner import OpsTarget
     from .deploy import protected_commits
     from .registry import live_base, who
 
@@ -446,8 +447,6 @@ def clean(
                 failures.append(f"{row.short} {row.context}: cannot reach its warehouse ({exc})")
                 keep_files.add(row.commit)
                 continue
-            from .dbt_runner import OpsTarget
-
             plan = drop_plan(
                 schemas=schemas, short=row.short, live_schema=live_base(row.schema or schemas[0], row.short),
                 key={"project": project, "commit_sha": row.commit, "context": row.context},
