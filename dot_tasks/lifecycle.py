@@ -358,7 +358,7 @@ def run_drops(ws: Workspace, drops: list[Drop], *, dry_run: bool, force: bool, s
             kept.add((drop.commit, drop.context))
             continue
         if value.get("refusal") == "protected":
-            say(f"kept {drop.label}: {'; '.join(reasons)} (--force cleans it anyway)")
+            say(f"kept {drop.plan['short']} {drop.context}: {'; '.join(reasons)} (--force cleans it anyway)")
             kept.add((drop.commit, drop.context))
             continue
         broken = [str(b) for b in value.get("broken") or []]
@@ -367,6 +367,9 @@ def run_drops(ws: Workspace, drops: list[Drop], *, dry_run: bool, force: bool, s
         for view in broken:
             say(f"would break the live view {view}" if dry_run else
                 f"broke the live view {view} (--force: recorded in {drop.plan['live_schema']}.dot_promotions)")
+        for view in value.get("broken_builds") or []:
+            say(f"would drop the view {view}, which reads it" if dry_run else
+                f"dropped the view {view} of a build that deferred to it (--force)")
         for schema in value.get("dropped") or []:
             say(f"would drop {schema}" if dry_run else f"dropped {schema}")
     return failures, kept

@@ -159,6 +159,9 @@ def test_bases_other_machines_defer_to_and_users_views_are_kept_then_a_fresh_run
     schemas = _duck_schemas(a)
     assert not {base_schema, head_schema} & schemas and {"dev_deadbeef", "dev"} <= schemas | {"dev"}
     assert _warehouse_rows(fresh) == []
+    # Relation by relation, then RESTRICT: dbt's log of the SQL it ran never says CASCADE.
+    ran = (fresh.project_dir / ".dot" / "logs" / "dbt.log").read_text().lower()
+    assert f'drop schema if exists "{base_schema}" restrict' in ran and "cascade" not in ran
     # B's own files of them are B's cache: B sees they are gone from the warehouse.
     assert (b.build_dir(head) / "dev").is_dir()
 

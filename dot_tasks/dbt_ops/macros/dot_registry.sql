@@ -329,12 +329,17 @@
   {% set registries = dot_registry_schemas() %}
   {% set leaving = [] %}
   {% for key in plan.get('leaving', []) %}{% do leaving.append(key[0] ~ '@' ~ key[1]) %}{% endfor %}
+  {#- The schemas of those builds: views there that read this one (a clone's) were made by dot-tasks. -#}
+  {% set user_schemas = [] %}
   {% for registry in registries %}
     {% for user in dot_registry_latest(registry, "lower(deferred_schema) in " ~ dot_reg_in(schemas)) %}
       {% if (user['commit_sha'] ~ '@' ~ user['context']) not in leaving %}
         {% do reasons.append(user['context'] ~ '@' ~ user['short'] ~ ' (' ~ (user['built_by'] or '?') ~ ' on '
             ~ (user['host'] or '?') ~ ') defers to it') %}
       {% endif %}
+      {% for schema in fromjson(user['schemas'] or '[]') + [user['build_schema']] %}
+        {% if schema and (schema | lower) not in schemas %}{% do user_schemas.append(schema | lower) %}{% endif %}
+      {% endfor %}
     {% endfor %}
   {% endfor %}
 
@@ -344,6 +349,7 @@
     {% if (rel[0] | lower) in schemas %}{% do made.append((rel[1] ~ '.' ~ rel[2]) | lower) %}{% endif %}
   {% endfor %}
   {% set breaking = [] %}
+  {% set breaking_builds = [] %}
   {% set foreign = [] %}
   {#- A view promotions made that reads the build goes with it under --force; then what reads that view. -#}
   {% set pending = dot_reg_dependants(schemas, []) %}
@@ -355,11 +361,14 @@
       {% if key in made and key not in breaking %}
         {% do breaking.append(key) %}
         {% do grew.append(key) %}
-      {% elif key not in made and shown not in foreign %}
+      {% elif (dep[0] | lower) in user_schemas and key not in breaking_builds %}
+        {% do breaking_builds.append(key) %}
+        {% do grew.append(key) %}
+      {% elif key not in made and (dep[0] | lower) not in user_schemas and shown not in foreign %}
         {% do foreign.append(shown) %}
       {% endif %}
     {% endfor %}
-    {% set deeper = dot_reg_dependants(schemas, breaking) if grew else [] %}
+    {% set deeper = dot_reg_dependants(schemas, breaking + breaking_builds) if grew else [] %}
     {% do pending.clear() %}
     {% do pending.extend(deeper) %}
   {% endfor %}
@@ -375,14 +384,15 @@
     {% if adapter.check_schema_exists(dot_reg_database(), schema) %}{% do present.append(schema) %}{% endif %}
   {% endfor %}
   {% if plan.get('dry_run') %}
-    {{ return({'dropped': present, 'broken': breaking, 'reasons': reasons, 'dry_run': true}) }}
+    {{ return({'dropped': present, 'broken': breaking, 'broken_builds': breaking_builds, 'reasons': reasons,
+               'dry_run': true}) }}
   {% endif %}
 
   {#- 4. The drop: live views that must go (with --force), the build's relations one by one, each schema RESTRICT. -#}
-  {% for key in breaking %}
+  {% for key in breaking + breaking_builds %}
     {% set parts = key.split('.') %}
     {% do run_query("drop view " ~ dot_reg_ident(parts[0]) ~ "." ~ dot_reg_ident(parts[1])) %}
-    {{ log("dot-tasks: dropped the live view " ~ key ~ " (--force)", info=True) }}
+    {{ log("dot-tasks: dropped the view " ~ key ~ " (--force)", info=True) }}
   {% endfor %}
   {% set count = [] %}
   {% for schema in present %}
@@ -398,7 +408,8 @@
     {% do dot_reg_record_broken(plan, promotion, breaking) %}
   {% endif %}
   {% do adapter.commit() %}
-  {{ return({'dropped': present, 'broken': breaking, 'reasons': reasons, 'relations': count | length}) }}
+  {{ return({'dropped': present, 'broken': breaking, 'broken_builds': breaking_builds, 'reasons': reasons,
+             'relations': count | length}) }}
 {% endmacro %}
 
 
