@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -405,6 +406,7 @@ def build(
     build's schemas with `dbt clone` of the rest.
     """
     from .dbt_runner import (
+        WRITING_COMMANDS,
         DbtRequest,
         check_extra_args,
         failure,
@@ -414,6 +416,7 @@ def build(
     )
 
     require_dbt()
+    given_args = list(args)
     check_extra_args(args, deferred=defer is not None)
     if clone and defer is None:
         raise DeferralError("--clone copies the unchanged nodes from a base: give it with --defer-to CTX@REF")
@@ -426,7 +429,7 @@ def build(
             f"no generated profile for context {context!r} at {commit[:12]}: run "
             f"`dot-tasks profile --ref {commit[:12]} --context {context}` first (or `dot-tasks run`)"
         )
-    _profile_name, target, output = read_generated_profile(ctx.profiles_yml)
+    profile_name, target, output = read_generated_profile(ctx.profiles_yml)
     adapter = str(output.get("type", ""))
     require_adapter(context, adapter)
     if defer is not None:
@@ -456,6 +459,8 @@ def build(
         then_args=["--state", str(defer.state_dir)] if clone and defer else [],
         then_target_path=str(ctx.clone_target_dir) if clone else None,
     )
+    if command[0] in WRITING_COMMANDS:
+        request.registry = _registry_request(ws, commit, context, request, profile_name, defer)
     record: dict[str, Any] = {
         "commit": commit,
         "context": context,
@@ -501,33 +506,44 @@ def build(
         record["schema"] = schema if schema and not is_template(schema) else previous.get("schema")
         write_json_atomic(ctx.record, record)
         outcome = run_dbt(request, lock_fds=tuple(fds))
-        error = failure(outcome, request)
-        if error and clone and adapter == "spark" and outcome.failed_command == "clone":
-            # dbt-spark's clone is Delta's SHALLOW CLONE, refused for every other file format.
-            error = DbtFailed(f"{error}. On Spark, dbt clone copies only Delta tables (file_format: delta): "
-                              "without Delta, build with --defer-to and no --clone", error.exit_code)
-        record.update(
-            status="failed" if error else "success",
-            exit_code=error.exit_code if error else outcome.exit_code,
-            finished=_now(),
-            # A build that failed before dbt reported its schema keeps the one known before.
-            schema=outcome.schema or record["schema"],
-            # A failed build may still have made schemas: remember them for `clean`.
-            schemas=sorted(set(record["schemas"]) | set(outcome.schemas)),
-            adapter_type=outcome.adapter_type,
-            dbt_version=outcome.dbt_version,
-            adapter_version=outcome.adapter_version,
-            cloned=bool(clone and outcome.then_succeeded),
-        )
-        if error:
-            record["error"] = str(error)
-        held = _held_elsewhere(output) if error else None
-        if held is not None:
-            # dbt could not open the file (a notebook took it after our check): the
-            # build never started, so a good earlier record stays as it was.
-            error = WarehouseError(f"{held}: close it there and rerun (the earlier build's record is kept)")
-            record = previous if previous.get("status") == "success" else {**record, "error": str(error)}
-        write_json_atomic(ctx.record, record)
+        error = None
+        if outcome.registry_collision:
+            # Nothing was built: the record goes back to what it was.
+            write_json_atomic(ctx.record, previous) if previous else ctx.record.unlink(missing_ok=True)
+        else:
+            error = failure(outcome, request)
+            if error and clone and adapter == "spark" and outcome.failed_command == "clone":
+                # dbt-spark's clone is Delta's SHALLOW CLONE, refused for every other file format.
+                error = DbtFailed(f"{error}. On Spark, dbt clone copies only Delta tables (file_format: delta): "
+                                  "without Delta, build with --defer-to and no --clone", error.exit_code)
+            record.update(
+                status="failed" if error else "success",
+                exit_code=error.exit_code if error else outcome.exit_code,
+                finished=_now(),
+                # A build that failed before dbt reported its schema keeps the one known before.
+                schema=outcome.schema or record["schema"],
+                # A failed build may still have made schemas: remember them for `clean`.
+                schemas=sorted(set(record["schemas"]) | set(outcome.schemas)),
+                adapter_type=outcome.adapter_type,
+                dbt_version=outcome.dbt_version,
+                adapter_version=outcome.adapter_version,
+                cloned=bool(clone and outcome.then_succeeded),
+            )
+            if error:
+                record["error"] = str(error)
+            held = _held_elsewhere(output) if error else None
+            if held is not None:
+                # dbt could not open the file (a notebook took it after our check): the
+                # build never started, so a good earlier record stays as it was.
+                error = WarehouseError(f"{held}: close it there and rerun (the earlier build's record is kept)")
+                record = previous if previous.get("status") == "success" else {**record, "error": str(error)}
+            write_json_atomic(ctx.record, record)
+    if outcome.registry_collision:
+        # Another machine built another commit under this suffix: lengthen ours, and build again.
+        _lengthen_suffix(ws, commit, str(outcome.registry_collision.get("commit") or ""), outcome.registry_collision)
+        write_profile(ws, commit, context)
+        return build(ws, commit, context, command=command, args=given_args, install_deps=install_deps,
+                     check_isolation=check_isolation, ref=ref, worktree_checked=True, defer=defer, clone=clone)
     if error:
         raise error
     return BuildResult(commit, context, target, outcome.schema, outcome.exit_code,
@@ -540,6 +556,44 @@ def _held_elsewhere(output: Mapping[str, Any]) -> str | None:
     database = duckdb_file(output)
     pid = posix_lock_holder(database) if database is not None else None
     return None if pid is None else f"the DuckDB file {database} is open in another process ({describe_process(pid)})"
+
+
+def _registry_request(ws: Workspace, commit: str, context: str, request: Any, profile_name: str,
+                      defer: Deferral | None) -> dict[str, Any] | None:
+    """What the build's child writes to the warehouse registry; None when the schema has no suffix to key on."""
+    from .dbt_runner import OpsTarget
+    from .registry import build_event, live_base, registry_schema
+
+    short = schema_suffix(ws, commit)
+    schema = request.expected_schema
+    base = live_base(schema, short) if schema and not is_template(schema) else None
+    if base is None:
+        return None
+    ctx = ws.paths(commit).context(context)
+    row = build_event(ws, commit=commit, short=short, context=context, build_schema=schema,
+                      command=" ".join(request.command), deferred_to=defer.as_record() if defer else None)
+    target = OpsTarget(str(ctx.context_dir), profile_name, request.target, str(ctx.logs_dir))
+    return {"target": {f: getattr(target, f) for f in target.__dataclass_fields__}, "schema": registry_schema(base),
+            "row": row, "ops_target_path": str(ctx.context_dir / "registry-ops")}
+
+
+def _lengthen_suffix(ws: Workspace, commit: str, taken_by: str, holder: Mapping[str, Any]) -> str:
+    """Give `commit` a suffix that `taken_by` (another machine's commit, in the registry) cannot share."""
+    paths = ws.paths(commit)
+    with hold(_suffix_lock(ws), "the schema-suffix registry", ws.settings.lock_timeout):
+        record = read_json(paths.commit_record) or {}
+        old = str(record.get("short") or _computed_suffix(ws, commit))
+        length = len(old) + 1
+        while taken_by.startswith(commit[:length]) or any(
+                other != commit and other.startswith(commit[:length]) for other in built_commits(ws.project_dir)):
+            length += 1
+        suffix = short_hash(commit, length)
+        write_json_atomic(paths.commit_record, {**record, "commit": commit, "short": suffix,
+                                                "created": record.get("created") or _now()})
+    print(f"dot-tasks: the suffix {old} is taken in the warehouse by {taken_by[:12]} (built by "
+          f"{holder.get('built_by') or '?'} on {holder.get('host') or '?'}): building {commit[:12]} as {suffix}",
+          file=sys.stderr, flush=True)
+    return suffix
 
 
 # --- deferral ------------------------------------------------------------------

@@ -78,6 +78,9 @@ class DbtRequest:
     then_command: list[str] = field(default_factory=list)
     then_args: list[str] = field(default_factory=list)
     then_target_path: str | None = None
+    #: The build registry's event, written by this child when dbt starts and ends
+    #: (see `_registry_event`): {"target": OpsTarget fields, "schema", "row", "ops_target_path"}.
+    registry: dict[str, Any] | None = None
 
 
 @dataclass
@@ -94,6 +97,8 @@ class DbtOutcome:
     #: Whether `then_command` ran and succeeded; which command failed, if one did.
     then_succeeded: bool = False
     failed_command: str | None = None
+    #: Another commit holds this build's suffix in the warehouse registry: {"commit", "host", ...}.
+    registry_collision: dict[str, Any] | None = None
 
 
 def _importable(module: str) -> bool:
@@ -550,6 +555,57 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
         _install_guard(request, report)
     report["adapter_type"] = request.adapter_type
     report["dbt_version"], report["adapter_version"] = _versions(request.adapter_type)
+    registered = _registry_event(request, report, "running")
+    if report.get("registry_collision"):
+        return EXIT_ERROR
+    try:
+        code = _build_and_then(request, report, common)
+    except DotError:
+        if registered:
+            _registry_event(request, report, "failed")
+        raise
+    if registered:
+        _registry_event(request, report, "success" if code == EXIT_SUCCESS else "failed")
+    return code
+
+
+def _registry_event(request: DbtRequest, report: dict[str, Any], status: str) -> bool:
+    """Append the build's event to the warehouse registry, through the build's own profile.
+
+    One `run-operation` of the ops project in this same process: dbt is
+    already imported, so no second start is paid. Where the registry cannot be
+    written (a read-only role, an adapter without the SQL), the build warns
+    once and goes on; it is then not seen by `list --warehouse`.
+    """
+    registry = request.registry
+    if not registry:
+        return False
+    from dbt.cli.main import dbtRunner
+
+    row = dict(registry["row"], status=status)
+    if status != "running":
+        from .registry import now_text
+
+        row.update(finished_at=now_text(), recorded_at=now_text(), dbt_version=report.get("dbt_version"),
+                   schemas=json.dumps(sorted(set(report.get("schemas") or []) | {row["build_schema"]})))
+    target = OpsTarget(**registry["target"])
+    value, error = _run_operation(dbtRunner(), MacroCall(target, "dot_registry_record",
+                                                         {"registry_schema": registry["schema"], "row": row}),
+                                  registry["ops_target_path"])
+    if error is None and isinstance(value, dict) and value.get("collision"):
+        report["registry_collision"] = value["collision"]
+        return False
+    if error is not None:
+        print(f"dot-tasks: warning: the build registry {registry['schema']}.dot_builds could not be written "
+              f"({error}); building anyway, but `list --warehouse` and `clean --warehouse` will not see this build",
+              file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _build_and_then(request: DbtRequest, report: dict[str, Any], common: list[str]) -> int:
+    from dbt.cli.main import dbtRunner
+
     code = _invoke(dbtRunner(), [
         *request.command, *common,
         "--target-path", request.target_path, "--log-path", request.log_path,
@@ -615,6 +671,50 @@ def _one_line(exc: BaseException) -> str:
     return ": ".join(lines[:3])[:500] or type(exc).__name__
 
 
+_CAPTURED: dict[str, Any] = {}
+
+
+def _capture_macro_values() -> None:
+    """Make run-operation keep its macro's return value (and error, in our words) in `_CAPTURED`."""
+    from dbt.task.run_operation import RunOperationTask
+
+    if getattr(RunOperationTask._run_unsafe, "dot_capturing", False):
+        return
+    original = RunOperationTask._run_unsafe
+
+    def keeping_the_value(task: Any, package_name: Any, macro_name: Any) -> Any:
+        try:
+            value = original(task, package_name, macro_name)
+        except Exception as exc:
+            _CAPTURED["error"] = _one_line(exc)
+            raise
+        _CAPTURED["value"] = value
+        return value
+
+    keeping_the_value.dot_capturing = True  # type: ignore[attr-defined]
+    RunOperationTask._run_unsafe = keeping_the_value  # type: ignore[method-assign]
+
+
+def _run_operation(runner: Any, call: MacroCall, target_path: str) -> tuple[Any, str | None]:
+    """(what the macro returned, None) or (None, its error), from one `dbt run-operation` in this process."""
+    _capture_macro_values()
+    _CAPTURED.clear()
+    result = runner.invoke([
+        "run-operation", call.macro,
+        "--project-dir", str(OPS_PROJECT),
+        "--profiles-dir", call.target.profiles_dir,
+        "--profile", call.target.profile,
+        "--target", call.target.target,
+        "--target-path", target_path,
+        "--log-path", call.target.log_path,
+        "--args", json.dumps(call.args),
+    ])
+    if result.success:
+        return _json_safe(_CAPTURED.get("value")), None
+    return None, _CAPTURED.get("error") or (_one_line(result.exception) if result.exception else
+                                            "see dbt's output above")
+
+
 def _child_ops(payload: dict[str, Any], report: dict[str, Any]) -> int:
     """Run each macro call through `dbt run-operation`, keeping what the macro returned.
 
@@ -622,41 +722,12 @@ def _child_ops(payload: dict[str, Any], report: dict[str, Any]) -> int:
     calls the macro is wrapped to keep it (and the error, in our words).
     """
     from dbt.cli.main import dbtRunner
-    from dbt.task.run_operation import RunOperationTask
 
-    captured: dict[str, Any] = {}
-    original = RunOperationTask._run_unsafe
-
-    def keeping_the_value(task: Any, package_name: Any, macro_name: Any) -> Any:
-        try:
-            value = original(task, package_name, macro_name)
-        except Exception as exc:
-            captured["error"] = _one_line(exc)
-            raise
-        captured["value"] = value
-        return value
-
-    RunOperationTask._run_unsafe = keeping_the_value  # type: ignore[method-assign]
     outcomes: list[dict[str, Any]] = []
     for item in payload["calls"]:
         call = MacroCall(target=OpsTarget(**item["target"]), macro=item["macro"], args=item["args"])
-        captured.clear()
-        result = dbtRunner().invoke([
-            "run-operation", call.macro,
-            "--project-dir", str(OPS_PROJECT),
-            "--profiles-dir", call.target.profiles_dir,
-            "--profile", call.target.profile,
-            "--target", call.target.target,
-            "--target-path", payload["scratch"],
-            "--log-path", call.target.log_path,
-            "--args", json.dumps(call.args),
-        ])
-        if result.success:
-            outcomes.append({"value": _json_safe(captured.get("value")), "error": None})
-        else:
-            reason = captured.get("error") or (
-                _one_line(result.exception) if result.exception else "see dbt's output above")
-            outcomes.append({"value": None, "error": reason})
+        value, error = _run_operation(dbtRunner(), call, payload["scratch"])
+        outcomes.append({"value": value, "error": error})
     report["outcomes"] = outcomes
     return EXIT_SUCCESS if all(o["error"] is None for o in outcomes) else EXIT_ERROR
 
