@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,41 @@ def require_dbt() -> None:
         )
 
 
+#: The environment variable that names the dbt child's parent, so the child can tell it is orphaned.
+PARENT_ENV = "DOT_TASKS_DBT_PARENT"
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, PARENT_ENV: str(os.getpid())}
+
+
+def _die_with_parent() -> None:
+    """Make the dbt child die with the process that started it (kill -9 included).
+
+    An orphaned child would go on with what its parent no longer knows about:
+    finish a promotion's switch after the parent was killed, or keep a build
+    running. On Linux the kernel sends SIGKILL when the parent dies; elsewhere a
+    thread watches stdin, a pipe whose other end only the parent holds.
+    """
+    expected = os.environ.pop(PARENT_ENV, None)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    else:  # pragma: no cover - CI runs on Linux
+        import threading
+
+        def watch() -> None:
+            sys.stdin.buffer.read()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        threading.Thread(target=watch, daemon=True).start()
+    # The parent may have died before the death signal was asked for.
+    if expected and os.getppid() != int(expected):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _spawn(kind: str, payload: Any, cwd: str, lock_fds: tuple[int, ...] = ()) -> tuple[int, dict[str, Any]]:
     """Run `payload` in a dbt child; return its exit code and its JSON report.
 
@@ -133,10 +169,12 @@ def _spawn(kind: str, payload: Any, cwd: str, lock_fds: tuple[int, ...] = ()) ->
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dot_tasks.dbt_runner", kind, argument, str(write_fd)],
-            stdin=subprocess.DEVNULL,
+            # A pipe that stays open while this process lives: the child's watch elsewhere than Linux.
+            stdin=subprocess.PIPE,
             stdout=sys.stderr.fileno(),  # dbt's output is progress, not a result
             pass_fds=(write_fd, *lock_fds),
             cwd=cwd,
+            env=_child_env(),
         )
     except BaseException:
         os.close(read_fd)
@@ -146,6 +184,8 @@ def _spawn(kind: str, payload: Any, cwd: str, lock_fds: tuple[int, ...] = ()) ->
     with os.fdopen(read_fd, "r", encoding="utf-8") as reader:
         report = reader.read()
     code = proc.wait()
+    assert proc.stdin is not None
+    proc.stdin.close()
     try:
         return code, (json.loads(report) if report.strip() else {})
     except json.JSONDecodeError:
@@ -191,7 +231,8 @@ class MacroOutcome:
 OPS_PROJECT = Path(__file__).resolve().parent / "dbt_ops"
 
 
-def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...] = ()) -> list[MacroOutcome]:
+def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...] = (),
+                quiet: bool = False) -> list[MacroOutcome]:
     """Run each call's macro in one dbt start; one outcome per call, in order.
 
     `lock_fds` are inherited by the child, as for `run_dbt`: a promotion's locks
@@ -201,13 +242,15 @@ def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...]
     call's own profile, so any adapter works; only what a macro returns comes
     back here (counts, samples, names), never a table's worth of rows.
     `lock_fds` (from `builds.warehouse_locks`) stay held by the child, as in a build.
+    `quiet` keeps dbt's banner and logs off stderr (errors and the macros' own
+    `print` lines still show).
     """
     if not calls:
         return []
     require_dbt()
     scratch.mkdir(parents=True, exist_ok=True)
     code, report = _spawn(
-        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch)}, cwd=str(scratch),
+        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch), "quiet": quiet}, cwd=str(scratch),
         lock_fds=lock_fds,
     )
     outcomes = report.get("outcomes")
@@ -294,7 +337,7 @@ class MacroSession:
                 [sys.executable, "-m", "dot_tasks.dbt_runner", "session",
                  json.dumps({"target": asdict(target), "scratch": str(scratch)}), str(write_fd)],
                 stdin=subprocess.PIPE, stdout=sys.stderr.fileno(), pass_fds=(write_fd, *lock_fds),
-                cwd=str(scratch), text=True,
+                cwd=str(scratch), text=True, env=_child_env(),
             )
         except BaseException:
             os.close(read_fd)
@@ -622,6 +665,7 @@ def _child_ops(payload: dict[str, Any], report: dict[str, Any]) -> int:
         call = MacroCall(target=OpsTarget(**item["target"]), macro=item["macro"], args=item["args"])
         captured.clear()
         result = dbtRunner().invoke([
+            *(["--quiet"] if payload.get("quiet") else []),
             "run-operation", call.macro,
             "--project-dir", str(OPS_PROJECT),
             "--profiles-dir", call.target.profiles_dir,
@@ -774,6 +818,7 @@ def _child_session(payload: dict[str, Any], report_fd: int) -> int:
 
 def _main(argv: list[str]) -> int:
     kind, argument, report_fd = argv[1], argv[2], int(argv[3])
+    _die_with_parent()
     if argument.startswith("@"):
         spill = Path(argument[1:])
         argument = spill.read_text(encoding="utf-8")
