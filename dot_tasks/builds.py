@@ -373,6 +373,51 @@ def warehouse_locks(ws: Workspace, outputs: Iterable[Mapping[str, Any]]) -> Iter
         yield tuple(fds)
 
 
+#: The resource types each dbt command builds when it selects nothing: its results replace theirs.
+_FULL_COVER = {
+    "build": ("model", "seed", "snapshot", "test", "unit_test"),
+    "run": ("model",), "test": ("test", "unit_test"), "seed": ("seed",), "snapshot": ("snapshot",),
+}
+#: Flags that narrow an invocation to some nodes: its results update the record rather than replace it.
+_NARROWING = frozenset({"-s", "--select", "-m", "--models", "--model", "--selector", "--exclude",
+                        "--resource-type", "--resource-types", "--exclude-resource-type"})
+
+
+def node_statuses(previous: Mapping[str, str] | None, command: list[str], args: list[str],
+                  run_results: Mapping[str, Any] | None, manifest: Mapping[str, Any] | None,
+                  started: str) -> dict[str, str]:
+    """Each node's last status, across the invocations since the last full one: what the gate judges.
+
+    A full invocation (one that selects nothing) starts its resource types
+    afresh; a selected one updates the nodes it ran. A model, seed or snapshot
+    rebuilt without its tests makes those tests `stale`: they passed on data
+    that is gone. run_results.json older than the invocation is not its own.
+    """
+    nodes = dict(previous or {})
+    generated = str((run_results or {}).get("metadata", {}).get("generated_at") or "")
+    if not run_results or _parsed(generated) < _parsed(started):
+        return nodes
+    which = command[0] if command else ""
+    if which in _FULL_COVER and not any(a.split("=")[0] in _NARROWING for a in args):
+        nodes = {uid: st for uid, st in nodes.items() if uid.split(".")[0] not in _FULL_COVER[which]}
+    ran = {str(r.get("unique_id")): str(r.get("status")) for r in run_results.get("results") or []}
+    nodes.update(ran)
+    rebuilt = {uid for uid, st in ran.items() if st == "success" and not uid.startswith(("test.", "unit_test."))}
+    for uid, node in ((manifest or {}).get("nodes") or {}).items():
+        depends = set((node.get("depends_on") or {}).get("nodes") or [])
+        if uid.startswith("test.") and uid not in ran and uid in nodes and depends & rebuilt:
+            nodes[uid] = "stale"
+    return nodes
+
+
+def _parsed(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def build(
     ws: Workspace,
     commit: str,
@@ -495,6 +540,7 @@ def build(
         if previous.get("command"):
             record["previous"] = {k: previous.get(k) for k in ("command", "args", "status", "exit_code", "finished")}
         record["schema"] = schema if schema and not is_template(schema) else previous.get("schema")
+        record["nodes"] = previous.get("nodes") or {}
         write_json_atomic(ctx.record, record)
         outcome = run_dbt(request, lock_fds=tuple(fds))
         error = failure(outcome, request)
@@ -513,6 +559,9 @@ def build(
         )
         if error:
             record["error"] = str(error)
+        record["nodes"] = node_statuses(previous.get("nodes"), command, args,
+                                        read_json(ctx.target_dir / "run_results.json"),
+                                        read_json(ctx.target_dir / "manifest.json"), record["started"])
         write_json_atomic(ctx.record, record)
     if error:
         raise error

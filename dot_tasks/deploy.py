@@ -140,17 +140,18 @@ def _listing(names: list[str], limit: int = 5) -> str:
 
 def gate_problems(
     record: Mapping[str, Any] | None,
-    run_results: Mapping[str, Any] | None,
+    manifest: Mapping[str, Any] | None,
     commit: str,
     context: str,
     fail_on_warn: bool = False,
 ) -> list[str]:
     """Why a build may not go live, by the gate; empty when it may.
 
-    The gate: the last dbt invocation was `build` (or a `test` after a
-    successful `run`) for this commit and context; it exited 0; its
-    run_results.json shows every selected test passed, none skipped after an
-    upstream failure (nor warned, with `--fail-on-warn`).
+    The gate judges the build, not its last invocation: every model, seed and
+    snapshot of its manifest was built successfully, and every test passed
+    (not warned, with `--fail-on-warn`), by the invocations since the last
+    full one (`builds.node_statuses`). A selected re-run repairs a failed node
+    only by passing it; the last invocation must have succeeded too.
     """
     if not record:
         return [f"there is no build of {context} at {commit[:12]} on this machine"]
@@ -163,42 +164,51 @@ def gate_problems(
         problems.append("it is being built right now (or its build was interrupted)")
     elif status != "success" or record.get("exit_code") not in (0, None):
         problems.append(f"its last dbt {command or 'invocation'} failed (exit {record.get('exit_code')})")
-    previous = record.get("previous") or {}
-    if command == "test":
-        if previous.get("command") not in ("run", "build") or previous.get("status") != "success":
-            problems.append("its last dbt invocation was a `test` that did not follow a successful `run`")
-    elif command != "build":
-        problems.append(f"its last dbt invocation was `{command or 'unknown'}`, not `build`")
-    if not run_results:
-        problems.append("its run_results.json is missing")
+    nodes = record.get("nodes")
+    if not isinstance(nodes, dict):
+        problems.append("its build record has no per-node results (made by an older dot-tasks)")
         return problems
-    which = (run_results.get("args") or {}).get("which")
-    generated = _parse_time((run_results.get("metadata") or {}).get("generated_at"))
-    started = _parse_time(record.get("started"))
-    if (which and command and which != command.split()[0]) or (generated and started and generated < started):
-        problems.append("its run_results.json is not from its last dbt invocation")
+    if not manifest:
+        problems.append("its manifest.json is missing")
         return problems
-    failed, skipped, warned, errored = [], [], [], []
-    for result in run_results.get("results") or []:
-        uid = str(result.get("unique_id", ""))
-        state = result.get("status")
-        if uid.startswith(("test.", "unit_test.")):
-            if state in ("fail", "error"):
-                failed.append(_short_name(uid))
+    unbuilt, never_built, failed, skipped, never_ran, stale, warned = [], [], [], [], [], [], []
+    for uid, node in sorted((manifest.get("nodes") or {}).items()):
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("resource_type")
+        state = nodes.get(uid)
+        if kind in PROMOTABLE:
+            if (node.get("config") or {}).get("materialized") == "ephemeral":
+                continue
+            if state is None:
+                never_built.append(_short_name(uid))
+            elif state != "success":
+                unbuilt.append(_short_name(uid))
+        elif kind == "test":
+            if state is None:
+                never_ran.append(_short_name(uid))
+            elif state == "stale":
+                stale.append(_short_name(uid))
             elif state == "skipped":
                 skipped.append(_short_name(uid))
-            elif state == "warn" and fail_on_warn:
-                warned.append(_short_name(uid))
-        elif state in ("error", "skipped", "fail"):
-            errored.append(_short_name(uid))
-    if errored:
-        problems.append(f"{len(errored)} node(s) did not build: {_listing(errored)}")
-    if failed:
-        problems.append(f"{len(failed)} test(s) failed: {_listing(failed)}")
-    if skipped:
-        problems.append(f"{len(skipped)} test(s) were skipped after an upstream failure: {_listing(skipped)}")
-    if warned:
-        problems.append(f"{len(warned)} test(s) warned (--fail-on-warn): {_listing(warned)}")
+            elif state == "warn":
+                if fail_on_warn:
+                    warned.append(_short_name(uid))
+            elif state != "pass":
+                failed.append(_short_name(uid))
+    failed += [uid.split(".")[-1] for uid, state in sorted(nodes.items())
+               if uid.startswith("unit_test.") and state in ("fail", "error")]
+    for names, what in (
+        (unbuilt, "node(s) did not build"),
+        (never_built, "node(s) were never built"),
+        (failed, "test(s) failed"),
+        (skipped, "test(s) were skipped after an upstream failure"),
+        (never_ran, "test(s) never ran"),
+        (stale, "test(s) ran before the node they test was rebuilt, and have not run since"),
+        (warned, "test(s) warned (--fail-on-warn)"),
+    ):
+        if names:
+            problems.append(f"{len(names)} {what}: {_listing(names)}")
     return problems
 
 
@@ -208,14 +218,6 @@ def partial_problem(record: Mapping[str, Any] | None) -> str | None:
         return ("it is a partial build deferred to another build (without --clone), so the live schema would "
                 "be missing models: rebuild it in full, or with --clone")
     return None
-
-
-def _parse_time(value: Any) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def relation_key(schema: str, name: str, case_sensitive: bool) -> str:
@@ -478,13 +480,13 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
     problems: list[str] = []
     if switch.action == "promote":
         # A rollback needs no new test run: its build passed the gate when it first went live.
-        problems = gate_problems(record, read_json(ctx.target_dir / "run_results.json"), commit, context,
+        problems = gate_problems(record, read_json(ctx.target_dir / "manifest.json"), commit, context,
                                  switch.fail_on_warn)
         if problems and not switch.allow_untested:
             raise PromotionRefused(
                 f"{switch.refusing}: {'; '.join(problems)}. Run "
-                f"`dot-tasks run {context}@{commit[:12]}` (dbt build: models and tests), then promote again "
-                "(or pass --allow-untested)"
+                f"`dot-tasks run {context}@{commit[:12]}` (dbt build: models and tests), or re-run the nodes named "
+                "until they pass, then promote again (or pass --allow-untested)"
             )
         if problems:
             progress(f"warning: --allow-untested: promoting {short} past its gate ({'; '.join(problems)}); "

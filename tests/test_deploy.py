@@ -267,11 +267,14 @@ def test_drift_after_a_live_view_is_replaced_by_hand(env: Env) -> None:
     env.execute(f"drop view {live}.order_totals")
     env.execute(f"create view {live}.order_totals as select 99 as n")
     env.execute(f"drop view {live}.legacy")
-    report = json.loads(env.ok("live", "prod", "--json").stdout)
+    drifted = env.run("live", "prod", "--json")
+    assert drifted.code == 1  # drift fails the command, for a monitor; --exit-zero only reports
+    report = json.loads(env.ok("live", "prod", "--json", "--exit-zero").stdout)
     problems = {d["relation"]: d["problem"] for d in report["drift"]}
     assert problems == {f"{live}.order_totals": f"no longer a view over {live}_{env.a[:8]}.order_totals",
                         f"{live}.legacy": "missing"}
-    assert "drift     " in env.ok("live", "prod").stdout and "order_totals" in env.ok("live", "prod").stdout
+    shown = env.run("live", "prod").stdout
+    assert "drift     " in shown and "order_totals" in shown
     # The next promotion puts its own views back.
     env.ok("promote", f"prod@{env.a}")
     assert json.loads(env.ok("live", "prod", "--json").stdout)["drift"] == []
@@ -307,7 +310,7 @@ def test_gate_refusals_user_table_and_allow_untested(env: Env) -> None:
     env.ok("run", f"dev@{env.a}", "--command", "seed")
     env.ok("build", "--ref", env.a, "--context", "dev", "--command", "run")
     untested = env.run("promote", f"dev@{env.a}")
-    assert untested.code == 2 and "last dbt invocation was `run`, not `build`" in untested.stderr
+    assert untested.code == 2 and "2 test(s) never ran: " in untested.stderr
     assert "--allow-untested" in untested.stderr and "Traceback" not in untested.stderr
 
     # A `test` after that run opens the gate; a table the user made in the live schema stops it.
@@ -356,35 +359,69 @@ def test_failing_tests_refused_then_allow_untested_is_recorded(env: Env) -> None
     env.ok("promote", f"prod@{env.b}")
 
 
-def test_gate_problems_cover_every_reason() -> None:
+def test_gate_judges_every_node_across_invocations() -> None:
+    from dot_tasks.builds import node_statuses
+
     commit, ctx = "a" * 40, "prod"
+    manifest = {"nodes": {
+        "model.shop.orders": {"resource_type": "model", "config": {}},
+        "model.shop.eph": {"resource_type": "model", "config": {"materialized": "ephemeral"}},
+        "seed.shop.raw": {"resource_type": "seed", "config": {}},
+        "test.shop.unique_orders.1": {"resource_type": "test", "depends_on": {"nodes": ["model.shop.orders"]}},
+        "test.shop.check_raw.2": {"resource_type": "test", "depends_on": {"nodes": ["seed.shop.raw"]}},
+    }}
+
+    def results(*pairs: tuple[str, str], at: str = "2026-11-29T10:01:00Z") -> dict:
+        return {"metadata": {"generated_at": at}, "results": [{"unique_id": u, "status": s} for u, s in pairs]}
+
+    started = "2026-11-29T10:00:00+00:00"
+    everything = results(("model.shop.orders", "success"), ("seed.shop.raw", "success"),
+                         ("test.shop.unique_orders.1", "fail"), ("test.shop.check_raw.2", "pass"))
+    nodes = node_statuses(None, ["build"], [], everything, manifest, started)
     record = {"commit": commit, "context": ctx, "command": "build", "status": "success", "exit_code": 0,
-              "started": "2026-11-29T10:00:00+00:00"}
-    results = {"args": {"which": "build"}, "metadata": {"generated_at": "2026-11-29T10:01:00Z"},
-               "results": [{"unique_id": "model.shop.orders", "status": "success"},
-                           {"unique_id": "test.shop.unique_orders_order_id.1", "status": "pass"}]}
-    assert deploy.gate_problems(record, results, commit, ctx) == []
+              "nodes": nodes}
 
-    def problems(record_change: dict | None = None, results_change: dict | None = None, **kw: Any) -> str:
-        return "; ".join(deploy.gate_problems({**record, **(record_change or {})},
-                                              {**results, **(results_change or {})}, commit, ctx, **kw))
+    def problems(nodes: dict, **kw: Any) -> str:
+        return "; ".join(deploy.gate_problems({**record, "nodes": nodes}, manifest, commit, ctx, **kw))
 
-    assert "not `build`" in problems({"command": "run"})
-    assert "did not follow a successful `run`" in problems({"command": "test"})
-    assert problems({"command": "test", "previous": {"command": "run", "status": "success"}},
-                    {"args": {"which": "test"}}) == ""
-    assert "failed (exit 1)" in problems({"status": "failed", "exit_code": 1})
-    assert "not from its last dbt invocation" in problems(results_change={"metadata": {"generated_at": "2026-11-29T09:00:00Z"}})
-    assert "not from its last dbt invocation" in problems(results_change={"args": {"which": "run"}})
-    skipped = {"results": [{"unique_id": "model.shop.orders", "status": "error"},
-                           {"unique_id": "test.shop.unique_orders_order_id.1", "status": "skipped"}]}
-    text = problems(results_change=skipped)
-    assert "1 node(s) did not build: orders" in text and "skipped after an upstream failure: unique_orders_order_id" in text
-    warned = {"results": [{"unique_id": "test.shop.t.1", "status": "warn"}]}
-    assert problems(results_change=warned) == ""
-    assert "warned (--fail-on-warn): t" in problems(results_change=warned, fail_on_warn=True)
-    assert "missing" in "; ".join(deploy.gate_problems(record, None, commit, ctx))
-    assert "another commit" in problems({"commit": "b" * 40})
+    assert problems(nodes) == "1 test(s) failed: unique_orders"
+    # A selection that passes does not repair what it did not run ...
+    walked = node_statuses(nodes, ["build"], ["--select", "raw"],
+                           results(("seed.shop.raw", "success"), ("test.shop.check_raw.2", "pass")), manifest, started)
+    assert problems(walked) == "1 test(s) failed: unique_orders"
+    # ... a model rebuilt without its tests leaves them stale ...
+    rerun = node_statuses(nodes, ["run"], ["--select", "orders"], results(("model.shop.orders", "success")),
+                          manifest, started)
+    assert problems(rerun) == ("1 test(s) ran before the node they test was rebuilt, and have not run since: "
+                               "unique_orders")
+    # ... and one that covers the failed node repairs it by passing it.
+    fixed = node_statuses(nodes, ["build"], ["--select", "orders+"],
+                          results(("model.shop.orders", "success"), ("test.shop.unique_orders.1", "pass")),
+                          manifest, started)
+    assert problems(fixed) == ""
+    # A full `run` starts the models afresh; the tests stay until a full `test` starts them afresh too.
+    run_only = node_statuses(None, ["run"], [], results(("model.shop.orders", "success")), manifest, started)
+    assert "1 node(s) were never built: raw" in problems(run_only) and "2 test(s) never ran" in problems(run_only)
+    tested = node_statuses({**fixed, "model.shop.orders": "error"}, ["run"], [],
+                           results(("model.shop.orders", "success")), manifest, started)
+    assert "unique_orders" in problems(tested)  # stale after the rebuild
+    # Old run_results (another invocation's) change nothing.
+    assert node_statuses(nodes, ["build"], [], results(at="2026-11-29T09:00:00Z"), manifest, started) == nodes
+    assert "warned (--fail-on-warn): unique_orders" in problems({**fixed, "test.shop.unique_orders.1": "warn"},
+                                                                  fail_on_warn=True)
+    assert problems({**fixed, "test.shop.unique_orders.1": "warn"}) == ""
+    assert "skipped after an upstream failure" in problems({**fixed, "test.shop.unique_orders.1": "skipped"})
+    assert "did not build: orders" in problems({**fixed, "model.shop.orders": "error"})
+    assert "unit_orders" in problems({**fixed, "unit_test.shop.orders.unit_orders": "fail"})
+    text = "; ".join(deploy.gate_problems({**record, "status": "failed", "exit_code": 1, "nodes": fixed},
+                                          manifest, commit, ctx))
+    assert text == "its last dbt build failed (exit 1)"
+    assert "being built right now" in "; ".join(deploy.gate_problems({**record, "status": "running"}, manifest,
+                                                                       commit, ctx))
+    assert "no per-node results" in "; ".join(deploy.gate_problems({**record, "nodes": None}, manifest, commit, ctx))
+    assert "manifest.json is missing" in "; ".join(deploy.gate_problems(record, None, commit, ctx))
+    assert "another commit" in "; ".join(deploy.gate_problems({**record, "commit": "b" * 40}, manifest, commit, ctx))
+    assert deploy.gate_problems(None, manifest, commit, ctx)
     assert deploy.partial_problem({"partial": True}) and not deploy.partial_problem({"partial": True, "cloned": True})
 
 
@@ -456,25 +493,27 @@ def test_two_promotes_at_once_serialize(env: Env) -> None:
 READER = r"""
 import json, os, sys, time
 import psycopg2
+import psycopg2.extensions
 
-dsn, schema, stop = sys.argv[1:4]
+dsn, schema, stop, order = sys.argv[1:5]
 con = psycopg2.connect(dsn)
+con.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ)
+queries = {"orders": f"select count(*) from {schema}.orders", "order_totals": f"select n from {schema}.order_totals"}
+names = ["orders", "order_totals"] if order == "forward" else ["order_totals", "orders"]
 seen, errors, reads = {}, [], 0
 while not os.path.exists(stop):
     try:
-        with con.cursor() as cur:  # one transaction: psycopg2 begins it with the first statement
-            first, second = "orders", "order_totals"
-            values = {}
-            cur.execute(f"select count(*) from {schema}.{first}" if first == "orders" else f"select n from {schema}.{first}")
-            values[first] = cur.fetchone()[0]
-            time.sleep(0.002)  # widen the window between the two reads
-            cur.execute(f"select count(*) from {schema}.{second}" if second == "orders" else f"select n from {schema}.{second}")
-            values[second] = cur.fetchone()[0]
-            orders, totals = values["orders"], values["order_totals"]
+        values = {}
+        with con.cursor() as cur:  # one repeatable-read transaction: psycopg2 begins it with the first read
+            for name in names:
+                cur.execute(queries[name])
+                values[name] = cur.fetchone()[0]
+                time.sleep(0.005)  # widen the window between the two reads
         con.commit()
-        key = f"{orders}/{totals}"
+        key = f"{values['orders']}/{values['order_totals']}"
         seen[key] = seen.get(key, 0) + 1
         reads += 1
+        time.sleep(0.02)  # about 30 transactions a second
     except Exception as exc:  # noqa: BLE001 - every error is a finding
         errors.append(str(exc).strip())
         con.rollback()
@@ -487,25 +526,119 @@ def _postgres_only(env: Env) -> None:
         pytest.skip("PostgreSQL-only: transactional DDL seen from a second connection")
 
 
-def test_a_reader_never_sees_a_mix_during_20_switches(env: Env, tmp_path: Path) -> None:
+def test_four_readers_in_both_orders_never_fail_nor_see_a_mix_during_10_switches(env: Env, tmp_path: Path) -> None:
     _postgres_only(env)
     live = env.live["prod"]
     env.ok("promote", f"prod@{env.a}")
     stop = tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, "-c", READER, PG_DSN, live, str(stop)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    readers = [subprocess.Popen([sys.executable, "-c", READER, PG_DSN, live, str(stop), order],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for order in ("forward", "backward", "forward", "backward")]
+    switches = []
     try:
-        for _ in range(10):  # 10 promote/rollback cycles: 20 switches
-            env.ok("promote", f"prod@{env.b}")
-            env.ok("rollback", "prod")
+        for _ in range(5):  # 5 promote/rollback cycles: 10 switches
+            switches.append(json.loads(env.ok("promote", f"prod@{env.b}", "--json").stdout))
+            switches.append(json.loads(env.ok("rollback", "prod", "--json").stdout))
     finally:
         stop.touch()
-        out, err = reader.communicate(timeout=60)
-    report = json.loads(out or "{}") if out else {"errors": [err]}
-    assert report["errors"] == [], report
-    assert set(report["seen"]) == {"3/3", "2/2"}, report  # both commits seen, never a mix
-    assert report["reads"] > 20
+        reports = []
+        for reader in readers:
+            out, err = reader.communicate(timeout=60)
+            reports.append(json.loads(out) if out.strip() else {"errors": [err], "seen": {}, "reads": 0})
+    for report in reports:
+        assert report["errors"] == [], report
+        assert set(report["seen"]) <= {"3/3", "2/2"}, report  # never a mix
+        assert report["reads"] > 20, report
+    assert {key for r in reports for key in r["seen"]} == {"3/3", "2/2"}  # both commits were seen
+    assert all(s["transaction"][0] == s["transaction"][1] for s in switches)
     assert [h["action"] for h in _history(env)[:2]] == ["rollback", "promote"]
+
+
+def _pg_rows(sql: str) -> list[tuple]:
+    import psycopg2
+
+    with psycopg2.connect(PG_DSN) as con, con.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def _waiting_pids(live: str) -> set[int]:
+    """Backends waiting for the promotion lock of `live`, or for the lock of its orders view."""
+    return {row[0] for row in _pg_rows(
+        "select pid from pg_locks where not granted and (locktype = 'advisory' or "
+        f"relation = '{live}.orders'::regclass)")}
+
+
+def test_the_whole_promotion_is_one_transaction_holding_the_promotion_lock(env: Env, tmp_path: Path) -> None:
+    _postgres_only(env)
+    import psycopg2
+
+    from gates import Run
+
+    live = env.live["prod"]
+    env.ok("promote", f"prod@{env.a}")
+    # A reader holding the live orders view keeps the promotion in its lock phase, after its reads.
+    reader = psycopg2.connect(PG_DSN)
+    try:
+        with reader.cursor() as cur:
+            cur.execute(f"select count(*) from {live}.orders")
+        run = Run(env.project, "promote", f"prod@{env.b}", "--json")
+        run.wait_for_line("promotion lock taken")
+        deadline = time.monotonic() + 60
+        while not _waiting_pids(live) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        [(pid, state, xact_age)] = _pg_rows(
+            "select a.pid, a.state, extract(epoch from now() - a.xact_start) from pg_locks l "
+            "join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.granted")
+        # The promoting backend holds the transaction-scoped lock while it waits: one transaction since.
+        assert state in ("active", "idle in transaction") and xact_age > 0
+        time.sleep(0.3)
+        assert _pg_rows(f"select pid from pg_locks where locktype = 'advisory' and granted") == [(pid,)]
+    finally:
+        reader.rollback()
+        reader.close()
+    assert run.wait() == 0, run.stderr
+    result = json.loads(run.proc.stdout.read())
+    first, last = result["transaction"]
+    assert first is not None and first == last  # the first and last statement: one transaction
+    assert result["lock_attempts"] > 1
+    assert env.state(live) == STATE_B
+
+
+def test_two_clones_promoting_at_once_are_serialised_by_the_warehouse(env: Env, tmp_path: Path) -> None:
+    """Two machines (two clones, each its own .dot), one warehouse: the advisory lock is what orders them."""
+    _postgres_only(env)
+    import psycopg2
+
+    from gates import Run
+
+    live = env.live["prod"]
+    env.ok("promote", f"prod@{env.a}")
+    other = tmp_path / "other"
+    git("clone", "-q", str(env.project.repo_dir), str(other), cwd=tmp_path)
+    clone = Project(other, other, env.a, env.b)
+    assert clone.run("run", f"prod@{env.b}").code == 0
+    # Hold both promotions at the relation locks (or the promotion lock) and release them together.
+    holder = psycopg2.connect(PG_DSN)
+    try:
+        with holder.cursor() as cur:
+            cur.execute(f"lock table {live}.orders in access share mode")
+        runs = [Run(env.project, "promote", f"prod@{env.a}"), Run(clone, "promote", f"prod@{env.b}")]
+        seen: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(seen) < 2 and time.monotonic() < deadline:
+            seen |= _waiting_pids(live)
+            time.sleep(0.005)
+        assert len(seen) == 2, [r.stderr for r in runs]
+    finally:
+        holder.rollback()
+        holder.close()
+    for run in runs:
+        assert run.wait() == 0, run.stderr
+    newest, older = _history(env)[:2]
+    assert newest["previous_commit"] == older["commit"]
+    assert {newest["commit"], older["commit"]} == {env.a, env.b}
+    assert _wholly_one_commit(env) == (STATE_A if newest["commit"] == env.a else STATE_B)
 
 
 def test_a_users_view_on_a_live_view_stops_a_drop_and_is_named(env: Env) -> None:
