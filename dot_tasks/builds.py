@@ -418,6 +418,26 @@ def _parsed(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def refuse_rebuilding_live(ws: Workspace, commit: str, context: str, command: list[str]) -> None:
+    """A writing dbt command on the live build would replace the tables its live views read.
+
+    On PostgreSQL dbt drops them with CASCADE, and the live views with them;
+    on DuckDB readers would see half-rebuilt tables. Known from this machine's
+    notes of what is live (`dot-tasks live` refreshes them from the warehouse).
+    """
+    from .dbt_runner import WRITING_COMMANDS
+    from .deploy import live_marks  # .dot/live only: no warehouse, no dbt import
+
+    mark = live_marks(ws).get((commit, context))
+    if mark in ("live", "live?") and command and command[0] in WRITING_COMMANDS:
+        raise DotError(
+            f"{context}@{commit[:12]} is {'live' if mark == 'live' else 'maybe live'}: rebuilding it would replace "
+            "the tables its live views read (dbt's CASCADE drops those views on PostgreSQL). Build another commit "
+            f"and `dot-tasks promote {context}@<it>`, or pass --rebuild-live to rebuild this one and promote it "
+            "again in the same command"
+        )
+
+
 def build(
     ws: Workspace,
     commit: str,
@@ -431,6 +451,7 @@ def build(
     worktree_checked: bool = False,
     defer: Deferral | None = None,
     clone: bool = False,
+    rebuild_live: bool = False,
 ) -> BuildResult:
     """Run dbt on the commit's worktree with the context's generated profile.
 
@@ -456,6 +477,8 @@ def build(
         raise DeferralError("--clone copies the unchanged nodes from a base: give it with --defer-to CTX@REF")
     if context is None:
         context = choose_context(ws, commit, None)[0].context
+    if not rebuild_live:
+        refuse_rebuilding_live(ws, commit, context, command)
     paths = ws.paths(commit) if worktree_checked else require_worktree(ws, commit)
     ctx = paths.context(context)
     if not ctx.profiles_yml.is_file():
@@ -661,6 +684,8 @@ class RunOptions:
     #: Build the base first when it is missing or did not succeed.
     build_base: bool = False
     clone: bool = False
+    #: Rebuild a commit that is live, then promote it again.
+    rebuild_live: bool = False
 
 
 def check_options(options: RunOptions) -> None:
@@ -737,7 +762,8 @@ def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
     try:
         result = build(ws, commit, prof.context, command=options.command, args=options.args,
                        install_deps=options.install_deps, check_isolation=options.check_isolation,
-                       ref=ref, worktree_checked=True, defer=base, clone=options.clone)
+                       ref=ref, worktree_checked=True, defer=base, clone=options.clone,
+                       rebuild_live=options.rebuild_live)
     except DotError:
         summary["seconds"] = round(time.monotonic() - started, 3)
         say(f"build    failed ({summary['seconds']:.2f}s)")

@@ -284,7 +284,7 @@ def remembered(ws: Workspace) -> dict[str, dict[str, Any]]:
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             note = read_json(path)
-            if isinstance(note, dict) and note.get("commit"):
+            if isinstance(note, dict) and (note.get("commit") or note.get("pending")):
                 notes[path.stem] = note
     return notes
 
@@ -293,10 +293,14 @@ def protected_commits(ws: Workspace) -> dict[str, str]:
     """commit → why `clean` must keep its build: live for a context, or its rollback target."""
     reasons: dict[str, list[str]] = {}
     for context, note in remembered(ws).items():
-        reasons.setdefault(str(note["commit"]), []).append(f"live for {context}")
+        if note.get("commit"):
+            reasons.setdefault(str(note["commit"]), []).append(f"live for {context}")
     for context, note in remembered(ws).items():
         if note.get("previous_commit"):
             reasons.setdefault(str(note["previous_commit"]), []).append(f"rollback target for {context}")
+        if note.get("pending"):
+            # A switch this machine started and never saw end (killed): it may have committed.
+            reasons.setdefault(str(note["pending"]), []).append(f"maybe live for {context} (run `dot-tasks live`)")
     return {commit: ", ".join(why) for commit, why in reasons.items()}
 
 
@@ -306,7 +310,10 @@ def live_marks(ws: Workspace) -> dict[tuple[str, str], str]:
     for context, note in remembered(ws).items():
         if note.get("previous_commit"):
             marks[(str(note["previous_commit"]), context)] = "rollback"
-        marks[(str(note["commit"]), context)] = "live"
+        if note.get("pending"):
+            marks[(str(note["pending"]), context)] = "live?"
+        if note.get("commit"):
+            marks[(str(note["commit"]), context)] = "live?" if note.get("pending") else "live"
     return marks
 
 
@@ -402,13 +409,15 @@ class _Switch:
     @property
     def refusing(self) -> str:
         """How a refusal begins, in the words of the command that was refused."""
+        if self.action == "retire":
+            return f"refusing to retire {self.context}"
         if self.action == "rollback":
             return f"refusing to roll {self.context} back to {self.commit[:12]}"
         return f"refusing to promote {self.commit[:12]} to {self.context}"
 
     @property
     def again(self) -> str:
-        return "roll back again" if self.action == "rollback" else "promote again"
+        return {"rollback": "roll back again", "retire": "retire again"}.get(self.action, "promote again")
 
 
 def promote(ws: Workspace, options: PromoteOptions, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -525,9 +534,18 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
                                         ws.settings.lock_timeout))]
         fds.extend(locks.enter_context(warehouse_locks(ws, [conn.output])))
         progress(f"{switch.action}: switching {len(relations)} relation(s) of {conn.base} to {short} ({commit[:12]})")
-        value = _switch_with_retries(ws, conn, plan, tuple(fds), switch, progress)
+        # Noted before the switch: if this process is killed once the warehouse has
+        # committed it, `list` and `clean` still know the commit may be live.
+        before = remembered(ws).get(context)
+        _remember(ws, context, {**(before or {"context": context}), "pending": commit})
+        try:
+            value = _switch_with_retries(ws, conn, plan, tuple(fds), switch, progress)
+        except BaseException:
+            _remember(ws, context, before)
+            raise
         refusal = value.get("refusal")
         if refusal:
+            _remember(ws, context, before)
             raise _refused(refusal, value, switch, short, conn)
         note = {
             "commit": commit, "short": short, "context": context, "live_schema": conn.base,
@@ -605,6 +623,37 @@ def _refused(kind: str, value: Mapping[str, Any], switch: _Switch, short: str, c
     if kind == "already live":
         return PromotionRefused(f"{switch.refusing}: {switch.commit[:12]} is already live in {conn.base}")
     return PromotionRefused(f"{switch.refusing}: the warehouse refused ({kind})")  # pragma: no cover
+
+
+# --- retire ----------------------------------------------------------------------
+
+
+def retire(ws: Workspace, context: str, progress: Callable[[str], None], verbose: bool = False) -> dict[str, Any]:
+    """Take a context out of red/green: drop the views promotions made, in one transaction, and record it.
+
+    Everything else in the live schemas stays (the user's views, dbt's own
+    relations, the history). Afterwards nothing is live for the context, so
+    `clean` protects nothing for it, and a plain `dbt build` owns the schema again.
+    """
+    conn = _any_connection(ws, context)
+    row = {"context": context, "refs": "", "promoted_by": _who(ws), "gate_overridden": False,
+           "promoted_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")}
+    plan = {"live_schema": conn.base, "lock_wait_seconds": READER_WAIT_SECONDS, "row": row}
+    switch = _Switch("", context, "retire", verbose=verbose)
+    with ExitStack() as locks:
+        fds = [locks.enter_context(hold(_live_lock(ws, conn), f"the live schema {conn.base}",
+                                        ws.settings.lock_timeout))]
+        fds.extend(locks.enter_context(warehouse_locks(ws, [conn.output])))
+        progress(f"retire: dropping the views promotions made in {conn.base}")
+        value = _call(ws, conn.target, "dot_retire", {"plan": plan}, tuple(fds), verbose=verbose) or {}
+        refusal = value.get("refusal")
+        if refusal == "nothing live":
+            raise PromotionRefused(f"nothing is live in {conn.base} for {context}: there is nothing to retire")
+        if refusal:
+            raise _refused(refusal, value, switch, "", conn)
+        _remember(ws, context, None)
+    return {"context": context, "live_schema": conn.base, "retired": value["retired"], "short": value["short"],
+            "dropped": value.get("dropped", []), "transaction": value.get("transaction")}
 
 
 # --- live ------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class DotProgram(Program):
 
 # Tasks whose first bare word is a CTX@REF spec, and tasks whose first bare word is a context.
 _SPEC_TASKS = ("run", "promote")
-_CONTEXT_TASKS = ("rollback", "live")
+_CONTEXT_TASKS = ("rollback", "live", "retire")
 
 
 def accept_positional_spec(argv: list[str]) -> list[str]:

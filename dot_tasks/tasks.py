@@ -9,10 +9,10 @@ from __future__ import annotations
 from invoke import Collection
 
 from .commands.common import DEFAULTS
-from .commands.deploy import live, promote, rollback
+from .commands.deploy import live, promote, retire, rollback
 from .commands.diff import diff
 from .commands.lifecycle import clean, list_
 from .commands.steps import build, profile, resolve, run, worktree
 
-ns = Collection(resolve, worktree, profile, build, run, list_, clean, diff, promote, rollback, live)
+ns = Collection(resolve, worktree, profile, build, run, list_, clean, diff, promote, rollback, live, retire)
 ns.configure({"dot": DEFAULTS})

@@ -444,6 +444,127 @@ def test_live_locations_take_the_suffix_out() -> None:
         deploy.plan_relations(manifest, "s_1234", "s")
 
 
+# --- history, retire, plain dbt ------------------------------------------------------------
+
+
+def test_repairing_the_live_commit_keeps_the_real_previous_release(env: Env) -> None:
+    implicit = env.run("promote")
+    assert implicit.code == 2 and "promote needs the build to make live" in implicit.stderr
+    env.ok("promote", f"prod@{env.a}")
+    second = env.ok("promote", f"prod@{env.b}")
+    assert "Running with dbt" not in second.stderr and "Registered adapter" not in second.stderr  # quiet
+    repair = json.loads(env.ok("promote", f"prod@{env.b}", "--json", "--verbose").stdout)
+    assert repair["action"] == "repair" and repair["previous_commit"] == env.a
+    history = _history(env)
+    assert [(h["action"], h["commit"], h["previous_commit"]) for h in history[:2]] == [
+        ("repair", env.b, env.a), ("promote", env.b, env.a)]
+    back = env.ok("rollback", "prod")
+    assert f"prod is now {env.a}" in back.stdout
+    assert env.state(env.live["prod"]) == STATE_A
+    refused = env.run("rollback", "prod", "--to", env.a)
+    assert refused.code == 2 and f"refusing to roll prod back to {env.a[:12]}" in refused.stderr
+    assert "promote" not in refused.stderr.split("refusing", 1)[1]
+
+
+def test_rebuilding_the_live_commit_is_refused_unless_rebuild_live(env: Env) -> None:
+    env.ok("promote", f"prod@{env.b}")
+    refused = env.run("run", f"prod@{env.b}")
+    assert refused.code == 2 and "--rebuild-live" in refused.stderr and "Build another commit" in refused.stderr
+    assert "Running with dbt" not in refused.stderr  # before dbt starts
+    assert env.run("build", "--ref", env.b, "--context", "prod").code == 2
+    rebuilt = env.ok("build", "--ref", env.b, "--context", "prod", "--rebuild-live")
+    assert f"promoting prod@{env.b[:12]} again" in rebuilt.stderr
+    report = json.loads(env.ok("live", "prod", "--json").stdout)
+    assert report["drift"] == [] and report["history"][0]["action"] == "repair"
+    assert env.state(env.live["prod"]) == STATE_B
+
+
+def _plain_dbt(env: Env, context: str, *args: str) -> subprocess.CompletedProcess:
+    """The user's own `dbt build` from their checkout, without dot-tasks."""
+    dbt = Path(sys.executable).with_name("dbt")
+    return subprocess.run([str(dbt), *args, "--target", context, "--profiles-dir", ".", "--project-dir", "."],
+                          cwd=env.project.project_dir, capture_output=True, text=True, timeout=300)
+
+
+def test_retire_then_plain_dbt_then_replace_existing_over_dbts_own_views(env: Env) -> None:
+    live = env.live["dev"]
+    env.ok("run", f"dev@{env.a}", "--rebuild-live")  # whether or not an earlier test left it live
+    env.ok("promote", f"dev@{env.a}", "--replace-existing")
+    retired = json.loads(env.ok("retire", "dev", "--json").stdout)
+    assert retired["retired"] == env.a and f"{live}.orders" in retired["dropped"]
+    assert "nothing is live" in env.ok("live", "dev").stdout
+    assert (env.a, "dev") not in deploy.live_marks(_workspace(env))
+    assert env.run("retire", "dev").code == 2
+    # The user's own dbt owns the schema again: their `dbt build`, with a staging view on a seed.
+    orders = env.project.project_dir / "models" / "orders.sql"
+    original = orders.read_text()
+    orders.write_text("{{ config(materialized='view') }}\n" + original)
+    try:
+        built = _plain_dbt(env, "dev", "build")
+        assert built.returncode == 0, built.stdout[-3000:]
+    finally:
+        orders.write_text(original)
+    assert env.relations(live)["orders"] == "view" and env.relations(live)["raw_orders"] == "table"
+    # A relation that is no node of the project on dbt's table, and (PostgreSQL) a case-variant user table.
+    env.execute(f"create view {live}.my_orders as select * from {live}.raw_orders")
+    if env.engine == "postgres":
+        env.execute(f'create table {live}."ORDERS" as select 7 as mine')
+    refused = env.run("promote", f"dev@{env.a}", "--replace-existing")
+    if env.engine == "postgres":  # DuckDB records no dependencies: nothing blocks the drop there
+        assert refused.code == 2 and f"{live}.my_orders (on {live}.raw_orders)" in refused.stderr
+        assert f"{live}.orders (on" not in refused.stderr  # dbt's own view goes with its table
+        env.execute(f"drop view {live}.my_orders")
+        result = json.loads(env.ok("promote", f"dev@{env.a}", "--replace-existing", "--json").stdout)
+    else:
+        assert refused.code == 2 and f"{live}.my_orders (reads {live}.raw_orders" in refused.stderr
+        env.execute(f"drop view {live}.my_orders")
+        result = json.loads(env.ok("promote", f"dev@{env.a}", "--replace-existing", "--json").stdout)
+    assert f"{live}.orders" in result["replaced_existing"] and f"{live}.raw_orders" in result["replaced_existing"]
+    assert env.rows(f"select count(*) from {live}.orders") == [(3,)]
+    assert env.rows(f"select count(*) from {live}.raw_orders") == [(3,)]
+    if env.engine == "postgres":
+        assert env.rows(f'select mine from {live}."ORDERS"') == [(7,)]  # left alone, never in the way
+        assert f'{live}.ORDERS' not in json.dumps(result)
+
+
+def test_gate_walk_around_is_refused_until_the_failed_nodes_pass(env: Env) -> None:
+    if env.engine == "postgres":
+        pytest.skip("the gate reads only files; DuckDB shows it")
+    repo = env.project.repo_dir
+    git("checkout", "-q", "-b", "dup", env.b, cwd=repo)
+    write(repo / "models" / "orders.sql",
+          "select order_id, amount * 2 as amount_doubled from {{ ref('raw_orders') }} where order_id > 1\n"
+          "{% if var('dup', false) %}union all select 2, 40{% endif %}\n")
+    d = env.project.commit("D: orders duplicates a key when asked")
+    git("checkout", "-q", "main", cwd=repo)
+    failed = env.run("run", f"prod@{d}", "--", "--vars", "{dup: true}")
+    assert failed.code == 1
+    env.ok("build", "--ref", d, "--context", "prod", "--select", "order_totals")  # passes, and walks around
+    refused = env.run("promote", f"prod@{d}")
+    assert refused.code == 2 and "test(s) failed: unique_orders_order_id" in refused.stderr
+    # The model rebuilt right but without its tests is not enough either.
+    env.ok("build", "--ref", d, "--context", "prod", "--command", "run", "--select", "orders")
+    stale = env.run("promote", f"prod@{d}")
+    assert stale.code == 2 and "ran before the node they test was rebuilt" in stale.stderr
+    env.ok("build", "--ref", d, "--context", "prod", "--select", "orders+")
+    env.ok("promote", f"prod@{d}")
+    assert env.rows(f"select count(*) from {env.live['prod']}.orders") == [(2,)]
+    env.ok("promote", f"prod@{env.b}")
+
+
+def test_a_users_view_that_a_switch_would_break_stops_it_on_duckdb(env: Env) -> None:
+    if env.engine != "duckdb":
+        pytest.skip("PostgreSQL refuses the drop by its dependencies (test_a_users_view_on_a_live_view...)")
+    live = env.live["prod"]
+    env.ok("promote", f"prod@{env.a}")
+    env.execute(f"create view {live}.my_report as select * from {live}.legacy")
+    refused = env.run("promote", f"prod@{env.b}")  # B has no legacy: its view would go
+    assert refused.code == 2 and f"{live}.my_report (reads {live}.legacy" in refused.stderr
+    assert env.state(live) == STATE_A and env.rows(f"select x from {live}.my_report") == [(1,)]
+    env.execute(f"drop view {live}.my_report")
+    env.ok("promote", f"prod@{env.b}")
+
+
 # --- clean and concurrency ----------------------------------------------------------------
 
 
@@ -722,6 +843,41 @@ def test_promote_killed_at_any_moment_leaves_one_commit_live(env: Env, moment: s
     assert _wholly_one_commit(env) == before
     env.ok("promote", f"prod@{env.b}")
     assert _wholly_one_commit(env) == STATE_B
+
+
+@pytest.mark.parametrize("moment", ["lock taken", "at commit"])
+def test_kill_9_of_promote_alone_leaves_no_orphan_and_everything_agrees(env: Env, moment: str) -> None:
+    """Only the dot-tasks process is killed, as a terminal's kill -9 would: its dbt child must die with it."""
+    _postgres_only(env)
+    from gates import Run, alive, dbt_child
+
+    marker = {"lock taken": "promotion lock taken", "at commit": "committing the switch"}[moment]
+    env.ok("promote", f"prod@{env.a}")
+    run = Run(env.project, "promote", f"prod@{env.b}")
+    child = dbt_child(run.proc.pid)
+    run.wait_for_line(marker)
+    os.kill(run.proc.pid, signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 20
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child), "the dbt child outlived the promote it belonged to"
+    assert "Traceback" not in run.stderr
+    state = _wholly_one_commit(env)
+    if moment == "lock taken":
+        assert state == STATE_A  # the child died inside the transaction: nothing committed
+    in_warehouse = env.a if state == STATE_A else env.b
+    # Before anything reads the warehouse: clean keeps whichever may be live, list says it is unsure.
+    protected = deploy.protected_commits(_workspace(env))
+    assert env.a in protected and env.b in protected
+    marks = deploy.live_marks(_workspace(env))
+    assert marks[(in_warehouse, "prod")] == "live?"
+    # The next look at the warehouse settles it, and then all agree.
+    assert json.loads(env.ok("live", "prod", "--json").stdout)["commit"] == in_warehouse
+    assert deploy.live_marks(_workspace(env))[(in_warehouse, "prod")] == "live"
+    assert deploy.protected_commits(_workspace(env))[in_warehouse] == "live for prod"
+    rows = {(r["commit"], r["context"]): r for r in map(json.loads, env.ok("list", "--json").stdout.splitlines())}
+    assert rows[(in_warehouse, "prod")]["live"] == "live"
 
 
 def test_promote_rollback_and_live_take_their_words_positionally() -> None:

@@ -1,4 +1,4 @@
-"""Deploying a build: `promote`, `rollback` and `live`."""
+"""Deploying a build: `promote`, `rollback`, `live` and `retire`."""
 
 from __future__ import annotations
 
@@ -92,3 +92,22 @@ def live(c: Context, context: str | None = None, json_: bool = False, verbose: b
     print(json.dumps(report, sort_keys=True, default=str) if json_ else deploy.format_live(report))
     if report["drift"] and not exit_zero:
         raise Exit(code=1)
+
+
+@task(auto_shortflags=False, help={
+    "context": "The context to take out of red/green (dot-tasks also takes it positionally).",
+    "json": H_JSON, "verbose": H_VERBOSE, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+})
+@reports_errors
+def retire(c: Context, context: str | None = None, json_: bool = False, verbose: bool = False,
+           project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+    """Drop the views promotions made in the context's live schemas (one transaction): back to plain dbt."""
+    if not context:
+        raise DotError("retire needs the context to take out of red/green: `dot-tasks retire CTX`")
+    ws = workspace(c, project_dir, profiles_dir)
+    result = deploy.retire(ws, context, progress, verbose=verbose)
+    if json_:
+        print(json.dumps(result, sort_keys=True, default=str))
+    else:
+        print(f"retire: nothing is live in {result['live_schema']} for {result['context']} any more (was "
+              f"{result['retired']}); dropped {len(result['dropped'])} view(s)")

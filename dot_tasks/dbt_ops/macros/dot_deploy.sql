@@ -281,15 +281,33 @@ $dot$
 {%- endmacro %}
 
 
+{#- Creating the history table if need be, and adding one row to it. -#}
+{% macro dot_history_statements(live, row, action, previous, relations) %}
+  {% set history = dot_rel(live, 'dot_promotions') %}
+  {{ return([
+      "create table if not exists " ~ history ~ " (" ~ dot_history_columns() ~ ")",
+      "insert into " ~ history ~ " (seq, promoted_at, action, context, commit_sha, short, refs, promoted_by,"
+      ~ " previous_commit, node_count, gate_overridden, build_schema, relations)"
+      ~ " select coalesce(max(seq), 0) + 1, cast(" ~ dot_lit(row['promoted_at']) ~ " as " ~ dbt.type_timestamp() ~ "), "
+      ~ dot_lit(action) ~ ", " ~ dot_lit(row['context']) ~ ", " ~ dot_lit(row['commit']) ~ ", "
+      ~ dot_lit(row['short']) ~ ", " ~ dot_lit(row['refs']) ~ ", " ~ dot_lit(row['promoted_by']) ~ ", "
+      ~ dot_lit(previous) ~ ", " ~ (relations | length) ~ ", "
+      ~ ('true' if row['gate_overridden'] else 'false') ~ ", " ~ dot_lit(row['build_schema']) ~ ", "
+      ~ dot_lit(tojson(relations)) ~ " from " ~ history]) }}
+{% endmacro %}
+
+
 {#- The newest row of dot_promotions, or none. -#}
 {% macro dot_latest_promotion(live_schema, existing) %}
   {% if dot_key(live_schema, 'dot_promotions') not in existing %}{{ return(none) }}{% endif %}
   {% set rows = run_query(
-      "select commit_sha, relations, context, seq, previous_commit, action from " ~ dot_rel(live_schema, 'dot_promotions')
+      "select commit_sha, relations, context, seq, previous_commit, action, short, build_schema from "
+      ~ dot_rel(live_schema, 'dot_promotions')
       ~ " order by seq desc limit 1") %}
   {% if rows | length == 0 %}{{ return(none) }}{% endif %}
   {{ return({'commit': rows[0][0], 'relations': fromjson(rows[0][1] or '[]'), 'context': rows[0][2],
-             'seq': rows[0][3], 'previous': rows[0][4], 'action': rows[0][5]}) }}
+             'seq': rows[0][3], 'previous': rows[0][4], 'action': rows[0][5], 'short': rows[0][6],
+             'build_schema': rows[0][7]}) }}
 {% endmacro %}
 
 
@@ -431,18 +449,7 @@ $dot$
   {% for rel in plan['relations'] %}
     {% do statements.append("create or replace view " ~ dot_rel(rel[1], rel[2]) ~ " as select * from " ~ dot_rel(rel[0], rel[2])) %}
   {% endfor %}
-  {% set history = dot_rel(live, 'dot_promotions') %}
-  {% do statements.append("create table if not exists " ~ history ~ " (" ~ dot_history_columns() ~ ")") %}
-  {% set row = plan['row'] %}
-  {% do statements.append(
-      "insert into " ~ history ~ " (seq, promoted_at, action, context, commit_sha, short, refs, promoted_by,"
-      ~ " previous_commit, node_count, gate_overridden, build_schema, relations)"
-      ~ " select coalesce(max(seq), 0) + 1, cast(" ~ dot_lit(row['promoted_at']) ~ " as " ~ dbt.type_timestamp() ~ "), "
-      ~ dot_lit(action) ~ ", " ~ dot_lit(row['context']) ~ ", " ~ dot_lit(row['commit']) ~ ", "
-      ~ dot_lit(row['short']) ~ ", " ~ dot_lit(row['refs']) ~ ", " ~ dot_lit(row['promoted_by']) ~ ", "
-      ~ dot_lit(recorded_previous) ~ ", " ~ (plan['relations'] | length) ~ ", "
-      ~ ('true' if row['gate_overridden'] else 'false') ~ ", " ~ dot_lit(row['build_schema']) ~ ", "
-      ~ dot_lit(tojson(plan['relations'])) ~ " from " ~ history) %}
+  {% do statements.extend(dot_history_statements(live, plan['row'], action, recorded_previous, plan['relations'])) %}
   {% call statement('dot_switch') %}{{ statements | join(";\n") }}{% endcall %}
   {#- Before the commit: every view of the live schemas that dot-tasks did not
       make must still work; if one does not, nothing is committed. -#}
@@ -471,6 +478,56 @@ $dot$
       'transaction': [first_transaction, last_transaction],
       'lock_attempts': lock_attempts,
   }) }}
+{% endmacro %}
+
+
+{#- `retire`: drop every view the last promotion made, in one transaction, and
+    record it; everything else in the live schemas stays. Afterwards nothing
+    is live, and a plain `dbt build` can use the schemas again. -#}
+{% macro dot_retire(plan) %}
+  {% set live = plan['live_schema'] %}
+  {% do dot_take_promotion_lock(live, plan.get('lock_wait_seconds', 60) + 30) %}
+  {% set first_transaction = dot_transaction_id() %}
+  {% set latest = dot_latest_promotion(live, dot_existing_relations([live])) %}
+  {% if not latest or latest['action'] == 'retire' %}
+    {{ return({'refusal': 'nothing live'}) }}
+  {% endif %}
+  {% set schemas = [] %}
+  {% for rel in latest['relations'] %}{% if rel[1] not in schemas %}{% do schemas.append(rel[1]) %}{% endif %}{% endfor %}
+  {% set existing = dot_existing_relations(schemas + [live]) %}
+  {% set views = [] %}
+  {% set keys = [] %}
+  {% for rel in latest['relations'] %}
+    {% if existing.get(dot_key(rel[1], rel[2])) == 'view' %}
+      {% do views.append(rel) %}{% do keys.append(dot_key(rel[1], rel[2])) %}
+    {% endif %}
+  {% endfor %}
+  {% set blocking = [] %}
+  {% for d in dot_dependants(keys) %}
+    {% if dot_key(d[0], d[1]) not in keys %}{% do blocking.append(d) %}{% endif %}
+  {% endfor %}
+  {% if blocking %}
+    {{ return({'refusal': 'dependants', 'relations': blocking}) }}
+  {% endif %}
+  {% set to_lock = [] %}
+  {% for rel in views %}{% do to_lock.append(dot_rel(rel[1], rel[2])) %}{% endfor %}
+  {% set lock_attempts = dot_lock_relations(to_lock, plan.get('lock_wait_seconds', 60)) %}
+  {% set statements = [] %}
+  {% for rel in views %}{% do statements.append("drop view " ~ dot_rel(rel[1], rel[2])) %}{% endfor %}
+  {% set row = plan['row'] %}
+  {% do row.update({'commit': latest['commit'], 'short': latest['short'], 'build_schema': latest['build_schema']}) %}
+  {% do statements.extend(dot_history_statements(live, row, 'retire', latest['commit'], [])) %}
+  {% call statement('dot_retire') %}{{ statements | join(";\n") }}{% endcall %}
+  {% set broken = dot_broken_user_views(schemas, [dot_key(live, 'dot_promotions')], keys) %}
+  {% if broken %}
+    {{ return({'refusal': 'broken', 'relations': broken}) }}
+  {% endif %}
+  {% set last_transaction = dot_transaction_id() %}
+  {% do adapter.commit() %}
+  {% set dropped = [] %}
+  {% for rel in views %}{% do dropped.append(rel[1] ~ '.' ~ rel[2]) %}{% endfor %}
+  {{ return({'retired': latest['commit'], 'short': latest['short'], 'dropped': dropped,
+             'transaction': [first_transaction, last_transaction], 'lock_attempts': lock_attempts}) }}
 {% endmacro %}
 
 
