@@ -572,7 +572,9 @@ begin
   loop
     begin
       execute format('select * from %I.%I limit 0', v.nspname, v.relname);
-    exception when others then
+    exception when lock_not_available then
+      null;  -- busy, not broken: another session holds what it reads
+    when others then
       broken := broken || v.nspname || '.' || v.relname || ' (' || sqlerrm || ')' || chr(10);
     end;
   end loop;
