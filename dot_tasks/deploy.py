@@ -595,9 +595,9 @@ def _refused(kind: str, value: Mapping[str, Any], switch: _Switch, short: str, c
     if kind == "not ours":
         listing = _listing([f"{n} ({k})" for n, k in names], 10)
         return PromotionRefused(
-            f"{switch.refusing}: {len(names)} relation(s) in the live schema were not made by a promotion nor by "
-            f"dbt for this project's nodes, and would be replaced: {listing}. Nothing was changed; rename or drop "
-            "them, or pass --replace-existing to replace them in the same transaction"
+            f"{switch.refusing}: {len(names)} relation(s) in the live schema were not made by a promotion and "
+            f"would be replaced: {listing}. Nothing was changed; pass --replace-existing to replace them (in "
+            "dependency order, in the same transaction)"
         )
     if kind == "dependants":
         listing = _listing([f"{d[0]}.{d[1]} (on {d[2]}.{d[3]})" for d in names], 10)

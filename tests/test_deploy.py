@@ -279,6 +279,17 @@ def test_drift_after_a_live_view_is_replaced_by_hand(env: Env) -> None:
     env.ok("promote", f"prod@{env.a}")
     assert json.loads(env.ok("live", "prod", "--json").stdout)["drift"] == []
     assert env.state(live) == STATE_A
+    # The build relation behind a live view gone (DuckDB leaves the view dangling): drift, not `none`.
+    build = f"{live}_{env.a[:8]}"
+    env.execute(f"alter table {build}.legacy rename to legacy_away")
+    try:
+        gone = env.run("live", "prod", "--json")
+        problems = {d["relation"]: d["problem"] for d in json.loads(gone.stdout)["drift"]}
+        assert gone.code == 1 and list(problems) == [f"{live}.legacy"]
+        if env.engine == "duckdb":
+            assert problems[f"{live}.legacy"] == f"broken: it reads {build}.legacy, which is gone"
+    finally:
+        env.execute(f"alter table {build}.legacy_away rename to legacy")
 
 
 def test_rollback_needs_the_build_and_names_the_way_back(env: Env) -> None:
