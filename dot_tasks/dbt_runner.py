@@ -128,9 +128,10 @@ def _die_with_parent() -> None:
     """Make the dbt child die with the process that started it (kill -9 included).
 
     An orphaned child would go on with what its parent no longer knows about:
-    finish a promotion's switch after the parent was killed, or keep a build
-    running. On Linux the kernel sends SIGKILL when the parent dies; elsewhere a
-    thread watches stdin, a pipe whose other end only the parent holds.
+    finish a promotion's switch after the parent was killed. On Linux the
+    kernel sends SIGKILL when the parent dies (the parent *thread*: dot-tasks
+    starts its dbt children from the main thread); elsewhere a thread watches
+    stdin, a pipe whose other end only the parent holds.
     """
     expected = os.environ.pop(PARENT_ENV, None)
     if sys.platform.startswith("linux"):
@@ -818,7 +819,11 @@ def _child_session(payload: dict[str, Any], report_fd: int) -> int:
 
 def _main(argv: list[str]) -> int:
     kind, argument, report_fd = argv[1], argv[2], int(argv[3])
-    _die_with_parent()
+    if kind != "build":
+        # A warehouse operation (a promotion's switch, a drop) must not go on
+        # once nobody waits for it. A build may: it holds its locks until it
+        # ends, and its record stays `running`, which the gate refuses.
+        _die_with_parent()
     if argument.startswith("@"):
         spill = Path(argument[1:])
         argument = spill.read_text(encoding="utf-8")
