@@ -124,7 +124,7 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, PARENT_ENV: str(os.getpid())}
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(watch_stdin: bool) -> None:
     """Make the dbt child die with the process that started it (kill -9 included).
 
     An orphaned child would go on with what its parent no longer knows about:
@@ -139,7 +139,7 @@ def _die_with_parent() -> None:
 
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    else:  # pragma: no cover - CI runs on Linux
+    elif watch_stdin:  # pragma: no cover - CI runs on Linux
         import threading
 
         def watch() -> None:
@@ -148,7 +148,7 @@ def _die_with_parent() -> None:
 
         threading.Thread(target=watch, daemon=True).start()
     # The parent may have died before the death signal was asked for.
-    if expected and os.getppid() != int(expected):
+    if expected and os.getppid() != int(expected):  # pragma: no cover - a race of microseconds
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -823,7 +823,8 @@ def _main(argv: list[str]) -> int:
         # A warehouse operation (a promotion's switch, a drop) must not go on
         # once nobody waits for it. A build may: it holds its locks until it
         # ends, and its record stays `running`, which the gate refuses.
-        _die_with_parent()
+        # (A session reads its calls from stdin: it ends by itself when the parent goes.)
+        _die_with_parent(watch_stdin=kind != "session")
     if argument.startswith("@"):
         spill = Path(argument[1:])
         argument = spill.read_text(encoding="utf-8")
