@@ -383,6 +383,71 @@ def warehouse_locks(ws: Workspace, outputs: Iterable[Mapping[str, Any]]) -> Iter
         yield tuple(fds)
 
 
+#: The resource types each dbt command builds when it selects nothing: its results replace theirs.
+_FULL_COVER = {
+    "build": ("model", "seed", "snapshot", "test", "unit_test"),
+    "run": ("model",), "test": ("test", "unit_test"), "seed": ("seed",), "snapshot": ("snapshot",),
+}
+#: Flags that narrow an invocation to some nodes: its results update the record rather than replace it.
+_NARROWING = frozenset({"-s", "--select", "-m", "--models", "--model", "--selector", "--exclude",
+                        "--resource-type", "--resource-types", "--exclude-resource-type"})
+
+
+def node_statuses(previous: Mapping[str, str] | None, command: list[str], args: list[str],
+                  run_results: Mapping[str, Any] | None, manifest: Mapping[str, Any] | None,
+                  started: str) -> dict[str, str]:
+    """Each node's last status, across the invocations since the last full one: what the gate judges.
+
+    A full invocation (one that selects nothing) starts its resource types
+    afresh; a selected one updates the nodes it ran. A model, seed or snapshot
+    rebuilt without its tests makes those tests `stale`: they passed on data
+    that is gone. run_results.json older than the invocation is not its own.
+    """
+    nodes = dict(previous or {})
+    generated = str((run_results or {}).get("metadata", {}).get("generated_at") or "")
+    if not run_results or _parsed(generated) < _parsed(started):
+        return nodes
+    which = command[0] if command else ""
+    if which in _FULL_COVER and not any(a.split("=")[0] in _NARROWING for a in args):
+        nodes = {uid: st for uid, st in nodes.items() if uid.split(".")[0] not in _FULL_COVER[which]}
+    ran = {str(r.get("unique_id")): str(r.get("status")) for r in run_results.get("results") or []}
+    nodes.update(ran)
+    rebuilt = {uid for uid, st in ran.items() if st == "success" and not uid.startswith(("test.", "unit_test."))}
+    for uid, node in ((manifest or {}).get("nodes") or {}).items():
+        depends = set((node.get("depends_on") or {}).get("nodes") or [])
+        if uid.startswith("test.") and uid not in ran and uid in nodes and depends & rebuilt:
+            nodes[uid] = "stale"
+    return nodes
+
+
+def _parsed(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def refuse_rebuilding_live(ws: Workspace, commit: str, context: str, command: list[str]) -> None:
+    """A writing dbt command on the live build would replace the tables its live views read.
+
+    On PostgreSQL dbt drops them with CASCADE, and the live views with them;
+    on DuckDB readers would see half-rebuilt tables. Known from this machine's
+    notes of what is live (`dot-tasks live` refreshes them from the warehouse).
+    """
+    from .dbt_runner import WRITING_COMMANDS
+    from .deploy import live_marks  # .dot/live only: no warehouse, no dbt import
+
+    mark = live_marks(ws).get((commit, context))
+    if mark in ("live", "live?") and command and command[0] in WRITING_COMMANDS:
+        raise DotError(
+            f"{context}@{commit[:12]} is {'live' if mark == 'live' else 'maybe live'}: rebuilding it would replace "
+            "the tables its live views read (dbt's CASCADE drops those views on PostgreSQL). Build another commit "
+            f"and `dot-tasks promote {context}@<it>`, or pass --rebuild-live to rebuild this one and promote it "
+            "again in the same command"
+        )
+
+
 def build(
     ws: Workspace,
     commit: str,
@@ -396,6 +461,7 @@ def build(
     worktree_checked: bool = False,
     defer: Deferral | None = None,
     clone: bool = False,
+    rebuild_live: bool = False,
 ) -> BuildResult:
     """Run dbt on the commit's worktree with the context's generated profile.
 
@@ -422,6 +488,8 @@ def build(
         raise DeferralError("--clone copies the unchanged nodes from a base: give it with --defer-to CTX@REF")
     if context is None:
         context = choose_context(ws, commit, None)[0].context
+    if not rebuild_live:
+        refuse_rebuilding_live(ws, commit, context, command)
     paths = ws.paths(commit) if worktree_checked else require_worktree(ws, commit)
     ctx = paths.context(context)
     if not ctx.profiles_yml.is_file():
@@ -504,6 +572,7 @@ def build(
         if previous.get("command"):
             record["previous"] = {k: previous.get(k) for k in ("command", "args", "status", "exit_code", "finished")}
         record["schema"] = schema if schema and not is_template(schema) else previous.get("schema")
+        record["nodes"] = previous.get("nodes") or {}
         write_json_atomic(ctx.record, record)
         outcome = run_dbt(request, lock_fds=tuple(fds))
         error = None
@@ -531,6 +600,9 @@ def build(
             )
             if error:
                 record["error"] = str(error)
+            record["nodes"] = node_statuses(previous.get("nodes"), command, args,
+                                            read_json(ctx.target_dir / "run_results.json"),
+                                            read_json(ctx.target_dir / "manifest.json"), record["started"])
             held = _held_elsewhere(output) if error else None
             if held is not None:
                 # dbt could not open the file (a notebook took it after our check): the
@@ -687,6 +759,8 @@ class RunOptions:
     #: Build the base first when it is missing or did not succeed.
     build_base: bool = False
     clone: bool = False
+    #: Rebuild a commit that is live, then promote it again.
+    rebuild_live: bool = False
 
 
 def check_options(options: RunOptions) -> None:
@@ -786,7 +860,8 @@ def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
     try:
         result = build(ws, commit, prof.context, command=options.command, args=options.args,
                        install_deps=options.install_deps, check_isolation=options.check_isolation,
-                       ref=ref, worktree_checked=True, defer=base, clone=options.clone)
+                       ref=ref, worktree_checked=True, defer=base, clone=options.clone,
+                       rebuild_live=options.rebuild_live)
     except DotError:
         summary["seconds"] = round(time.monotonic() - started, 3)
         say(f"build    failed ({summary['seconds']:.2f}s)")
