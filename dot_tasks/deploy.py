@@ -18,7 +18,6 @@ local note of the last switch seen from this machine, for `list` and `clean`.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import random
@@ -48,6 +47,7 @@ from .errors import DotError, LockTimeout, WarehouseError
 from .files import read_json, write_json_atomic
 from .layout import dot_dir, live_notes_dir, ops_dir, ops_logs_dir
 from .locks import hold
+from .registry import who
 
 PROMOTABLE = ("model", "seed", "snapshot")
 HISTORY_TABLE = "dot_promotions"
@@ -377,16 +377,6 @@ def _live_lock(ws: Workspace, conn: _Connection) -> Path:
     return named_lock(ws, "live", json.dumps([where, conn.base.lower()], sort_keys=True, default=str))
 
 
-def _who(ws: Workspace) -> str:
-    email = gitrepo.user_email(ws.repo)
-    if email:
-        return email
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 def default_context(ws: Workspace, context: str | None) -> str:
     return context or choose_context(ws, resolve(ws, "HEAD"), None)[0].context
 
@@ -514,7 +504,7 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
         "commit": commit,
         "short": short,
         "refs": ",".join(gitrepo.refs_pointing_at(ws.repo).get(commit, [])),
-        "promoted_by": _who(ws),
+        "promoted_by": who(ws),
         "promoted_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"),
         "gate_overridden": bool(problems),
         "build_schema": conn.build_schema,
@@ -636,7 +626,7 @@ def retire(ws: Workspace, context: str, progress: Callable[[str], None], verbose
     `clean` protects nothing for it, and a plain `dbt build` owns the schema again.
     """
     conn = _any_connection(ws, context)
-    row = {"context": context, "refs": "", "promoted_by": _who(ws), "gate_overridden": False,
+    row = {"context": context, "refs": "", "promoted_by": who(ws), "gate_overridden": False,
            "promoted_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")}
     plan = {"live_schema": conn.base, "lock_wait_seconds": READER_WAIT_SECONDS, "row": row}
     switch = _Switch("", context, "retire", verbose=verbose)

@@ -196,7 +196,7 @@ def _human_size(size: int) -> str:
     return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
 
 
-def _human_age(seconds: float) -> str:
+def human_age(seconds: float) -> str:
     for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= span:
             return f"{int(seconds // span)}{unit}"
@@ -212,7 +212,7 @@ def format_table(rows: list[BuildRow]) -> str:
         (
             r.short, ",".join(r.refs) or "-", r.context or "-", r.schema or "-", base_label(r, rows), r.status,
             r.live or "-",
-            _human_age(now - r.built_at), _human_size(r.size_bytes), _human_size(r.worktree_bytes),
+            human_age(now - r.built_at), _human_size(r.size_bytes), _human_size(r.worktree_bytes),
             "; ".join(r.problems) or "-",
         )
         for r in rows

@@ -298,20 +298,15 @@ def read(ws: Workspace, context: str | None, progress: Callable[[str], None]) ->
     return sorted(builds, key=lambda b: (b.built_at, b.commit, b.context), reverse=True)
 
 
-def _age(seconds: float) -> str:
-    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= span:
-            return f"{int(seconds // span)}{unit}"
-    return f"{int(seconds)}s"
-
-
 def format_table(builds: list[RegisteredBuild]) -> str:
+    from .lifecycle import human_age  # lifecycle reads the registry too: imported where it is used
+
     if not builds:
         return "no builds in the warehouse registry"
     header = ("SHORT", "CONTEXT", "SCHEMA", "STATUS", "LIVE", "AGE", "BY", "HOST", "PROJECT", "HERE")
     now = time.time()
     table = [header] + [
-        (b.short, b.context, b.schema, b.status, b.live or "-", _age(now - b.built_at), b.built_by or "-",
+        (b.short, b.context, b.schema, b.status, b.live or "-", human_age(now - b.built_at), b.built_by or "-",
          b.host or "-", b.project, "yes" if b.local else "-")
         for b in builds
     ]
