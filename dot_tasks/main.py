@@ -53,7 +53,7 @@ class UsageError(DotError):
 
 #: Commands whose bare words are not a spec: what each bare word fills, in order.
 _POSITIONAL = {"diff": ("base", "head"), "rollback": ("context",), "live": ("context",),
-               "ci-recipe": ("name",)}
+               "retire": ("context",), "ci-recipe": ("name",)}
 #: Short flags, and the long flag each stands for when the command has it.
 _SHORT = {"-o": "--output"}
 _HELP_FLAGS = ("-h", "--help")
@@ -81,6 +81,7 @@ EXAMPLES = {
     "promote": "dot-tasks promote prod@v1.4.0",
     "rollback": "dot-tasks rollback prod",
     "live": "dot-tasks live prod",
+    "retire": "dot-tasks retire prod",
     "ci-recipe": "dot-tasks ci-recipe github > .github/workflows/dbt.yml",
 }
 
@@ -320,7 +321,7 @@ def _spec_words(grammar: Grammar, word: str, given: dict[str, str], hint: str) -
 _SECTIONS = (
     ("Build a commit", ("run", "resolve", "worktree", "profile", "build")),
     ("Look after builds", ("list", "clean")),
-    ("Compare and deploy", ("diff", "promote", "rollback", "live")),
+    ("Compare and deploy", ("diff", "promote", "rollback", "live", "retire")),
     ("Set up CI", ("ci-recipe",)),
 )
 
