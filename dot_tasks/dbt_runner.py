@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,9 @@ class DbtRequest:
     then_command: list[str] = field(default_factory=list)
     then_args: list[str] = field(default_factory=list)
     then_target_path: str | None = None
+    #: The build registry's event, written by this child when dbt starts and ends
+    #: (see `_registry_event`): {"target": OpsTarget fields, "schema", "row", "ops_target_path"}.
+    registry: dict[str, Any] | None = None
 
 
 @dataclass
@@ -94,6 +98,8 @@ class DbtOutcome:
     #: Whether `then_command` ran and succeeded; which command failed, if one did.
     then_succeeded: bool = False
     failed_command: str | None = None
+    #: Another commit holds this build's suffix in the warehouse registry: {"commit", "host", ...}.
+    registry_collision: dict[str, Any] | None = None
 
 
 def _importable(module: str) -> bool:
@@ -116,6 +122,42 @@ def require_dbt() -> None:
         )
 
 
+#: The environment variable that names the dbt child's parent, so the child can tell it is orphaned.
+PARENT_ENV = "DOT_TASKS_DBT_PARENT"
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, PARENT_ENV: str(os.getpid())}
+
+
+def _die_with_parent(watch_stdin: bool) -> None:
+    """Make the dbt child die with the process that started it (kill -9 included).
+
+    An orphaned child would go on with what its parent no longer knows about:
+    finish a promotion's switch after the parent was killed. On Linux the
+    kernel sends SIGKILL when the parent dies (the parent *thread*: dot-tasks
+    starts its dbt children from the main thread); elsewhere a thread watches
+    stdin, a pipe whose other end only the parent holds.
+    """
+    expected = os.environ.pop(PARENT_ENV, None)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    elif watch_stdin:  # pragma: no cover - CI runs on Linux
+        import threading
+
+        def watch() -> None:
+            sys.stdin.buffer.read()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        threading.Thread(target=watch, daemon=True).start()
+    # The parent may have died before the death signal was asked for.
+    if expected and os.getppid() != int(expected):  # pragma: no cover - a race of microseconds
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _spawn(kind: str, payload: Any, cwd: str, lock_fds: tuple[int, ...] = ()) -> tuple[int, dict[str, Any]]:
     """Run `payload` in a dbt child; return its exit code and its JSON report.
 
@@ -134,10 +176,12 @@ def _spawn(kind: str, payload: Any, cwd: str, lock_fds: tuple[int, ...] = ()) ->
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dot_tasks.dbt_runner", kind, argument, str(write_fd)],
-            stdin=subprocess.DEVNULL,
+            # A pipe that stays open while this process lives: the child's watch elsewhere than Linux.
+            stdin=subprocess.PIPE,
             stdout=sys.stderr.fileno(),  # dbt's output is progress, not a result
             pass_fds=(write_fd, *lock_fds),
             cwd=cwd,
+            env=_child_env(),
         )
     except BaseException:
         os.close(read_fd)
@@ -147,6 +191,8 @@ def _spawn(kind: str, payload: Any, cwd: str, lock_fds: tuple[int, ...] = ()) ->
     with os.fdopen(read_fd, "r", encoding="utf-8") as reader:
         report = reader.read()
     code = proc.wait()
+    assert proc.stdin is not None
+    proc.stdin.close()
     try:
         return code, (json.loads(report) if report.strip() else {})
     except json.JSONDecodeError:
@@ -192,7 +238,8 @@ class MacroOutcome:
 OPS_PROJECT = Path(__file__).resolve().parent / "dbt_ops"
 
 
-def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...] = ()) -> list[MacroOutcome]:
+def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...] = (),
+                quiet: bool = False) -> list[MacroOutcome]:
     """Run each call's macro in one dbt start; one outcome per call, in order.
 
     `lock_fds` are inherited by the child, as for `run_dbt`: a promotion's locks
@@ -202,13 +249,15 @@ def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...]
     call's own profile, so any adapter works; only what a macro returns comes
     back here (counts, samples, names), never a table's worth of rows.
     `lock_fds` (from `builds.warehouse_locks`) stay held by the child, as in a build.
+    `quiet` keeps dbt's banner and logs off stderr (errors and the macros' own
+    `print` lines still show).
     """
     if not calls:
         return []
     require_dbt()
     scratch.mkdir(parents=True, exist_ok=True)
     code, report = _spawn(
-        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch)}, cwd=str(scratch),
+        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch), "quiet": quiet}, cwd=str(scratch),
         lock_fds=lock_fds,
     )
     outcomes = report.get("outcomes")
@@ -295,7 +344,7 @@ class MacroSession:
                 [sys.executable, "-m", "dot_tasks.dbt_runner", "session",
                  json.dumps({"target": asdict(target), "scratch": str(scratch)}), str(write_fd)],
                 stdin=subprocess.PIPE, stdout=sys.stderr.fileno(), pass_fds=(write_fd, *lock_fds),
-                cwd=str(scratch), text=True,
+                cwd=str(scratch), text=True, env=_child_env(),
             )
         except BaseException:
             os.close(read_fd)
@@ -550,6 +599,57 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
         _install_guard(request, report)
     report["adapter_type"] = request.adapter_type
     report["dbt_version"], report["adapter_version"] = _versions(request.adapter_type)
+    registered = _registry_event(request, report, "running")
+    if report.get("registry_collision"):
+        return EXIT_ERROR
+    try:
+        code = _build_and_then(request, report, common)
+    except DotError:
+        if registered:
+            _registry_event(request, report, "failed")
+        raise
+    if registered:
+        _registry_event(request, report, "success" if code == EXIT_SUCCESS else "failed")
+    return code
+
+
+def _registry_event(request: DbtRequest, report: dict[str, Any], status: str) -> bool:
+    """Append the build's event to the warehouse registry, through the build's own profile.
+
+    One `run-operation` of the ops project in this same process: dbt is
+    already imported, so no second start is paid. Where the registry cannot be
+    written (a read-only role, an adapter without the SQL), the build warns
+    once and goes on; it is then not seen by `list --warehouse`.
+    """
+    registry = request.registry
+    if not registry:
+        return False
+    from dbt.cli.main import dbtRunner
+
+    row = dict(registry["row"], status=status)
+    if status != "running":
+        from .registry import now_text
+
+        row.update(finished_at=now_text(), recorded_at=now_text(), dbt_version=report.get("dbt_version"),
+                   schemas=json.dumps(sorted(set(report.get("schemas") or []) | {row["build_schema"]})))
+    target = OpsTarget(**registry["target"])
+    value, error = _run_operation(dbtRunner(), MacroCall(target, "dot_registry_record",
+                                                         {"registry_schema": registry["schema"], "row": row}),
+                                  registry["ops_target_path"])
+    if error is None and isinstance(value, dict) and value.get("collision"):
+        report["registry_collision"] = value["collision"]
+        return False
+    if error is not None:
+        print(f"dot-tasks: warning: the build registry {registry['schema']}.dot_builds could not be written "
+              f"({error}); building anyway, but `list --warehouse` and `clean --warehouse` will not see this build",
+              file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _build_and_then(request: DbtRequest, report: dict[str, Any], common: list[str]) -> int:
+    from dbt.cli.main import dbtRunner
+
     code = _invoke(dbtRunner(), [
         *request.command, *common,
         "--target-path", request.target_path, "--log-path", request.log_path,
@@ -615,6 +715,52 @@ def _one_line(exc: BaseException) -> str:
     return ": ".join(lines[:3])[:500] or type(exc).__name__
 
 
+_CAPTURED: dict[str, Any] = {}
+
+
+def _capture_macro_values() -> None:
+    """Make run-operation keep its macro's return value (and error, in our words) in `_CAPTURED`."""
+    from dbt.task.run_operation import RunOperationTask
+
+    if getattr(RunOperationTask._run_unsafe, "dot_capturing", False):
+        return
+    original = RunOperationTask._run_unsafe
+
+    def keeping_the_value(task: Any, package_name: Any, macro_name: Any) -> Any:
+        try:
+            value = original(task, package_name, macro_name)
+        except Exception as exc:
+            _CAPTURED["error"] = _one_line(exc)
+            raise
+        _CAPTURED["value"] = value
+        return value
+
+    keeping_the_value.dot_capturing = True  # type: ignore[attr-defined]
+    RunOperationTask._run_unsafe = keeping_the_value  # type: ignore[method-assign]
+
+
+def _run_operation(runner: Any, call: MacroCall, target_path: str, quiet: bool = False) -> tuple[Any, str | None]:
+    """(what the macro returned, None) or (None, its error), from one `dbt run-operation` in this process."""
+    _capture_macro_values()
+    _CAPTURED.clear()
+    result = runner.invoke([
+        # --quiet keeps dbt's banner and per-statement lines off stderr; the macros' print() still shows.
+        *(["--quiet"] if quiet else []),
+        "run-operation", call.macro,
+        "--project-dir", str(OPS_PROJECT),
+        "--profiles-dir", call.target.profiles_dir,
+        "--profile", call.target.profile,
+        "--target", call.target.target,
+        "--target-path", target_path,
+        "--log-path", call.target.log_path,
+        "--args", json.dumps(call.args),
+    ])
+    if result.success:
+        return _json_safe(_CAPTURED.get("value")), None
+    return None, _CAPTURED.get("error") or (_one_line(result.exception) if result.exception else
+                                            "see dbt's output above")
+
+
 def _child_ops(payload: dict[str, Any], report: dict[str, Any]) -> int:
     """Run each macro call through `dbt run-operation`, keeping what the macro returned.
 
@@ -622,41 +768,12 @@ def _child_ops(payload: dict[str, Any], report: dict[str, Any]) -> int:
     calls the macro is wrapped to keep it (and the error, in our words).
     """
     from dbt.cli.main import dbtRunner
-    from dbt.task.run_operation import RunOperationTask
 
-    captured: dict[str, Any] = {}
-    original = RunOperationTask._run_unsafe
-
-    def keeping_the_value(task: Any, package_name: Any, macro_name: Any) -> Any:
-        try:
-            value = original(task, package_name, macro_name)
-        except Exception as exc:
-            captured["error"] = _one_line(exc)
-            raise
-        captured["value"] = value
-        return value
-
-    RunOperationTask._run_unsafe = keeping_the_value  # type: ignore[method-assign]
     outcomes: list[dict[str, Any]] = []
     for item in payload["calls"]:
         call = MacroCall(target=OpsTarget(**item["target"]), macro=item["macro"], args=item["args"])
-        captured.clear()
-        result = dbtRunner().invoke([
-            "run-operation", call.macro,
-            "--project-dir", str(OPS_PROJECT),
-            "--profiles-dir", call.target.profiles_dir,
-            "--profile", call.target.profile,
-            "--target", call.target.target,
-            "--target-path", payload["scratch"],
-            "--log-path", call.target.log_path,
-            "--args", json.dumps(call.args),
-        ])
-        if result.success:
-            outcomes.append({"value": _json_safe(captured.get("value")), "error": None})
-        else:
-            reason = captured.get("error") or (
-                _one_line(result.exception) if result.exception else "see dbt's output above")
-            outcomes.append({"value": None, "error": reason})
+        value, error = _run_operation(dbtRunner(), call, payload["scratch"], quiet=bool(payload.get("quiet")))
+        outcomes.append({"value": value, "error": error})
     report["outcomes"] = outcomes
     return EXIT_SUCCESS if all(o["error"] is None for o in outcomes) else EXIT_ERROR
 
@@ -827,6 +944,12 @@ def _child_session(payload: dict[str, Any], report_fd: int) -> int:
 
 def _main(argv: list[str]) -> int:
     kind, argument, report_fd = argv[1], argv[2], int(argv[3])
+    if kind != "build":
+        # A warehouse operation (a promotion's switch, a drop) must not go on
+        # once nobody waits for it. A build may: it holds its locks until it
+        # ends, and its record stays `running`, which the gate refuses.
+        # (A session reads its calls from stdin: it ends by itself when the parent goes.)
+        _die_with_parent(watch_stdin=kind != "session")
     if argument.startswith("@"):
         spill = Path(argument[1:])
         argument = spill.read_text(encoding="utf-8")

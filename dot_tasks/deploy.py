@@ -18,11 +18,12 @@ local note of the last switch seen from this machine, for `list` and `clean`.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
+import random
 import re
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -46,12 +47,17 @@ from .errors import DotError, LockTimeout, WarehouseError
 from .files import read_json, write_json_atomic
 from .layout import dot_dir, live_notes_dir, ops_dir, ops_logs_dir
 from .locks import hold
+from .registry import who
 
 PROMOTABLE = ("model", "seed", "snapshot")
 HISTORY_TABLE = "dot_promotions"
 HISTORY_SHOWN = 10
 #: Seconds a promotion waits for readers to let go of the live views it replaces.
-READER_WAIT_SECONDS = 60
+READER_WAIT_SECONDS = 300
+#: Whole-transaction attempts when the warehouse ended one (deadlock, lock timeout): nothing had changed.
+SWITCH_ATTEMPTS = 6
+#: What the warehouse says when it rolled a promotion back whole because of another session's locks.
+_RETRYABLE = ("deadlock detected", "lock timeout", "could not serialize access")
 
 
 class PromotionRefused(DotError):
@@ -69,6 +75,8 @@ class PromoteOptions:
     allow_untested: bool = False
     replace_existing: bool = False
     fail_on_warn: bool = False
+    #: Show dbt's own banner and logs on stderr.
+    verbose: bool = False
 
 
 # --- pure planning ---------------------------------------------------------------
@@ -132,17 +140,18 @@ def _listing(names: list[str], limit: int = 5) -> str:
 
 def gate_problems(
     record: Mapping[str, Any] | None,
-    run_results: Mapping[str, Any] | None,
+    manifest: Mapping[str, Any] | None,
     commit: str,
     context: str,
     fail_on_warn: bool = False,
 ) -> list[str]:
     """Why a build may not go live, by the gate; empty when it may.
 
-    The gate: the last dbt invocation was `build` (or a `test` after a
-    successful `run`) for this commit and context; it exited 0; its
-    run_results.json shows every selected test passed, none skipped after an
-    upstream failure (nor warned, with `--fail-on-warn`).
+    The gate judges the build, not its last invocation: every model, seed and
+    snapshot of its manifest was built successfully, and every test passed
+    (not warned, with `--fail-on-warn`), by the invocations since the last
+    full one (`builds.node_statuses`). A selected re-run repairs a failed node
+    only by passing it; the last invocation must have succeeded too.
     """
     if not record:
         return [f"there is no build of {context} at {commit[:12]} on this machine"]
@@ -155,42 +164,51 @@ def gate_problems(
         problems.append("it is being built right now (or its build was interrupted)")
     elif status != "success" or record.get("exit_code") not in (0, None):
         problems.append(f"its last dbt {command or 'invocation'} failed (exit {record.get('exit_code')})")
-    previous = record.get("previous") or {}
-    if command == "test":
-        if previous.get("command") not in ("run", "build") or previous.get("status") != "success":
-            problems.append("its last dbt invocation was a `test` that did not follow a successful `run`")
-    elif command != "build":
-        problems.append(f"its last dbt invocation was `{command or 'unknown'}`, not `build`")
-    if not run_results:
-        problems.append("its run_results.json is missing")
+    nodes = record.get("nodes")
+    if not isinstance(nodes, dict):
+        problems.append("its build record has no per-node results (made by an older dot-tasks)")
         return problems
-    which = (run_results.get("args") or {}).get("which")
-    generated = _parse_time((run_results.get("metadata") or {}).get("generated_at"))
-    started = _parse_time(record.get("started"))
-    if (which and command and which != command.split()[0]) or (generated and started and generated < started):
-        problems.append("its run_results.json is not from its last dbt invocation")
+    if not manifest:
+        problems.append("its manifest.json is missing")
         return problems
-    failed, skipped, warned, errored = [], [], [], []
-    for result in run_results.get("results") or []:
-        uid = str(result.get("unique_id", ""))
-        state = result.get("status")
-        if uid.startswith(("test.", "unit_test.")):
-            if state in ("fail", "error"):
-                failed.append(_short_name(uid))
+    unbuilt, never_built, failed, skipped, never_ran, stale, warned = [], [], [], [], [], [], []
+    for uid, node in sorted((manifest.get("nodes") or {}).items()):
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("resource_type")
+        state = nodes.get(uid)
+        if kind in PROMOTABLE:
+            if (node.get("config") or {}).get("materialized") == "ephemeral":
+                continue
+            if state is None:
+                never_built.append(_short_name(uid))
+            elif state != "success":
+                unbuilt.append(_short_name(uid))
+        elif kind == "test":
+            if state is None:
+                never_ran.append(_short_name(uid))
+            elif state == "stale":
+                stale.append(_short_name(uid))
             elif state == "skipped":
                 skipped.append(_short_name(uid))
-            elif state == "warn" and fail_on_warn:
-                warned.append(_short_name(uid))
-        elif state in ("error", "skipped", "fail"):
-            errored.append(_short_name(uid))
-    if errored:
-        problems.append(f"{len(errored)} node(s) did not build: {_listing(errored)}")
-    if failed:
-        problems.append(f"{len(failed)} test(s) failed: {_listing(failed)}")
-    if skipped:
-        problems.append(f"{len(skipped)} test(s) were skipped after an upstream failure: {_listing(skipped)}")
-    if warned:
-        problems.append(f"{len(warned)} test(s) warned (--fail-on-warn): {_listing(warned)}")
+            elif state == "warn":
+                if fail_on_warn:
+                    warned.append(_short_name(uid))
+            elif state != "pass":
+                failed.append(_short_name(uid))
+    failed += [uid.split(".")[-1] for uid, state in sorted(nodes.items())
+               if uid.startswith("unit_test.") and state in ("fail", "error")]
+    for names, what in (
+        (unbuilt, "node(s) did not build"),
+        (never_built, "node(s) were never built"),
+        (failed, "test(s) failed"),
+        (skipped, "test(s) were skipped after an upstream failure"),
+        (never_ran, "test(s) never ran"),
+        (stale, "test(s) ran before the node they test was rebuilt, and have not run since"),
+        (warned, "test(s) warned (--fail-on-warn)"),
+    ):
+        if names:
+            problems.append(f"{len(names)} {what}: {_listing(names)}")
     return problems
 
 
@@ -202,22 +220,20 @@ def partial_problem(record: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def _parse_time(value: Any) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+def relation_key(schema: str, name: str, case_sensitive: bool) -> str:
+    """A relation's key as the ops macros make it (`dot_key`): schema lower-cased, name as the warehouse compares it."""
+    return f"{schema.lower()}.{name if case_sensitive else name.lower()}"
 
 
-def drift(relations: list[list[str]], existing: Mapping[str, str], view_sources: list[list[str]]) -> list[dict[str, str]]:
-    """Live relations that are missing, or no longer views over the live build's relation."""
+def drift(relations: list[list[str]], existing: Mapping[str, str], view_sources: list[list[str]],
+          case_sensitive: bool = False) -> list[dict[str, str]]:
+    """Live relations that are missing, no longer views over the live build's relation, or read a relation that is gone."""
     reads: dict[str, list[tuple[str, str]]] = {}
     for schema, name, kind, what in view_sources:
-        reads.setdefault(f"{schema}.{name}".lower(), []).append((kind, str(what)))
+        reads.setdefault(relation_key(schema, name, case_sensitive), []).append((kind, str(what)))
     found = []
     for build_schema, live_schema, name in relations:
-        key = f"{live_schema}.{name}".lower()
+        key = relation_key(live_schema, name, case_sensitive)
         where = f"{live_schema}.{name}"
         expected = f"{build_schema}.{name}"
         kind = existing.get(key)
@@ -227,6 +243,8 @@ def drift(relations: list[list[str]], existing: Mapping[str, str], view_sources:
             found.append({"relation": where, "problem": f"replaced by a {kind}"})
         elif not _reads(reads.get(key, []), build_schema, name):
             found.append({"relation": where, "problem": f"no longer a view over {expected}"})
+        elif relation_key(build_schema, name, case_sensitive) not in existing:
+            found.append({"relation": where, "problem": f"broken: it reads {expected}, which is gone"})
     return found
 
 
@@ -266,7 +284,7 @@ def remembered(ws: Workspace) -> dict[str, dict[str, Any]]:
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             note = read_json(path)
-            if isinstance(note, dict) and note.get("commit"):
+            if isinstance(note, dict) and (note.get("commit") or note.get("pending")):
                 notes[path.stem] = note
     return notes
 
@@ -275,10 +293,14 @@ def protected_commits(ws: Workspace) -> dict[str, str]:
     """commit → why `clean` must keep its build: live for a context, or its rollback target."""
     reasons: dict[str, list[str]] = {}
     for context, note in remembered(ws).items():
-        reasons.setdefault(str(note["commit"]), []).append(f"live for {context}")
+        if note.get("commit"):
+            reasons.setdefault(str(note["commit"]), []).append(f"live for {context}")
     for context, note in remembered(ws).items():
         if note.get("previous_commit"):
             reasons.setdefault(str(note["previous_commit"]), []).append(f"rollback target for {context}")
+        if note.get("pending"):
+            # A switch this machine started and never saw end (killed): it may have committed.
+            reasons.setdefault(str(note["pending"]), []).append(f"maybe live for {context} (run `dot-tasks live`)")
     return {commit: ", ".join(why) for commit, why in reasons.items()}
 
 
@@ -288,7 +310,10 @@ def live_marks(ws: Workspace) -> dict[tuple[str, str], str]:
     for context, note in remembered(ws).items():
         if note.get("previous_commit"):
             marks[(str(note["previous_commit"]), context)] = "rollback"
-        marks[(str(note["commit"]), context)] = "live"
+        if note.get("pending"):
+            marks[(str(note["pending"]), context)] = "live?"
+        if note.get("commit"):
+            marks[(str(note["commit"]), context)] = "live?" if note.get("pending") else "live"
     return marks
 
 
@@ -325,7 +350,8 @@ def _any_connection(ws: Workspace, context: str) -> _Connection:
     return _connection(ws, resolve(ws, "HEAD"), context)
 
 
-def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds: tuple[int, ...] = ()) -> Any:
+def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds: tuple[int, ...] = (),
+          verbose: bool = False) -> Any:
     from .dbt_runner import MacroCall, call_macros
 
     # dbt's own files for the ops project, kept per profile so that dbt's partial
@@ -338,7 +364,8 @@ def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds
             scratch = str(kept)
         except LockTimeout:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="deploy-", dir=dot_dir(ws.project_dir)))
-        [outcome] = call_macros([MacroCall(target, macro, args)], Path(scratch), lock_fds=lock_fds)
+        [outcome] = call_macros([MacroCall(target, macro, args)], Path(scratch), lock_fds=lock_fds,
+                                quiet=not verbose)
     if outcome.error:
         changed = ", nothing was changed" if macro == "dot_promote" else ""
         raise WarehouseError(f"{macro} failed{changed}: {outcome.error}")
@@ -348,16 +375,6 @@ def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds
 def _live_lock(ws: Workspace, conn: _Connection) -> Path:
     where = {k: conn.output.get(k) for k in ("type", "host", "port", "dbname", "database", "path")}
     return named_lock(ws, "live", json.dumps([where, conn.base.lower()], sort_keys=True, default=str))
-
-
-def _who(ws: Workspace) -> str:
-    email = gitrepo.user_email(ws.repo)
-    if email:
-        return email
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def default_context(ws: Workspace, context: str | None) -> str:
@@ -377,16 +394,31 @@ class _Switch:
     fail_on_warn: bool = False
     #: 'previous' (must be the live row's previous commit) or 'was live' (must be in the history).
     rollback: str | None = None
+    verbose: bool = False
+
+    @property
+    def refusing(self) -> str:
+        """How a refusal begins, in the words of the command that was refused."""
+        if self.action == "retire":
+            return f"refusing to retire {self.context}"
+        if self.action == "rollback":
+            return f"refusing to roll {self.context} back to {self.commit[:12]}"
+        return f"refusing to promote {self.commit[:12]} to {self.context}"
+
+    @property
+    def again(self) -> str:
+        return {"rollback": "roll back again", "retire": "retire again"}.get(self.action, "promote again")
 
 
 def promote(ws: Workspace, options: PromoteOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     commit = resolve(ws, options.ref)
     context = options.context or choose_context(ws, commit, None)[0].context
     return _switch(ws, _Switch(commit, context, "promote", options.allow_untested, options.replace_existing,
-                               options.fail_on_warn), progress)
+                               options.fail_on_warn, verbose=options.verbose), progress)
 
 
-def rollback(ws: Workspace, context: str, to_ref: str | None, progress: Callable[[str], None]) -> dict[str, Any]:
+def rollback(ws: Workspace, context: str, to_ref: str | None, progress: Callable[[str], None],
+             verbose: bool = False) -> dict[str, Any]:
     """Switch back to the previously live commit (or `to_ref`, which must have been live).
 
     The commit to return to is planned from this machine's note of the last
@@ -397,26 +429,27 @@ def rollback(ws: Workspace, context: str, to_ref: str | None, progress: Callable
     if to_ref:
         commit = resolve(ws, to_ref)
         progress(f"rolling {context} back to {commit[:12]}")
-        return _switch(ws, _Switch(commit, context, "rollback", rollback="was live"), progress)
+        return _switch(ws, _Switch(commit, context, "rollback", rollback="was live", verbose=verbose), progress)
     note = remembered(ws).get(context) or {}
     guess = note.get("previous_commit")
     if guess:
         try:
             progress(f"rolling {context} back to {str(guess)[:12]}")
-            return _switch(ws, _Switch(str(guess), context, "rollback", rollback="previous"), progress)
+            return _switch(ws, _Switch(str(guess), context, "rollback", rollback="previous", verbose=verbose),
+                           progress)
         except _Moved:
             pass
     conn = _any_connection(ws, context)
-    state = _call(ws, conn.target, "dot_live_state", {"live_schema": conn.base, "limit": 1})
+    state = _call(ws, conn.target, "dot_live_state", {"live_schema": conn.base, "limit": 1}, verbose=verbose)
     history = state.get("history") or []
-    if not history:
-        raise PromotionRefused(f"nothing has been promoted to {conn.base} for {context}: there is nothing to roll back")
+    if not history or history[0].get("action") == "retire":
+        raise PromotionRefused(f"nothing is live in {conn.base} for {context}: there is nothing to roll back")
     previous = history[0].get("previous_commit")
     if not previous:
         raise PromotionRefused(f"{history[0]['commit'][:12]} is the first commit promoted to {conn.base}: "
-                               "there is no earlier one")
+                               "there is no earlier one to roll back to")
     progress(f"rolling {context} back to {str(previous)[:12]} (the warehouse's previous commit)")
-    return _switch(ws, _Switch(str(previous), context, "rollback", rollback="previous"), progress)
+    return _switch(ws, _Switch(str(previous), context, "rollback", rollback="previous", verbose=verbose), progress)
 
 
 class _Moved(PromotionRefused):
@@ -442,36 +475,36 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
         )
     partial = partial_problem(record)
     if partial:
-        raise PromotionRefused(f"refusing to promote {short} to {context}: {partial}")
+        raise PromotionRefused(f"{switch.refusing}: {partial}")
     problems: list[str] = []
     if switch.action == "promote":
         # A rollback needs no new test run: its build passed the gate when it first went live.
-        problems = gate_problems(record, read_json(ctx.target_dir / "run_results.json"), commit, context,
+        problems = gate_problems(record, read_json(ctx.target_dir / "manifest.json"), commit, context,
                                  switch.fail_on_warn)
         if problems and not switch.allow_untested:
             raise PromotionRefused(
-                f"refusing to promote {short} to {context}: {'; '.join(problems)}. Run "
-                f"`dot-tasks run {context}@{commit[:12]}` (dbt build: models and tests), then promote again "
-                "(or pass --allow-untested)"
+                f"{switch.refusing}: {'; '.join(problems)}. Run "
+                f"`dot-tasks run {context}@{commit[:12]}` (dbt build: models and tests), or re-run the nodes named "
+                "until they pass, then promote again (or pass --allow-untested)"
             )
         if problems:
             progress(f"warning: --allow-untested: promoting {short} past its gate ({'; '.join(problems)}); "
                      "the history records it")
     manifest = read_json(ctx.target_dir / "manifest.json")
     if not manifest:
-        raise PromotionRefused(f"the build of {context} at {short} has no manifest.json: run "
+        raise PromotionRefused(f"{switch.refusing}: its build has no manifest.json: run "
                                f"`dot-tasks run {context}@{commit[:12]}`")
     conn = _connection(ws, commit, context)
     relations = plan_relations(manifest, conn.build_schema, conn.base)
     if not relations:
-        raise PromotionRefused(f"the build of {context} at {short} has no models, seeds or snapshots to promote")
+        raise PromotionRefused(f"{switch.refusing}: its build has no models, seeds or snapshots")
     row = {
         "action": switch.action,
         "context": context,
         "commit": commit,
         "short": short,
         "refs": ",".join(gitrepo.refs_pointing_at(ws.repo).get(commit, [])),
-        "promoted_by": _who(ws),
+        "promoted_by": who(ws),
         "promoted_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"),
         "gate_overridden": bool(problems),
         "build_schema": conn.build_schema,
@@ -491,28 +524,52 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
                                         ws.settings.lock_timeout))]
         fds.extend(locks.enter_context(warehouse_locks(ws, [conn.output])))
         progress(f"{switch.action}: switching {len(relations)} relation(s) of {conn.base} to {short} ({commit[:12]})")
-        for attempt in range(3):
-            try:
-                value = _call(ws, conn.target, "dot_promote", {"plan": plan}, tuple(fds)) or {}
-                break
-            except WarehouseError as exc:
-                # PostgreSQL ended a lock cycle with a reader by rolling the promotion back
-                # whole: nothing changed, so it is simply tried again.
-                if "deadlock detected" not in str(exc) or attempt == 2:
-                    raise
-                progress(f"{switch.action}: a reader's locks crossed the switch (deadlock); nothing changed, retrying")
+        # Noted before the switch: if this process is killed once the warehouse has
+        # committed it, `list` and `clean` still know the commit may be live.
+        before = remembered(ws).get(context)
+        _remember(ws, context, {**(before or {"context": context}), "pending": commit})
+        try:
+            value = _switch_with_retries(ws, conn, plan, tuple(fds), switch, progress)
+        except BaseException:
+            _remember(ws, context, before)
+            raise
         refusal = value.get("refusal")
         if refusal:
+            _remember(ws, context, before)
             raise _refused(refusal, value, switch, short, conn)
         note = {
             "commit": commit, "short": short, "context": context, "live_schema": conn.base,
-            "since": row["promoted_at"], "previous_commit": value.get("previous"), "action": switch.action,
+            "since": row["promoted_at"], "previous_commit": value.get("previous"),
+            "action": value.get("action") or switch.action,
         }
         _remember(ws, context, note)
     return {**note, "relations": len(relations), "created": value.get("created", 0),
             "replaced": value.get("replaced", 0), "recreated": value.get("recreated", []),
             "dropped": value.get("dropped", []), "replaced_existing": value.get("replaced_existing", []),
-            "gate_overridden": row["gate_overridden"], "promoted_by": row["promoted_by"]}
+            "gate_overridden": row["gate_overridden"], "promoted_by": row["promoted_by"],
+            "was_live": value.get("was_live"), "transaction": value.get("transaction"),
+            "lock_attempts": value.get("lock_attempts"), "switch_attempts": value.get("switch_attempts")}
+
+
+def _switch_with_retries(ws: Workspace, conn: _Connection, plan: dict[str, Any], fds: tuple[int, ...],
+                         switch: _Switch, progress: Callable[[str], None]) -> dict[str, Any]:
+    """The switch, tried again whole (after a jittered, growing pause) when the warehouse rolled it back.
+
+    PostgreSQL ends a lock cycle or a lock wait by rolling the promotion back
+    whole: nothing changed, so it is simply tried again, never a reader.
+    """
+    for attempt in range(1, SWITCH_ATTEMPTS + 1):
+        try:
+            value = _call(ws, conn.target, "dot_promote", {"plan": plan}, fds, verbose=switch.verbose) or {}
+            return {**value, "switch_attempts": attempt}
+        except WarehouseError as exc:
+            if not any(word in str(exc) for word in _RETRYABLE) or attempt == SWITCH_ATTEMPTS:
+                raise
+            pause = min(0.2 * 2 ** attempt, 5.0) * (0.5 + random.random())
+            progress(f"{switch.action}: the warehouse rolled the switch back ({str(exc)[:80]}); nothing changed, "
+                     f"trying again in {pause:.1f}s")
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _refused(kind: str, value: Mapping[str, Any], switch: _Switch, short: str, conn: _Connection) -> DotError:
@@ -521,47 +578,86 @@ def _refused(kind: str, value: Mapping[str, Any], switch: _Switch, short: str, c
         if switch.action == "rollback":
             return BuildGone(_gone(switch.commit, switch.context))
         return PromotionRefused(
-            f"refusing to promote {short} to {switch.context}: the build's relations are gone from the warehouse "
+            f"{switch.refusing}: the build's relations are gone from the warehouse "
             f"({_listing([str(n) for n in names])}): run `dot-tasks run {switch.context}@{switch.commit[:12]}`, "
             "then promote again"
         )
     if kind == "not ours":
         listing = _listing([f"{n} ({k})" for n, k in names], 10)
         return PromotionRefused(
-            f"refusing to promote {short} to {switch.context}: {len(names)} relation(s) in the live schema were not "
-            f"made by a promotion and would be replaced: {listing}. Nothing was changed; pass --replace-existing "
-            "to replace them in the same transaction"
+            f"{switch.refusing}: {len(names)} relation(s) in the live schema were not made by a promotion and "
+            f"would be replaced: {listing}. Nothing was changed; pass --replace-existing to replace them (in "
+            "dependency order, in the same transaction)"
         )
     if kind == "dependants":
         listing = _listing([f"{d[0]}.{d[1]} (on {d[2]}.{d[3]})" for d in names], 10)
         return PromotionRefused(
-            f"refusing to promote {short} to {switch.context}: these views depend on live relations the switch must "
+            f"{switch.refusing}: these views depend on live relations the switch must "
             f"drop and recreate: {listing}. Nothing was changed; drop them (dot-tasks never uses CASCADE) "
-            "and promote again"
+            f"and {switch.again}"
+        )
+    if kind == "broken":
+        return PromotionRefused(
+            f"{switch.refusing}: these views of the live schemas, which dot-tasks did not make, would no longer "
+            f"work after the switch: {_listing([str(n) for n in names], 10)}. Nothing was changed; change or drop "
+            f"them and {switch.again}"
         )
     if kind == "moved":
         return _Moved(f"{conn.base} changed since this machine last looked (now live: "
                       f"{str(value.get('live') or 'nothing')[:12]}): run it again")
     if kind == "never live":
         return PromotionRefused(
-            f"{switch.commit[:12]} was never live in {conn.base}: --to takes a commit that was "
+            f"{switch.refusing}: {switch.commit[:12]} was never live in {conn.base}: --to takes a commit that was "
             f"(see `dot-tasks live {switch.context}`)"
         )
     if kind == "already live":
-        return PromotionRefused(f"{switch.commit[:12]} is already live in {conn.base}")
-    return PromotionRefused(f"the promotion was refused ({kind})")
+        return PromotionRefused(f"{switch.refusing}: {switch.commit[:12]} is already live in {conn.base}")
+    return PromotionRefused(f"{switch.refusing}: the warehouse refused ({kind})")  # pragma: no cover
+
+
+# --- retire ----------------------------------------------------------------------
+
+
+def retire(ws: Workspace, context: str, progress: Callable[[str], None], verbose: bool = False) -> dict[str, Any]:
+    """Take a context out of red/green: drop the views promotions made, in one transaction, and record it.
+
+    Everything else in the live schemas stays (the user's views, dbt's own
+    relations, the history). Afterwards nothing is live for the context, so
+    `clean` protects nothing for it, and a plain `dbt build` owns the schema again.
+    """
+    conn = _any_connection(ws, context)
+    row = {"context": context, "refs": "", "promoted_by": who(ws), "gate_overridden": False,
+           "promoted_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")}
+    plan = {"live_schema": conn.base, "lock_wait_seconds": READER_WAIT_SECONDS, "row": row}
+    switch = _Switch("", context, "retire", verbose=verbose)
+    with ExitStack() as locks:
+        fds = [locks.enter_context(hold(_live_lock(ws, conn), f"the live schema {conn.base}",
+                                        ws.settings.lock_timeout))]
+        fds.extend(locks.enter_context(warehouse_locks(ws, [conn.output])))
+        progress(f"retire: dropping the views promotions made in {conn.base}")
+        value = _call(ws, conn.target, "dot_retire", {"plan": plan}, tuple(fds), verbose=verbose) or {}
+        refusal = value.get("refusal")
+        if refusal == "nothing live":
+            raise PromotionRefused(f"nothing is live in {conn.base} for {context}: there is nothing to retire")
+        if refusal:
+            raise _refused(refusal, value, switch, "", conn)
+        _remember(ws, context, None)
+    return {"context": context, "live_schema": conn.base, "retired": value["retired"], "short": value["short"],
+            "dropped": value.get("dropped", []), "transaction": value.get("transaction")}
 
 
 # --- live ------------------------------------------------------------------------
 
 
-def live(ws: Workspace, context: str | None) -> dict[str, Any]:
+def live(ws: Workspace, context: str | None, verbose: bool = False) -> dict[str, Any]:
     """What is live for `context`, read from the warehouse: commit, since, history, drift."""
     context = default_context(ws, context)
     conn = _any_connection(ws, context)
-    state = _call(ws, conn.target, "dot_live_state", {"live_schema": conn.base, "limit": HISTORY_SHOWN})
+    state = _call(ws, conn.target, "dot_live_state", {"live_schema": conn.base, "limit": HISTORY_SHOWN},
+                  verbose=verbose)
     history = state.get("history") or []
-    current = history[0] if history else None
+    # After `retire` nothing is live, though the history stays.
+    current = history[0] if history and history[0].get("action") != "retire" else None
     report: dict[str, Any] = {
         "context": context,
         "live_schema": conn.base,
@@ -570,7 +666,8 @@ def live(ws: Workspace, context: str | None) -> dict[str, Any]:
         "since": current["promoted_at"] if current else None,
         "previous_commit": current["previous_commit"] if current else None,
         "history": history,
-        "drift": drift(state.get("relations") or [], state.get("existing") or {}, state.get("view_sources") or []),
+        "drift": drift(state.get("relations") or [], state.get("existing") or {}, state.get("view_sources") or [],
+                       bool(state.get("case_sensitive"))),
     }
     # Bring this machine's note in line with the warehouse.
     _remember(ws, context, {

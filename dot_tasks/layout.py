@@ -42,6 +42,11 @@ def ops_dir(project_dir: Path) -> Path:
     return dot_dir(project_dir) / "ops"
 
 
+def registry_profile_dir(project_dir: Path, context: str) -> Path:
+    """A generated profile into `context`'s warehouse that names no build (`list`/`clean --warehouse`)."""
+    return ops_dir(project_dir) / "registry" / check_context_name(context)
+
+
 def ops_logs_dir(project_dir: Path) -> Path:
     """dbt's log of operations that belong to no one build (clean's drops, promotions)."""
     return dot_dir(project_dir) / "logs"

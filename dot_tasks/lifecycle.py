@@ -196,7 +196,7 @@ def _human_size(size: int) -> str:
     return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
 
 
-def _human_age(seconds: float) -> str:
+def human_age(seconds: float) -> str:
     for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= span:
             return f"{int(seconds // span)}{unit}"
@@ -212,7 +212,7 @@ def format_table(rows: list[BuildRow]) -> str:
         (
             r.short, ",".join(r.refs) or "-", r.context or "-", r.schema or "-", base_label(r, rows), r.status,
             r.live or "-",
-            _human_age(now - r.built_at), _human_size(r.size_bytes), _human_size(r.worktree_bytes),
+            human_age(now - r.built_at), _human_size(r.size_bytes), _human_size(r.worktree_bytes),
             "; ".join(r.problems) or "-",
         )
         for r in rows
@@ -238,6 +238,11 @@ class Selection:
                     or self.older_than is not None or self.unreachable)
 
 
+def check_selection(selection: Selection) -> None:
+    if not selection.chooses_anything():
+        raise DotError("say what to clean: --ref REF, --all, --keep N, --older-than AGE or --unreachable")
+
+
 def select(ws: Workspace, rows: list[BuildRow], selection: Selection,
            protected: Mapping[str, str] | None = None) -> list[BuildRow]:
     """The rows `selection` picks: every given criterion must hold.
@@ -246,8 +251,7 @@ def select(ws: Workspace, rows: list[BuildRow], selection: Selection,
     kept, ahead of newer ones.
     """
     protected = protected or {}
-    if not selection.chooses_anything():
-        raise DotError("say what to clean: --ref REF, --all, --keep N, --older-than AGE or --unreachable")
+    check_selection(selection)
     chosen = [r for r in rows if selection.commit is None or r.commit == selection.commit]
     if selection.context is not None:
         chosen = [r for r in chosen if r.context == selection.context]
@@ -292,6 +296,85 @@ def _manifest_schemas(ctx_target: Path) -> list[str]:
     })
 
 
+@dataclass
+class Drop:
+    """One build's schemas to drop through `dot_clean_build`, which decides from the warehouse first."""
+
+    label: str
+    commit: str
+    context: str
+    target: Any  # dbt_runner.OpsTarget
+    output: dict[str, Any]
+    plan: dict[str, Any]
+
+
+def drop_plan(*, schemas: list[str], short: str, live_schema: str | None, key: Mapping[str, str],
+              leaving: list[list[str]], force: bool, dry_run: bool, cleaned_by: str) -> dict[str, Any]:
+    """The argument of `dot_clean_build` (see dbt_ops/macros/dot_registry.sql)."""
+    from .registry import now_text
+
+    return {"schemas": schemas, "short": short, "live_schema": live_schema,
+            "row": {**key, "recorded_at": now_text()}, "leaving": leaving,
+            "force": force, "dry_run": dry_run, "cleaned_by": cleaned_by}
+
+
+def run_drops(ws: Workspace, drops: list[Drop], *, dry_run: bool, force: bool, say: Callable[[str], None],
+              progress: Callable[[str], None]) -> tuple[list[str], set[tuple[str, str]]]:
+    """Run every drop in one dbt start; (failures, the (commit, context) builds whose schemas stay).
+
+    Builds that defer go first, so a base and its dependants cleaned together
+    are dropped in an order the warehouse accepts.
+    """
+    from .dbt_runner import MacroCall, call_macros
+
+    if not drops:
+        return [], set()
+    drops = sorted(drops, key=lambda d: not d.plan.get("defers"))
+    what = "checking" if dry_run else "dropping"
+    progress(f"{what} {sum(len(d.plan['schemas']) for d in drops)} schema(s) of {len(drops)} build(s)")
+    # dbt's own scratch files, private to this clean so two cleans cannot collide.
+    # One writer per DuckDB file, one Spark process per Derby metastore, as for builds.
+    with warehouse_locks(ws, [d.output for d in drops]) as fds, \
+            tempfile.TemporaryDirectory(prefix="clean-", dir=dot_dir(ws.project_dir)) as scratch:
+        outcomes = call_macros([MacroCall(d.target, "dot_clean_build", {"plan": d.plan}) for d in drops],
+                               Path(scratch), lock_fds=fds)
+    failures: list[str] = []
+    kept: set[tuple[str, str]] = set()
+    for drop, outcome in zip(drops, outcomes):
+        schemas = ", ".join(drop.plan["schemas"])
+        value = outcome.value if isinstance(outcome.value, dict) else {}
+        if outcome.error:
+            failures.append(f"{drop.label}: could not drop {schemas} ({outcome.error}); "
+                            "its files are kept so the clean can be retried")
+            kept.add((drop.commit, drop.context))
+            continue
+        reasons = [str(r) for r in value.get("reasons") or []]
+        if value.get("refusal") == "dependants":
+            names = [str(d) for d in value.get("dependants") or []]
+            failures.append(
+                f"refusing to drop {schemas} of {drop.label}: {len(names)} relation(s) that dot-tasks did not make "
+                f"read it: {', '.join(names)}. Drop or repoint them first: dot-tasks never drops what it did not "
+                "make, not even with --force")
+            kept.add((drop.commit, drop.context))
+            continue
+        if value.get("refusal") == "protected":
+            say(f"kept {drop.plan['short']} {drop.context}: {'; '.join(reasons)} (--force cleans it anyway)")
+            kept.add((drop.commit, drop.context))
+            continue
+        broken = [str(b) for b in value.get("broken") or []]
+        if reasons:
+            progress(f"{'would clean' if dry_run else 'cleaning'} {drop.label} anyway (--force): {'; '.join(reasons)}")
+        for view in broken:
+            say(f"would break the live view {view}" if dry_run else
+                f"broke the live view {view} (--force: recorded in {drop.plan['live_schema']}.dot_promotions)")
+        for view in value.get("broken_builds") or []:
+            say(f"would drop the view {view}, which reads it" if dry_run else
+                f"dropped the view {view} of a build that deferred to it (--force)")
+        for schema in value.get("dropped") or []:
+            say(f"would drop {schema}" if dry_run else f"dropped {schema}")
+    return failures, kept
+
+
 def clean(
     ws: Workspace,
     selection: Selection,
@@ -304,16 +387,20 @@ def clean(
 ) -> None:
     """Remove the selected builds; report what went, raise if anything had to stay.
 
-    A build that is live, or that `rollback` would return to, is kept (and
-    said so) unless `force`: its schemas are what the live views read.
+    Whether a schema may go is decided in the warehouse, by the dbt child that
+    drops it (`run_drops`): a build live or a rollback target for its context,
+    a base that another machine's build defers to, a schema another relation
+    reads. This machine's note of what is live only orders `--keep`, and keeps
+    the files of a live build when the schemas are left alone.
     """
-    from .dbt_runner import MacroCall, OpsTarget, call_macros
+    from .dbt_runner import OpsTarget
     from .deploy import protected_commits
+    from .registry import live_base, who
 
     everything = list_builds(ws)
     protected = protected_commits(ws)
     rows = select(ws, everything, selection, protected)
-    if not force:
+    if not force and not drop_schemas:
         for row in [r for r in rows if r.commit in protected]:
             say(f"kept {row.short} {row.context or '(worktree only)'}: {protected[row.commit]} "
                 "(--force cleans it anyway)")
@@ -345,67 +432,52 @@ def clean(
             progress(f"keeping {', '.join(kept)}: another context of {row.short} still builds into it")
         plans.append((row, [s for s in owned if s not in still_used]))
 
-    if dry_run:
-        for row, schemas in plans:
-            what = f"{row.short} {row.context or '(worktree only)'}"
-            say(f"would clean {what}" + (f": drop schemas {', '.join(schemas)}" if schemas else ""))
-        for commit in by_commit:
-            if _whole_commit_goes(ws, commit, by_commit[commit], selection):
-                say(f"would remove worktree and files of {commit[:12]}")
-        for base, users in broken:
-            say(f"would break {', '.join(u.label for u in users)}: deferred to {base.label}")
-        return
-
     failures: list[str] = []
     with ExitStack() as stack:
-        keep_files = _hold_builds(stack, ws, by_commit)  # builds running now
+        keep_files = set() if dry_run else _hold_builds(stack, ws, by_commit)  # builds running now
         failures += [f"{c[:12]} is in use right now (being built, or read by a deferred build): rerun the clean "
                      "when it is done" for c in sorted(keep_files)]
-        drops: list[tuple[BuildRow, MacroCall]] = []
-        outputs: list[dict[str, Any]] = []
+        drops: list[Drop] = []
+        cleaned_by = who(ws)
         for row, schemas in plans:
-            if row.commit in keep_files or not schemas:
+            if row.commit in keep_files or not schemas or row.context is None:
                 continue
-            paths = ws.paths(row.commit)
-            ctx = paths.context(row.context or "")
+            ctx = ws.paths(row.commit).context(row.context)
             try:
-                profile_name, target, output = generated_profile(ws, row.commit, row.context or "")
+                profile_name, target, output = generated_profile(ws, row.commit, row.context)
+                project = _project_name(ws, row.commit)
             except DotError as exc:
                 failures.append(f"{row.short} {row.context}: cannot reach its warehouse ({exc})")
                 keep_files.add(row.commit)
                 continue
-            ops_target = OpsTarget(str(ctx.context_dir), profile_name, target, str(ops_logs_dir(ws.project_dir)))
-            drops.append((row, MacroCall(ops_target, "dot_drop_schemas", {"schemas": schemas})))
-            outputs.append(output)
-        if drops:
-            progress(f"dropping {sum(len(c.args['schemas']) for _, c in drops)} schema(s) of {len(drops)} build(s)")
-            # dbt's own scratch files, private to this clean so two cleans cannot collide.
-            # One writer per DuckDB file, one Spark process per Derby metastore, as for builds.
-            with warehouse_locks(ws, outputs) as fds, \
-                    tempfile.TemporaryDirectory(prefix="clean-", dir=dot_dir(ws.project_dir)) as scratch:
-                outcomes = call_macros([c for _, c in drops], Path(scratch), lock_fds=fds)
-            for (row, call), outcome in zip(drops, outcomes):
-                schemas = ", ".join(call.args["schemas"])
-                if outcome.error:
-                    failures.append(
-                        f"{row.short} {row.context}: could not drop {schemas} ({outcome.error}); "
-                        "its files are kept so the clean can be retried"
-                    )
-                    keep_files.add(row.commit)
-                else:
-                    say(f"dropped {schemas}")
+            plan = drop_plan(
+                schemas=schemas, short=row.short, live_schema=live_base(row.schema or schemas[0], row.short),
+                key={"project": project, "commit_sha": row.commit, "context": row.context},
+                leaving=[[c, x] for c, x in sorted(leaving) if x], force=force, dry_run=dry_run,
+                cleaned_by=cleaned_by)
+            plan["defers"] = row.base is not None
+            drops.append(Drop(row.label, row.commit, row.context,
+                              OpsTarget(str(ctx.context_dir), profile_name, target, str(ops_logs_dir(ws.project_dir))),
+                              output, plan))
+        drop_failures, stayed = run_drops(ws, drops, dry_run=dry_run, force=force, say=say, progress=progress)
+        failures += drop_failures
+        keep_files |= {commit for commit, _context in stayed}
+        if dry_run:
+            for row, schemas in plans:
+                if row.commit not in keep_files:
+                    say(f"would clean {row.short} {row.context or '(worktree only)'}")
+            for commit in by_commit:
+                if commit not in keep_files and _whole_commit_goes(ws, commit, by_commit[commit], selection):
+                    say(f"would remove worktree and files of {commit[:12]}")
+            for base, users in broken:
+                say(f"would break {', '.join(u.label for u in users)}: deferred to {base.label}")
+            if failures:
+                raise WarehouseError("; ".join(failures))
+            return
         for commit, commit_rows in by_commit.items():
             if commit in keep_files:
                 continue
-            paths = ws.paths(commit)
-            for row in commit_rows:
-                if row.context is not None:
-                    remove_tree(paths.context(row.context).context_dir)
-                    say(f"removed {row.short} {row.context}")
-            if _whole_commit_goes(ws, commit, commit_rows, selection):
-                gitrepo.remove_worktree(ws.repo, paths)
-                remove_tree(paths.build_dir)
-                say(f"removed worktree {commit[:12]}")
+            remove_local(ws, commit, [r.context for r in commit_rows], selection, say)
     for base, users in broken:
         if base.commit in keep_files:
             continue
@@ -414,6 +486,27 @@ def clean(
                 f"(rebuild it with `dot-tasks run {base.context}@{base.commit[:12]}`, or clean {user.label})")
     if failures:
         raise WarehouseError("; ".join(failures))
+
+
+def _project_name(ws: Workspace, commit: str) -> str:
+    from .builds import _project_config_at
+
+    return _project_config_at(ws, commit).name
+
+
+def remove_local(ws: Workspace, commit: str, contexts: list[str | None], selection: Selection,
+                 say: Callable[[str], None]) -> None:
+    """Remove this machine's files of `contexts` of `commit`, and its worktree once no context is left."""
+    paths = ws.paths(commit)
+    short = (read_json(paths.commit_record) or {}).get("short") or commit[:ws.settings.short_hash_length]
+    for context in contexts:
+        if context is not None and paths.context(context).context_dir.exists():
+            remove_tree(paths.context(context).context_dir)
+            say(f"removed {short} {context}")
+    if _whole_commit_goes(ws, commit, [], selection):
+        gitrepo.remove_worktree(ws.repo, paths)
+        remove_tree(paths.build_dir)
+        say(f"removed worktree {commit[:12]}")
 
 
 def _spare_bases(

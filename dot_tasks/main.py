@@ -481,7 +481,7 @@ program = DotProgram(namespace=ns, version=__version__, name="dot-tasks", binary
 # those tests call canonical_argv.
 
 _SPEC_TASKS = ("run", "promote")
-_CONTEXT_TASKS = ("rollback", "live")
+_CONTEXT_TASKS = ("rollback", "live", "retire")
 
 
 def accept_positional_spec(argv: list[str]) -> list[str]:

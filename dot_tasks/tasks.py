@@ -9,11 +9,12 @@ from __future__ import annotations
 from invoke import Collection
 
 from .commands.common import DEFAULTS
-from .commands.deploy import live, promote, rollback
+from .commands.deploy import live, promote, retire, rollback
 from .commands.diff import diff
 from .commands.lifecycle import clean, list_
 from .commands.recipes import ci_recipe
 from .commands.steps import build, profile, resolve, run, worktree
 
-ns = Collection(resolve, worktree, profile, build, run, list_, clean, diff, promote, rollback, live, ci_recipe)
+ns = Collection(resolve, worktree, profile, build, run, list_, clean, diff, promote, rollback, live, retire,
+                ci_recipe)
 ns.configure({"dot": DEFAULTS})

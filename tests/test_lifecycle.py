@@ -8,7 +8,7 @@ import shutil
 import time
 
 import pytest
-from conftest import Project, duckdb_rows, git, make_project, pg_schemas, postgres_profile
+from conftest import Project, duckdb_rows, git, make_project, pg_rows, pg_schemas, postgres_profile
 
 from dot_tasks.lifecycle import owned_schemas, parse_age
 
@@ -165,7 +165,9 @@ def test_unreachable_warehouse_keeps_files_for_a_retry(tmp_path, pg, pg_schema) 
     profile.write_text(text)
     retry = project.run("clean", "--all")
     assert retry.code == 0, retry.stderr
-    assert pg_schemas(pg, pg_schema) == set() and not project.build_dir(project.second).exists()
+    # Only the registry, dot-tasks' own, stays; the build's rows went with its schema.
+    assert pg_schemas(pg, pg_schema) == {f"{pg_schema}_dot"} and not project.build_dir(project.second).exists()
+    assert pg_rows(pg, f'select count(*) from "{pg_schema}_dot".dot_builds') == [(0,)]
 
 
 def test_clean_needs_a_selection(project: Project) -> None:
@@ -219,6 +221,15 @@ def test_clean_after_a_killed_build_drops_its_schema(project: Project) -> None:
             break
     schema = f"dev_{project.second[:8]}"
     assert schema in _duck_schemas(project)
+    # The registry's row of the killed build still says running; every reader reports it interrupted.
+    recorded = duckdb_rows(project.project_dir / "warehouse.duckdb", "select status from dev_dot.dot_builds")
+    assert recorded == [("running",)]
+    listed = project.run("list", "--warehouse", "--json")
+    assert listed.code == 0, listed.stderr
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["recorded_status"], row["status"], row["schema"]) == ("running", "interrupted", schema)
+    assert "interrupted" in project.run("list").out
     result = project.run("clean", "--ref", "HEAD")
     assert result.code == 0, result.stderr
     assert schema not in _duck_schemas(project)
+    assert duckdb_rows(project.project_dir / "warehouse.duckdb", "select count(*) from dev_dot.dot_builds") == [(0,)]

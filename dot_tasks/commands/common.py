@@ -78,6 +78,7 @@ H_BUILD = {
                 "unless --select), reading every other ref from its schema.",
     "build_base": "With --defer-to: build the base first when it is missing or did not succeed.",
     "clone": "With --defer-to: then `dbt clone` every node not rebuilt from the base, so the schema is complete.",
+    "rebuild_live": "Rebuild a commit that is live for the context (refused otherwise), then promote it again.",
 }
 
 

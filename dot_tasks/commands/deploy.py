@@ -1,12 +1,13 @@
-"""Deploying a build: `promote`, `rollback` and `live`."""
+"""Deploying a build: `promote`, `rollback`, `live` and `retire`."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
-from invoke import Context, task
+from invoke import Context, Exit, task
 
+from ..errors import DotError
 from ..naming import parse_spec
 from .common import H_CONTEXT, H_PROFILES, H_PROJECT, H_REF, deferred, progress, reports_errors, workspace
 
@@ -16,6 +17,7 @@ else:
     deploy = deferred("dot_tasks.deploy")
 
 H_JSON = "Print the result as one JSON object on stdout."
+H_VERBOSE = "Show dbt's own banner and logs on stderr."
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:
@@ -41,43 +43,71 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
     "replace_existing": "Replace live relations no promotion made (e.g. tables of a plain dbt build), "
                         "in the same transaction.",
     "fail_on_warn": "Count a test that warned as a failure of the gate.",
-    "json": H_JSON,
+    "json": H_JSON, "verbose": H_VERBOSE,
 })
 @reports_errors
 def promote(c: Context, spec: str | None = None, ref: str | None = None, context: str | None = None,
             allow_untested: bool = False, replace_existing: bool = False, fail_on_warn: bool = False,
-            json_: bool = False, project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+            json_: bool = False, verbose: bool = False, project_dir: str | None = None,
+            profiles_dir: str | None = None) -> None:
     """Make a commit's tested build live: views in the context's schema switch to it in one transaction."""
     if spec:
         spec_context, spec_ref = parse_spec(spec)
         context, ref = context or spec_context, ref or spec_ref
+    if not ref:
+        # Deploying is never implicit: no default commit, so no HEAD of whatever is checked out.
+        raise DotError("promote needs the build to make live: `dot-tasks promote CTX@REF` "
+                       "(e.g. `dot-tasks promote prod@v1.4`, or `@REF` for the default context)")
     ws = workspace(c, project_dir, profiles_dir)
-    options = deploy.PromoteOptions(ref=ref or "HEAD", context=context, allow_untested=allow_untested,
-                                    replace_existing=replace_existing, fail_on_warn=fail_on_warn)
+    options = deploy.PromoteOptions(ref=ref, context=context, allow_untested=allow_untested,
+                                    replace_existing=replace_existing, fail_on_warn=fail_on_warn,
+                                    verbose=verbose)
     _print(deploy.promote(ws, options, progress), json_)
 
 
 @task(auto_shortflags=False, help={
     "context": "The context to roll back (dot-tasks also takes it positionally).",
     "to": "Return to this commit (a ref), which must have been live before (default: the previous live commit).",
-    "json": H_JSON, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+    "json": H_JSON, "verbose": H_VERBOSE, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
 })
 @reports_errors
 def rollback(c: Context, context: str | None = None, to: str | None = None, json_: bool = False,
-             project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+             verbose: bool = False, project_dir: str | None = None, profiles_dir: str | None = None) -> None:
     """Make the previously live commit live again (or --to an earlier one); no new test run."""
     ws = workspace(c, project_dir, profiles_dir)
-    _print(deploy.rollback(ws, deploy.default_context(ws, context), to, progress), json_)
+    _print(deploy.rollback(ws, deploy.default_context(ws, context), to, progress, verbose=verbose), json_)
 
 
 @task(auto_shortflags=False, help={
     "context": "The context to show (default: the profile's default target); dot-tasks also takes it positionally.",
-    "json": H_JSON, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+    "json": H_JSON, "verbose": H_VERBOSE, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+    "exit_zero": "Exit 0 even when there is drift (report only).",
 })
 @reports_errors
-def live(c: Context, context: str | None = None, json_: bool = False, project_dir: str | None = None,
-         profiles_dir: str | None = None) -> None:
-    """Show, from the warehouse, which commit is live, the last 10 promotions and any drift."""
+def live(c: Context, context: str | None = None, json_: bool = False, verbose: bool = False,
+         exit_zero: bool = False, project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+    """Show, from the warehouse, which commit is live, the last 10 promotions and any drift (exit 1 on drift)."""
     ws = workspace(c, project_dir, profiles_dir)
-    report = deploy.live(ws, context)
+    report = deploy.live(ws, context, verbose=verbose)
     print(json.dumps(report, sort_keys=True, default=str) if json_ else deploy.format_live(report))
+    if report["drift"] and not exit_zero:
+        raise Exit(code=1)
+
+
+@task(auto_shortflags=False, help={
+    "context": "The context to take out of red/green (dot-tasks also takes it positionally).",
+    "json": H_JSON, "verbose": H_VERBOSE, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
+})
+@reports_errors
+def retire(c: Context, context: str | None = None, json_: bool = False, verbose: bool = False,
+           project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+    """Drop the views promotions made in the context's live schemas (one transaction): back to plain dbt."""
+    if not context:
+        raise DotError("retire needs the context to take out of red/green: `dot-tasks retire CTX`")
+    ws = workspace(c, project_dir, profiles_dir)
+    result = deploy.retire(ws, context, progress, verbose=verbose)
+    if json_:
+        print(json.dumps(result, sort_keys=True, default=str))
+    else:
+        print(f"retire: nothing is live in {result['live_schema']} for {result['context']} any more (was "
+              f"{result['retired']}); dropped {len(result['dropped'])} view(s)")

@@ -63,10 +63,12 @@ def profile(c: Context, ref: str = "HEAD", context: str | None = None, project_d
 def build(c: Context, ref: str = "HEAD", context: str | None = None, command: str = "build",
           select: str | None = None, exclude: str | None = None, deps: bool = True,
           allow_shared_schemas: bool = False, defer_to: str | None = None, build_base: bool = False,
-          clone: bool = False, project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+          clone: bool = False, rebuild_live: bool = False, project_dir: str | None = None,
+          profiles_dir: str | None = None) -> None:
     """Run dbt on the commit's worktree with its generated profile; extra dbt flags go after --."""
     ws = workspace(c, project_dir, profiles_dir)
     commit = builds.resolve(ws, ref)
+    was_live = rebuild_live and live_for(ws, commit, context)
     options = builds.RunOptions(ref=ref, context=context, command=parse_dbt_command(command),
                                 args=collect_dbt_args(c, select, exclude), install_deps=deps,
                                 check_isolation=not allow_shared_schemas, defer_to=defer_to,
@@ -75,7 +77,9 @@ def build(c: Context, ref: str = "HEAD", context: str | None = None, command: st
     warn_if_shared(allow_shared_schemas)
     result = builds.build(ws, commit, context, command=options.command, args=options.args,
                           install_deps=deps, check_isolation=options.check_isolation, ref=ref,
-                          defer=base, clone=clone)
+                          defer=base, clone=clone, rebuild_live=rebuild_live)
+    if was_live:
+        promote_again(ws, commit, result.context)
     print(ws.paths(commit).context(result.context).target_dir)
 
 
@@ -89,7 +93,7 @@ def build(c: Context, ref: str = "HEAD", context: str | None = None, command: st
 def run(c: Context, spec: str | None = None, ref: str | None = None, context: str | None = None,
         command: str = "build", select: str | None = None, exclude: str | None = None, deps: bool = True,
         allow_shared_schemas: bool = False, defer_to: str | None = None, build_base: bool = False,
-        clone: bool = False, json_: bool = False, project_dir: str | None = None,
+        clone: bool = False, rebuild_live: bool = False, json_: bool = False, project_dir: str | None = None,
         profiles_dir: str | None = None) -> None:
     """Resolve, check out, write the profile and build: one isolated build, end to end."""
     context, ref = merge_spec(spec, context, ref)
@@ -99,9 +103,13 @@ def run(c: Context, spec: str | None = None, ref: str | None = None, context: st
         options = builds.RunOptions(ref=ref, context=context, command=parse_dbt_command(command),
                                     args=collect_dbt_args(c, select, exclude), install_deps=deps,
                                     check_isolation=not allow_shared_schemas, defer_to=defer_to,
-                                    build_base=build_base, clone=clone)
+                                    build_base=build_base, clone=clone, rebuild_live=rebuild_live)
         warn_if_shared(allow_shared_schemas)
-        builds.run_steps(workspace(c, project_dir, profiles_dir), options, summary, progress)
+        ws = workspace(c, project_dir, profiles_dir)
+        was_live = rebuild_live and live_for(ws, builds.resolve(ws, ref), context)
+        result = builds.run_steps(ws, options, summary, progress)
+        if was_live:
+            promote_again(ws, result.commit, result.context)
     except DotError as exc:
         summary.update(exit_code=exc.exit_code, error=str(exc))
         # A script asked for JSON gets it whatever failed; a person gets the
@@ -132,3 +140,18 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         rows.insert(3, ("deferred", f"to {base['context']}@{base['commit'][:12]} ({base['schema']})"
                                     + (", the rest cloned" if summary.get("cloned") else ", partial")))
     print("\n".join(f"{label:<9} {value}" for label, value in rows))
+
+
+def live_for(ws: builds.Workspace, commit: str, context: str | None) -> bool:
+    from ..deploy import live_marks
+
+    chosen = context or builds.choose_context(ws, commit, None)[0].context
+    return live_marks(ws).get((commit, chosen)) in ("live", "live?")
+
+
+def promote_again(ws: builds.Workspace, commit: str, context: str) -> None:
+    """--rebuild-live: the rebuild replaced the tables the live views read; switch them to it again."""
+    from .. import deploy
+
+    progress(f"--rebuild-live: promoting {context}@{commit[:12]} again")
+    deploy.promote(ws, deploy.PromoteOptions(ref=commit, context=context), progress)

@@ -11,12 +11,14 @@
 # the warehouse has it, --build-base builds main first.
 #
 # Optional: BASE_CONTEXT (prod), PR_CONTEXT (dev), KEEP (5 builds per context),
+# MAX_AGE (7d: builds of any runner older than this are swept from the warehouse),
 # DOT_CACHE_DIR (.dot-cache), COMMENT_FILE (dot-pr-comment.md).
 set -eu
 
 BASE_CONTEXT=${BASE_CONTEXT:-prod}
 PR_CONTEXT=${PR_CONTEXT:-dev}
 KEEP=${KEEP:-5}
+MAX_AGE=${MAX_AGE:-7d}
 DOT_CACHE_DIR=${DOT_CACHE_DIR:-.dot-cache}
 COMMENT_FILE=${COMMENT_FILE:-dot-pr-comment.md}
 
@@ -53,6 +55,10 @@ pr)
     dot-tasks diff "$BASE_CONTEXT@$MAIN_SHA" "$PR_CONTEXT@$PR_SHA" --no-build --format markdown --exit-zero \
         > "$COMMENT_FILE"
     dot-tasks clean --keep "$KEEP"
+    # This runner's .dot knows only its own builds: the warehouse's registry knows
+    # every runner's. Sweep the PR schemas nobody has built for a week (live
+    # builds, rollback targets and bases still deferred to are kept).
+    dot-tasks clean --warehouse --older-than "$MAX_AGE"
     ;;
 main)
     : "${SHA:?set SHA to the commit to build and promote}"
