@@ -571,9 +571,53 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
                 _refuse_shared_schemas(writing, schema, database)
         except DotError as refusal:
             raise GuardRefusal(refusal) from None
+        if _PENDING_START and not report.get("registered"):
+            _record_start(task, report)
+            if report.get("registry_collision"):
+                raise RegistryCollision()
         return original(task, selected_uids)
 
+    class RegistryCollision(DbtRuntimeError):
+        def __init__(self) -> None:
+            super().__init__("dot-tasks stopped the build (see below); nothing was written")
+            self.collision = True
+
     GraphRunnableTask.execute_with_hooks = guarded
+
+
+#: The 'running' event that the guard writes once it has passed: the ops
+#: manifest, the registry schema and the row (see `_parse_ops`).
+_PENDING_START: dict[str, Any] = {}
+
+
+def _record_start(task: Any, report: dict[str, Any]) -> None:
+    """Write the build's 'running' event on dbt's own adapter, once the guard has passed.
+
+    Written here, not before dbt starts, so that a build the guard refuses
+    creates nothing, not even the registry schema or the DuckDB file; and
+    before `before_run` creates the build's schemas, so that a clean on
+    another machine sees this build running before it has written a thing.
+    The macro is the ops project's `dot_registry_record`, resolved from its
+    manifest (parsed before the build, see `_parse_ops`), so there is one
+    registry SQL for every path.
+    """
+    from dbt.adapters.factory import get_adapter
+
+    start = dict(_PENDING_START)
+    _PENDING_START.clear()
+    adapter = get_adapter(task.config)
+    try:
+        with adapter.connection_named("dot_registry"):
+            value = adapter.execute_macro("dot_registry_record", macro_resolver=start["manifest"],
+                                          project="dot_tasks_ops", kwargs={"registry_schema": start["schema"],
+                                                                           "row": start["row"]})
+    except Exception as error:  # noqa: BLE001 - the registry is best effort, the build is not
+        _registry_unwritable(start["schema"], _one_line(error))
+        return
+    if isinstance(value, dict) and value.get("collision"):
+        report["registry_collision"] = dict(value["collision"])
+        return
+    report["registered"] = True
 
 
 def _child(request: DbtRequest, report: dict[str, Any]) -> int:
@@ -595,22 +639,56 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
                     return EXIT_ERROR if result.exception else EXIT_FAILURES
                 write_atomic(Path(request.deps_marker), "ok\n")
 
+    guarded = request.command[0] in WRITING_COMMANDS or (request.then_command or [""])[0] in WRITING_COMMANDS
     if request.command[0] in WRITING_COMMANDS:
         _install_guard(request, report)
     report["adapter_type"] = request.adapter_type
     report["dbt_version"], report["adapter_version"] = _versions(request.adapter_type)
-    registered = _registry_event(request, report, "running")
+    if guarded:
+        # Written by the guard once it has passed (see _record_start).
+        _parse_ops(request, report)
+    else:
+        report["registered"] = _registry_event(request, report, "running")
     if report.get("registry_collision"):
         return EXIT_ERROR
     try:
         code = _build_and_then(request, report, common)
     except DotError:
-        if registered:
+        if report.get("registered"):
             _registry_event(request, report, "failed")
         raise
-    if registered:
+    if report.get("registry_collision"):
+        return EXIT_ERROR
+    if report.get("registered"):
         _registry_event(request, report, "success" if code == EXIT_SUCCESS else "failed")
     return code
+
+
+def _parse_ops(request: DbtRequest, report: dict[str, Any]) -> None:
+    """Parse the ops project for `_record_start`: parsing touches no warehouse, run-operation would."""
+    registry = request.registry
+    if not registry:
+        return
+    from dbt.cli.main import dbtRunner
+
+    target = OpsTarget(**registry["target"])
+    result = dbtRunner().invoke([
+        "--quiet", "parse", "--project-dir", str(OPS_PROJECT), "--profiles-dir", target.profiles_dir,
+        "--profile", target.profile, "--target", target.target,
+        "--target-path", registry["ops_target_path"], "--log-path", target.log_path,
+    ])
+    if not result.success or result.result is None:
+        _registry_unwritable(registry["schema"], _one_line(result.exception) if result.exception
+                             else "the ops project did not parse")
+        return
+    _PENDING_START.update(manifest=result.result, schema=registry["schema"],
+                          row=dict(registry["row"], status="running"))
+
+
+def _registry_unwritable(schema: str, error: str) -> None:
+    print(f"dot-tasks: warning: the build registry {schema}.dot_builds could not be written "
+          f"({error}); building anyway, but `list --warehouse` and `clean --warehouse` will not see this build",
+          file=sys.stderr, flush=True)
 
 
 def _registry_event(request: DbtRequest, report: dict[str, Any], status: str) -> bool:
@@ -640,9 +718,7 @@ def _registry_event(request: DbtRequest, report: dict[str, Any], status: str) ->
         report["registry_collision"] = value["collision"]
         return False
     if error is not None:
-        print(f"dot-tasks: warning: the build registry {registry['schema']}.dot_builds could not be written "
-              f"({error}); building anyway, but `list --warehouse` and `clean --warehouse` will not see this build",
-              file=sys.stderr, flush=True)
+        _registry_unwritable(registry["schema"], error)
         return False
     return True
 
@@ -683,6 +759,8 @@ def _invoke(runner: Any, argv: list[str]) -> int:
     refusal = getattr(result.exception, "refusal", None)
     if isinstance(refusal, DotError):
         raise refusal  # the guard's, reported in our own words
+    if getattr(result.exception, "collision", False):
+        return EXIT_ERROR  # the report names the other commit; the parent lengthens the suffix
     if result.exception is not None:
         return EXIT_ERROR
     return EXIT_SUCCESS if result.success else EXIT_FAILURES

@@ -48,7 +48,9 @@ def test_two_commits_side_by_side_in_one_duckdb_file(project: Project) -> None:
 def test_two_commits_side_by_side_in_postgres(tmp_path, pg, pg_schema) -> None:
     project = make_project(tmp_path, profile=postgres_profile(pg_schema))
     one, two = _build_both(project)
-    assert pg_schemas(pg, pg_schema) == {f"{pg_schema}_{project.first[:8]}", f"{pg_schema}_{project.second[:8]}"}
+    # The two builds' schemas, and dot-tasks' registry of them beside (see docs/teams.md).
+    assert pg_schemas(pg, pg_schema) == {f"{pg_schema}_{project.first[:8]}", f"{pg_schema}_{project.second[:8]}",
+                                         f"{pg_schema}_dot"}
     assert pg_rows(pg, f"select order_id, amount from {one['schema']}.orders order by 1") == [(1, 10), (2, 20), (3, 30)]
     assert pg_rows(pg, f"select order_id, amount from {two['schema']}.orders order by 1") == [(2, 40), (3, 60)]
     # env_var() secrets reach dbt, yet nothing under .dot holds the resolved value.

@@ -569,11 +569,11 @@ def test_a_users_view_that_a_switch_would_break_stops_it_on_duckdb(env: Env) -> 
         pytest.skip("PostgreSQL refuses the drop by its dependencies (test_a_users_view_on_a_live_view...)")
     live = env.live["prod"]
     env.ok("promote", f"prod@{env.a}")
-    env.execute(f"create view {live}.my_report as select * from {live}.legacy")
+    env.execute(f"create view {live}.my_legacy_report as select * from {live}.legacy")
     refused = env.run("promote", f"prod@{env.b}")  # B has no legacy: its view would go
-    assert refused.code == 2 and f"{live}.my_report (reads {live}.legacy" in refused.stderr
-    assert env.state(live) == STATE_A and env.rows(f"select x from {live}.my_report") == [(1,)]
-    env.execute(f"drop view {live}.my_report")
+    assert refused.code == 2 and f"{live}.my_legacy_report (reads {live}.legacy" in refused.stderr
+    assert env.state(live) == STATE_A and env.rows(f"select x from {live}.my_legacy_report") == [(1,)]
+    env.execute(f"drop view {live}.my_legacy_report")
     env.ok("promote", f"prod@{env.b}")
 
 

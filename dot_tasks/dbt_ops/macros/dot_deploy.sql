@@ -281,6 +281,28 @@ $dot$
 {%- endmacro %}
 
 
+{#- The statement that points the live view `schema.name` at the build's
+    `build_schema.name`; `exists` when the view is there now and stays. -#}
+{% macro dot_point_view(schema, name, build_schema, exists) %}
+  {{ return(adapter.dispatch('dot_point_view', 'dot_tasks_ops')(schema, name, build_schema, exists)) }}
+{% endmacro %}
+
+{% macro default__dot_point_view(schema, name, build_schema, exists) %}
+  {{ return("create or replace view " ~ dot_rel(schema, name) ~ " as select * from " ~ dot_rel(build_schema, name)) }}
+{% endmacro %}
+
+
+{#- The end of the promotion's one transaction. -#}
+{% macro dot_commit_switch(live_schema) %}
+  {{ return(adapter.dispatch('dot_commit_switch', 'dot_tasks_ops')(live_schema)) }}
+{% endmacro %}
+
+{% macro default__dot_commit_switch(live_schema) %}
+  {{ print("dot-tasks: committing the switch of " ~ live_schema) }}
+  {% do adapter.commit() %}
+{% endmacro %}
+
+
 {#- Creating the history table if need be, and adding one row to it. -#}
 {% macro dot_history_statements(live, row, action, previous, relations) %}
   {% set history = dot_rel(live, 'dot_promotions') %}
@@ -447,7 +469,7 @@ $dot$
     {% do statements.append("drop " ~ rel[3] ~ " " ~ dot_rel(rel[1], rel[2])) %}
   {% endfor %}
   {% for rel in plan['relations'] %}
-    {% do statements.append("create or replace view " ~ dot_rel(rel[1], rel[2]) ~ " as select * from " ~ dot_rel(rel[0], rel[2])) %}
+    {% do statements.append(dot_point_view(rel[1], rel[2], rel[0], rel in replace_in_place and rel not in recreate)) %}
   {% endfor %}
   {% do statements.extend(dot_history_statements(live, plan['row'], action, recorded_previous, plan['relations'])) %}
   {% do dot_run_switch(statements) %}
@@ -458,8 +480,7 @@ $dot$
     {{ return({'refusal': 'broken', 'relations': broken}) }}
   {% endif %}
   {% set last_transaction = dot_transaction_id() %}
-  {{ print("dot-tasks: committing the switch of " ~ live) }}
-  {% do adapter.commit() %}
+  {% do dot_commit_switch(live) %}
   {% set replaced_names = [] %}
   {% for c in conflicts %}{% do replaced_names.append(c[0]) %}{% endfor %}
   {% set dropped_names = [] %}
@@ -517,7 +538,7 @@ $dot$
   {% set row = plan['row'] %}
   {% do row.update({'commit': latest['commit'], 'short': latest['short'], 'build_schema': latest['build_schema']}) %}
   {% do statements.extend(dot_history_statements(live, row, 'retire', latest['commit'], [])) %}
-  {% call statement('dot_retire') %}{{ statements | join(";\n") }}{% endcall %}
+  {% do dot_run_switch(statements) %}
   {% set broken = dot_broken_user_views(schemas, [dot_key(live, 'dot_promotions')], keys) %}
   {% if broken %}
     {{ return({'refusal': 'broken', 'relations': broken}) }}
