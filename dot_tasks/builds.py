@@ -440,12 +440,14 @@ def refuse_rebuilding_live(ws: Workspace, commit: str, context: str, command: li
 
     mark = live_marks(ws).get((commit, context))
     if mark in ("live", "live?") and command and command[0] in WRITING_COMMANDS:
-        raise DotError(
-            f"{context}@{commit[:12]} is {'live' if mark == 'live' else 'maybe live'}: rebuilding it would replace "
+        raise DotError(rebuilding_live_refusal(commit, context, "live" if mark == "live" else "maybe live"))
+
+
+def rebuilding_live_refusal(commit: str, context: str, state: str = "live") -> str:
+    return (f"{context}@{commit[:12]} is {state}: rebuilding it would replace "
             "the tables its live views read (dbt's CASCADE drops those views on PostgreSQL). Build another commit "
             f"and `dot-tasks promote {context}@<it>`, or pass --rebuild-live to rebuild this one and promote it "
-            "again in the same command"
-        )
+            "again in the same command")
 
 
 def build(
@@ -529,6 +531,10 @@ def build(
     )
     if command[0] in WRITING_COMMANDS:
         request.registry = _registry_request(ws, commit, context, request, profile_name, defer)
+        if request.registry and not rebuild_live:
+            # This machine's notes may not know: another machine may have promoted
+            # this commit. The guard asks the warehouse before dbt writes.
+            request.registry["live_refusal"] = rebuilding_live_refusal(commit, context, "live (so says the warehouse)")
     record: dict[str, Any] = {
         "commit": commit,
         "context": context,
@@ -646,7 +652,7 @@ def _registry_request(ws: Workspace, commit: str, context: str, request: Any, pr
                       command=" ".join(request.command), deferred_to=defer.as_record() if defer else None)
     target = OpsTarget(str(ctx.context_dir), profile_name, request.target, str(ctx.logs_dir))
     return {"target": {f: getattr(target, f) for f in target.__dataclass_fields__}, "schema": registry_schema(base),
-            "row": row, "ops_target_path": str(ctx.context_dir / "registry-ops")}
+            "live_schema": base, "row": row, "ops_target_path": str(ctx.context_dir / "registry-ops")}
 
 
 def _lengthen_suffix(ws: Workspace, commit: str, taken_by: str, holder: Mapping[str, Any]) -> str:

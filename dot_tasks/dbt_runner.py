@@ -572,6 +572,9 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
         except DotError as refusal:
             raise GuardRefusal(refusal) from None
         if _PENDING_START and not report.get("registered"):
+            refusal = _live_in_the_warehouse(task)
+            if refusal is not None:
+                raise GuardRefusal(refusal)
             _record_start(task, report)
             if report.get("registry_collision"):
                 raise RegistryCollision()
@@ -588,6 +591,32 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
 #: The 'running' event that the guard writes once it has passed: the ops
 #: manifest, the registry schema and the row (see `_parse_ops`).
 _PENDING_START: dict[str, Any] = {}
+
+
+def _live_in_the_warehouse(task: Any) -> DotError | None:
+    """A refusal when the warehouse says this commit is live for the context.
+
+    The parent checked this machine's notes; another machine may have
+    promoted the commit since, and rebuilding it would replace the tables its
+    live views read. A history that cannot be read refuses nothing: the
+    build's own schema is all that dbt is about to write.
+    """
+    from dbt.adapters.factory import get_adapter
+
+    if not _PENDING_START.get("live_refusal"):
+        return None
+    adapter = get_adapter(task.config)
+    try:
+        with adapter.connection_named("dot_live_check"):
+            latest = adapter.execute_macro("dot_reg_promotion", macro_resolver=_PENDING_START["manifest"],
+                                           project="dot_tasks_ops",
+                                           kwargs={"live_schema": _PENDING_START["live_schema"]})
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+    commit = _PENDING_START["row"]["commit_sha"]
+    if isinstance(latest, dict) and latest.get("commit") == commit:
+        return IsolationError(_PENDING_START["live_refusal"])
+    return None
 
 
 def _record_start(task: Any, report: dict[str, Any]) -> None:
@@ -681,8 +710,8 @@ def _parse_ops(request: DbtRequest, report: dict[str, Any]) -> None:
         _registry_unwritable(registry["schema"], _one_line(result.exception) if result.exception
                              else "the ops project did not parse")
         return
-    _PENDING_START.update(manifest=result.result, schema=registry["schema"],
-                          row=dict(registry["row"], status="running"))
+    _PENDING_START.update(manifest=result.result, schema=registry["schema"], live_schema=registry.get("live_schema"),
+                          live_refusal=registry.get("live_refusal"), row=dict(registry["row"], status="running"))
 
 
 def _registry_unwritable(schema: str, error: str) -> None:

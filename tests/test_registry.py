@@ -63,6 +63,13 @@ def test_a_machine_that_never_promoted_cannot_drop_what_is_live(tmp_path, pg, pg
     assert promoted.code == 0, promoted.stderr
     live_view = f'"{pg_schema}".orders'
 
+    # B's notes say nothing is live; the warehouse says v2 is, so B's rebuild of it (which would
+    # replace the tables under the live views) is refused before dbt writes.
+    rebuilt = b.run("run")
+    assert rebuilt.code == 2 and f"dev@{v2[:12]} is live (so says the warehouse)" in rebuilt.stderr, rebuilt.stderr
+    assert "--rebuild-live" in rebuilt.stderr and "Traceback" not in rebuilt.stderr
+    assert pg_rows(pg, f"select count(*) from {live_view}") == [(2,)]
+
     # B sees every build, A's included, with who made it, where, and what is live.
     rows = {(r["commit"], r["workdir"]): r for r in _warehouse_rows(b)}
     assert rows[(v1, str(a.project_dir))]["live"] == "rollback"
