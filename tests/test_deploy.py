@@ -503,6 +503,10 @@ def test_retire_then_plain_dbt_then_replace_existing_over_dbts_own_views(env: En
     env.ok("promote", f"dev@{env.a}", "--replace-existing")
     retired = json.loads(env.ok("retire", "dev", "--json").stdout)
     assert retired["retired"] == env.a and f"{live}.orders" in retired["dropped"]
+    # Every view the promotion made is gone from the warehouse, not only from the report.
+    made = json.loads(env.rows(
+        f"select relations from {live}.dot_promotions where action <> 'retire' order by seq desc limit 1")[0][0])
+    assert made and not ({rel[2] for rel in made} & set(env.relations(live))), env.relations(live)
     assert "nothing is live" in env.ok("live", "dev").stdout
     assert (env.a, "dev") not in deploy.live_marks(_workspace(env))
     assert env.run("retire", "dev").code == 2
