@@ -286,6 +286,7 @@ def test_promote_rollback_live_and_the_window_a_reader_sees(
           f"{finished - started:.1f}s; the reader took {len(seen)} samples, {len(mixed)} of them a mix"
           + (f" over {mixed[-1] - mixed[0]:.2f}s" if mixed else ""))
 
+    on_head = {r[1] for r in spark.rows(f"show tables in {base}")}
     rolled = project.run("rollback", "--json")
     assert rolled.code == 0, rolled.stderr[-3000:]
     assert json.loads(rolled.stdout)["commit"] == project.first
@@ -301,6 +302,19 @@ def test_promote_rollback_live_and_the_window_a_reader_sees(
     spark.rows(f"create or replace view {base}.customers as select 1 as customer_id")
     drifted = json.loads(project.run("live", "--json").stdout)["drift"]
     assert drifted == [{"relation": f"{base}.customers", "problem": f"no longer a view over {base}_{project.first[:8]}.customers"}]
+
+    # A promotion killed in its switch, after it made a new view and before its history row: what it
+    # left is exactly a switch's view, so promoting again takes it as its own and finishes.
+    # A view of the user's under that name is not taken: it reads something else.
+    [new_view] = on_head - {r[1] for r in spark.rows(f"show tables in {base}")}
+    spark.rows(f"create view {base}.{new_view} as select 1 as mine")
+    refused = project.run("promote", f"dev@{project.second}")
+    assert refused.code == 2 and f"{base}.{new_view}" in refused.stderr, refused.stderr[-3000:]
+    assert spark.rows(f"select * from {base}.{new_view}") == [(1,)]
+    spark.rows(f"create or replace view {base}.{new_view} as select * from {base}_{project.second[:8]}.{new_view}")
+    again = project.run("promote", f"dev@{project.second}", "--json")
+    assert again.code == 0, again.stderr[-3000:]
+    assert spark.rows(FINGERPRINT.format(s=base)) == [HEAD_ROWS]
 
 
 # --- slim: --defer-to, --clone --------------------------------------------------------

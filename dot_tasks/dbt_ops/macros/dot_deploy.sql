@@ -292,6 +292,18 @@ $dot$
 {% endmacro %}
 
 
+{#- Live views that a promotion killed in the middle of its switch made
+    before it could record them: only where the switch is not one
+    transaction (Spark). Elsewhere a kill rolls the switch back. -#}
+{% macro dot_left_by_an_interrupted_switch(relations, existing, owned) %}
+  {{ return(adapter.dispatch('dot_left_by_an_interrupted_switch', 'dot_tasks_ops')(relations, existing, owned)) }}
+{% endmacro %}
+
+{% macro default__dot_left_by_an_interrupted_switch(relations, existing, owned) %}
+  {{ return([]) }}
+{% endmacro %}
+
+
 {#- The end of the promotion's one transaction. -#}
 {% macro dot_commit_switch(live_schema) %}
   {{ return(adapter.dispatch('dot_commit_switch', 'dot_tasks_ops')(live_schema)) }}
@@ -367,6 +379,8 @@ $dot$
   {% for rel in (latest['relations'] if latest else []) %}
     {% do owned.append(dot_key(rel[1], rel[2])) %}
   {% endfor %}
+
+  {% set owned = owned + dot_left_by_an_interrupted_switch(plan['relations'], existing, owned) %}
 
   {% set planned = [] %}
   {% set missing = [] %}

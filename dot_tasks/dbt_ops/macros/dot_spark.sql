@@ -54,6 +54,35 @@
 {% endmacro %}
 
 
+{#- A view of the live schema that is not recorded as ours, and that is
+    exactly what a switch makes (`select * from <live>_<suffix>.<its own
+    name>`), was made by a promotion killed before its history row: it is
+    taken as ours, so that `promote` again finishes the switch. A view of
+    the user's would name anything else. -#}
+{% macro spark__dot_left_by_an_interrupted_switch(relations, existing, owned) %}
+  {% set candidates = {} %}
+  {% for rel in relations %}
+    {% set key = dot_key(rel[1], rel[2]) %}
+    {% if existing.get(key) == 'view' and key not in owned %}{% do candidates.update({key: rel}) %}{% endif %}
+  {% endfor %}
+  {% set found = [] %}
+  {% if candidates %}
+    {% set schemas = [] %}
+    {% for rel in candidates.values() %}{% if rel[1] not in schemas %}{% do schemas.append(rel[1]) %}{% endif %}{% endfor %}
+    {% for view in spark__dot_view_sources(schemas) %}
+      {% set key = dot_key(view[0], view[1]) %}
+      {% if key in candidates %}
+        {% set rel = candidates[key] %}
+        {% set pattern = '(?is)^\s*select\s+\*\s+from\s+(?:spark_catalog\.)?' ~ modules.re.escape(rel[1] | lower)
+                         ~ '_[0-9a-f]{4,40}\.' ~ modules.re.escape(rel[2] | lower) ~ '\s*$' %}
+        {% if modules.re.match(pattern, view[3] | lower) %}{% do found.append(key) %}{% endif %}
+      {% endif %}
+    {% endfor %}
+  {% endif %}
+  {{ return(found) }}
+{% endmacro %}
+
+
 {#- Spark has nothing to commit: each statement of the switch took effect as it ran. -#}
 {% macro spark__dot_commit_switch(live_schema) %}
 {% endmacro %}
