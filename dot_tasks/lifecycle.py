@@ -22,7 +22,7 @@ from .builds import Workspace, built_commits, generated_profile, warehouse_locks
 from .errors import DeferralError, DotError, LockTimeout, WarehouseError
 from .files import read_json, remove_tree, tree_size
 from .layout import COMMIT_DIR_NAME, BuildPaths, builds_root, dot_dir, ops_logs_dir
-from .locks import hold
+from .locks import hold, is_held
 from .naming import RESERVED_CONTEXTS
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -149,7 +149,7 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
             rec = read_json(ctx.record) or {}
             built = _timestamp(rec.get("finished") or rec.get("started") or "") or dir_time
             status = rec.get("status", "not built")
-            if status == "running" and not _lock_is_held(paths.context_lock(context)):
+            if status == "running" and not is_held(paths.context_lock(context)):
                 status = "interrupted"
             deferred_to = rec.get("deferred_to") if isinstance(rec.get("deferred_to"), dict) else None
             rows.append(BuildRow(
@@ -177,14 +177,6 @@ def base_label(row: BuildRow, rows: list[BuildRow]) -> str:
 def dependants(rows: list[BuildRow], base: BuildRow) -> list[BuildRow]:
     """The builds among `rows` that defer to (or cloned from) `base`."""
     return [r for r in rows if r.base is not None and r.base == (base.commit, base.context)]
-
-
-def _lock_is_held(path: Path) -> bool:
-    try:
-        with hold(path, "", timeout=0):
-            return False
-    except LockTimeout:
-        return True
 
 
 def _human_size(size: int) -> str:

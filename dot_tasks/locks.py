@@ -100,6 +100,15 @@ def describe_process(pid: int, limit: int = 80) -> str:
     return f"pid {pid}: {command}" if command else f"pid {pid}"
 
 
+def is_held(path: Path) -> bool:
+    """Whether another process holds our lock on `path` now (a build running, say)."""
+    try:
+        with hold(path, "", timeout=0):
+            return False
+    except LockTimeout:
+        return True
+
+
 def wait_while_locked(path: Path, what: str, timeout: float) -> None:
     """Wait, up to `timeout` seconds, until no process holds a POSIX lock on `path`.
 

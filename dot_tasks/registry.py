@@ -24,10 +24,10 @@ from typing import Any
 
 from . import __version__, gitrepo
 from .builds import Workspace, _project_config_at, _user_profiles, resolve, warehouse_locks
-from .errors import DotError, LockTimeout, WarehouseError
+from .errors import DotError, WarehouseError
 from .files import write_atomic
 from .layout import dot_dir, locks_dir, ops_logs_dir, registry_profile_dir
-from .locks import hold
+from .locks import hold, is_held
 
 #: The registry's schema is the context's base schema with this suffix: `analytics_dot`.
 #: Not hexadecimal, so it can never be a build's `<schema>_<short>`.
@@ -144,14 +144,6 @@ class RegisteredBuild:
         return data
 
 
-def _lock_is_held(path: Path) -> bool:
-    try:
-        with hold(path, "", timeout=0):
-            return False
-    except LockTimeout:
-        return True
-
-
 def current_status(recorded: str, commit: str, context: str, host: str | None, workdir: str | None,
                    started: str | None, now: float | None = None) -> str:
     """What a recorded status means now: a `running` build whose process is gone was interrupted.
@@ -164,7 +156,7 @@ def current_status(recorded: str, commit: str, context: str, host: str | None, w
         return recorded
     if host == socket.gethostname() and workdir and Path(workdir).is_dir():
         lock = locks_dir(Path(workdir)) / f"{commit}.{context}.lock"
-        return "running" if lock.exists() and _lock_is_held(lock) else "interrupted"
+        return "running" if lock.exists() and is_held(lock) else "interrupted"
     began = parse_time(started)
     if began is not None and (now or time.time()) - began > STALE_RUNNING_SECONDS:
         return "interrupted"
