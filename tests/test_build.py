@@ -51,6 +51,9 @@ def test_two_commits_side_by_side_in_postgres(tmp_path, pg, pg_schema) -> None:
     # The two builds' schemas, and dot-tasks' registry of them beside (see docs/teams.md).
     assert pg_schemas(pg, pg_schema) == {f"{pg_schema}_{project.first[:8]}", f"{pg_schema}_{project.second[:8]}",
                                          f"{pg_schema}_dot"}
+    # Each build registered itself: its start, once the guard passed, and its end.
+    assert pg_rows(pg, f'select commit_sha, status from "{pg_schema}_dot".dot_builds order by recorded_at') == [
+        (project.first, "running"), (project.first, "success"), (project.second, "running"), (project.second, "success")]
     assert pg_rows(pg, f"select order_id, amount from {one['schema']}.orders order by 1") == [(1, 10), (2, 20), (3, 30)]
     assert pg_rows(pg, f"select order_id, amount from {two['schema']}.orders order by 1") == [(2, 40), (3, 60)]
     # env_var() secrets reach dbt, yet nothing under .dot holds the resolved value.

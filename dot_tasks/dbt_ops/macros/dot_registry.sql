@@ -97,6 +97,9 @@
   {% endif %}
   {% set values = [] %}
   {% for name in dot_registry_columns() %}{% do values.append(dot_reg_lit(row.get(name))) %}{% endfor %}
+  {#- Again: on dbt's own connection (the build's guard) creating the schema
+      commits on dbt-postgres, and the commit below would find no transaction. -#}
+  {% do dot_reg_begin() %}
   {% do run_query("insert into " ~ dot_reg_table(registry_schema) ~ " select " ~ values | join(', ')) %}
   {% do adapter.commit() %}
   {{ return({'recorded': row['status']}) }}
