@@ -668,18 +668,13 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
                     return EXIT_ERROR if result.exception else EXIT_FAILURES
                 write_atomic(Path(request.deps_marker), "ok\n")
 
-    guarded = request.command[0] in WRITING_COMMANDS or (request.then_command or [""])[0] in WRITING_COMMANDS
     if request.command[0] in WRITING_COMMANDS:
         _install_guard(request, report)
     report["adapter_type"] = request.adapter_type
     report["dbt_version"], report["adapter_version"] = _versions(request.adapter_type)
-    if guarded:
-        # Written by the guard once it has passed (see _record_start).
-        _parse_ops(request, report)
-    else:
-        report["registered"] = _registry_event(request, report, "running")
-    if report.get("registry_collision"):
-        return EXIT_ERROR
+    # Only writing commands are registered, and the guard writes their start
+    # once it has passed (see _record_start).
+    _parse_ops(request, report)
     try:
         code = _build_and_then(request, report, common)
     except DotError:
@@ -733,19 +728,16 @@ def _registry_event(request: DbtRequest, report: dict[str, Any], status: str) ->
         return False
     from dbt.cli.main import dbtRunner
 
-    row = dict(registry["row"], status=status)
-    if status != "running":
-        from .registry import now_text
+    from .registry import now_text
 
-        row.update(finished_at=now_text(), recorded_at=now_text(), dbt_version=report.get("dbt_version"),
-                   schemas=json.dumps(sorted(set(report.get("schemas") or []) | {row["build_schema"]})))
+    # The start was written by the guard (_record_start): this is the end.
+    row = dict(registry["row"], status=status, finished_at=now_text(), recorded_at=now_text(),
+               dbt_version=report.get("dbt_version"),
+               schemas=json.dumps(sorted(set(report.get("schemas") or []) | {registry["row"]["build_schema"]})))
     target = OpsTarget(**registry["target"])
     value, error = _run_operation(dbtRunner(), MacroCall(target, "dot_registry_record",
                                                          {"registry_schema": registry["schema"], "row": row}),
                                   registry["ops_target_path"])
-    if error is None and isinstance(value, dict) and value.get("collision"):
-        report["registry_collision"] = value["collision"]
-        return False
     if error is not None:
         _registry_unwritable(registry["schema"], error)
         return False
