@@ -90,17 +90,19 @@ class Env:
             HOME=str(home),
             GIT_CONFIG_NOSYSTEM="1",
             GIT_CONFIG_GLOBAL="/dev/null",
-            GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.com",
-            GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.com",
-            GIT_AUTHOR_DATE="2024-01-01T00:00:00Z", GIT_COMMITTER_DATE="2024-01-01T00:00:00Z",
+            GIT_AUTHOR_NAME="Bench",
+            GIT_AUTHOR_EMAIL="bench@example.com",
+            GIT_COMMITTER_NAME="Bench",
+            GIT_COMMITTER_EMAIL="bench@example.com",
+            GIT_AUTHOR_DATE="2024-01-01T00:00:00Z",
+            GIT_COMMITTER_DATE="2024-01-01T00:00:00Z",
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         )
         self.vars = env
 
     def run(self, cmd: list[str], cwd: Path, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
         started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, env=self.vars, capture_output=True, text=True, timeout=TIMEOUT,
-                              check=False)
+        proc = subprocess.run(cmd, cwd=cwd, env=self.vars, capture_output=True, text=True, timeout=TIMEOUT, check=False)
         seconds = time.perf_counter() - started
         if check and proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
@@ -160,56 +162,74 @@ def make_big_repo(env: Env) -> Path:
             # Distinct contents, so git stores 20k blobs, not one.
             (directory / f"f{f:03d}.txt").write_text(f"{d}/{f}\n{blob}\n")
     # (a): a small dbt project at the root.
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: root_project
         profile: bench
         config-version: 2
-        """)
+        """,
+    )
     write(repo / "profiles.yml", duckdb_profiles("bench"))
     write(repo / "models" / "root_a.sql", "select 1 as id\n")
     write(repo / "models" / "root_b.sql", "select * from {{ ref('root_a') }}\n")
     write(repo / ".gitignore", "warehouse.duckdb\ntarget/\nlogs/\ndbt_packages/\n")
     # (b): the dbt project in analytics/, with a local package outside it.
     an = repo / "analytics"
-    write(an / "dbt_project.yml", """
+    write(
+        an / "dbt_project.yml",
+        """
         name: analytics
         profile: analytics
         config-version: 2
         models:
           analytics:
             +materialized: view
-        """)
-    write(an / "packages.yml", """
+        """,
+    )
+    write(
+        an / "packages.yml",
+        """
         packages:
           - local: ../packages/macros_pkg
-        """)
+        """,
+    )
     write(an / "profiles.yml", duckdb_profiles("analytics"))
     write(an / "models" / "schema.yml", "version: 2\nmodels:\n  - name: m000\n    description: first\n")
     for i in range(ANALYTICS_MODELS):
         source = "select 1 as id" if i == 0 else f"select * from {{{{ ref('m{i - 1:03d}') }}}}"
         write(an / "models" / f"g{i // 50}" / f"m{i:03d}.sql", source + "\n")
     pkg = repo / "packages" / "macros_pkg"
-    write(pkg / "dbt_project.yml", """
+    write(
+        pkg / "dbt_project.yml",
+        """
         name: macros_pkg
         config-version: 2
-        """)
-    write(pkg / "macros" / "cents.sql", """
+        """,
+    )
+    write(
+        pkg / "macros" / "cents.sql",
+        """
         {% macro cents(column) %}({{ column }} * 100){% endmacro %}
-        """)
+        """,
+    )
     commit_all(env, repo)
     return repo
 
 
 def make_small_repo(env: Env) -> Path:
     repo = env.tmp / "small"
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: small
         profile: small
         config-version: 2
         models:
           small:
             +materialized: table
-        """)
+        """,
+    )
     write(repo / "profiles.yml", duckdb_profiles("small"))
     write(repo / "seeds" / "raw.csv", "id,amount\n1,10\n2,20\n3,30\n")
     write(repo / "models" / "a.sql", "select * from {{ ref('raw') }}\n")
@@ -223,14 +243,17 @@ def make_small_repo(env: Env) -> Path:
 def make_duck_repo(env: Env) -> Path:
     """1 seed and 30 table models: five fanned out from the seed, the rest joining two earlier ones."""
     repo = env.tmp / "duck"
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: duck
         profile: duck
         config-version: 2
         models:
           duck:
             +materialized: table
-        """)
+        """,
+    )
     write(repo / "profiles.yml", duckdb_profiles("duck", threads=4))
     rows = "\n".join(f"{i},{'abcde'[i % 5]},{i * 7 % 101}" for i in range(1, 501))
     write(repo / "seeds" / "raw_events.csv", "id,grp,amount\n" + rows + "\n")
@@ -313,8 +336,14 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.update(ours_median=self.ours_median, baseline_median=self.baseline_median, ratio=self.ratio,
-                    measured=self.measured, status=self.status, target_text=self.target_text)
+        data.update(
+            ours_median=self.ours_median,
+            baseline_median=self.baseline_median,
+            ratio=self.ratio,
+            measured=self.measured,
+            status=self.status,
+            target_text=self.target_text,
+        )
         return data
 
 
@@ -331,19 +360,19 @@ def print_table(results: list[Result]) -> None:
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
         if r.target_kind == "diff" and r.measured is not None:
             ratio += f" ({r.measured:+.3f} s)"
-        rows.append((f"{r.key} {r.name}", fmt(r.ours_median, r.unit), fmt(r.baseline_median, r.unit),
-                     ratio, r.target_text, r.status))
+        rows.append((f"{r.key} {r.name}", fmt(r.ours_median, r.unit), fmt(r.baseline_median, r.unit), ratio, r.target_text, r.status))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for n, row in enumerate(rows):
-        print("  ".join(cell.ljust(widths[i]) if i in (0, 4, 5) else cell.rjust(widths[i])
-                        for i, cell in enumerate(row)).rstrip())
+        print("  ".join(cell.ljust(widths[i]) if i in (0, 4, 5) else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
     print()
     for r in results:
         base = f"baseline = {r.baseline_label}" if r.baseline_label else ""
-        runs = (f"ours runs: {', '.join(fmt(v, r.unit) for v in r.ours) or '-'}; "
-                f"baseline runs: {', '.join(fmt(v, r.unit) for v in r.baseline) or '-'}")
+        runs = (
+            f"ours runs: {', '.join(fmt(v, r.unit) for v in r.ours) or '-'}; "
+            f"baseline runs: {', '.join(fmt(v, r.unit) for v in r.baseline) or '-'}"
+        )
         print(f"{r.key} {r.name}: {base}")
         print(f"    {runs}")
         for note in r.notes:
@@ -397,10 +426,15 @@ def machine_info(tmp: Path) -> dict[str, str]:
     except AttributeError:
         usable = os.cpu_count() or 0
     git = subprocess.run(["git", "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
-                          capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--",
-                            "dot_tasks"], capture_output=True, text=True, check=False).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--", "dot_tasks"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     try:
         import pygit2
 
@@ -416,12 +450,14 @@ def machine_info(tmp: Path) -> dict[str, str]:
         "git": git,
         "dbt": f"dbt-core {_version('dbt-core')}, dbt-duckdb {_version('dbt-duckdb')} ({DBT})",
         "libs": f"{libgit2}, invoke {_version('invoke')}",
-        "dot-tasks": f"{_version('dot-tasks')} at {REPO_ROOT} commit {head}"
-                     + (" + uncommitted changes in dot_tasks/" if dirty else ""),
+        "dot-tasks": f"{_version('dot-tasks')} at {REPO_ROOT} commit {head}" + (" + uncommitted changes in dot_tasks/" if dirty else ""),
         "work dir": f"{tmp} on {_filesystem(tmp)}",
         "load": load_average(),
-        "bytecode": ("PYTHONDONTWRITEBYTECODE is set: modules without a .pyc (e.g. an editable dot_tasks) "
-                     "are compiled on every start" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "normal"),
+        "bytecode": (
+            "PYTHONDONTWRITEBYTECODE is set: modules without a .pyc (e.g. an editable dot_tasks) are compiled on every start"
+            if os.environ.get("PYTHONDONTWRITEBYTECODE")
+            else "normal"
+        ),
     }
 
 
@@ -433,8 +469,7 @@ def busy_warning() -> str | None:
         return None
     cpus = os.cpu_count() or 1
     if one_minute >= 0.5 * cpus:
-        return (f"load average {one_minute:.2f} on {cpus} CPUs before starting: other processes compete, "
-                "so the figures are noisy")
+        return f"load average {one_minute:.2f} on {cpus} CPUs before starting: other processes compete, so the figures are noisy"
     return None
 
 
@@ -456,11 +491,14 @@ def interleave(repeat: int, ours: Callable[[], float], baseline: Callable[[], fl
     """
     for i in range(repeat):
         order = [(ours, result.ours), (baseline, result.baseline)]
-        for action, bucket in (order if i % 2 == 0 else order[::-1]):
+        for action, bucket in order if i % 2 == 0 else order[::-1]:
             os.sync()
             bucket.append(action())
-    spread = [f"{label} {(max(v) - min(v)) / statistics.median(v) * 100:.0f}%"
-              for label, v in (("ours", result.ours), ("baseline", result.baseline)) if v and statistics.median(v)]
+    spread = [
+        f"{label} {(max(v) - min(v)) / statistics.median(v) * 100:.0f}%"
+        for label, v in (("ours", result.ours), ("baseline", result.baseline))
+        if v and statistics.median(v)
+    ]
     result.notes.append("spread (max-min)/median: " + ", ".join(spread))
 
 
@@ -473,7 +511,7 @@ def dot_worktree_path(out: str) -> Path:
 
 def registered_worktrees(env: Env, repo: Path) -> list[str]:
     text = env.git("worktree", "list", "--porcelain", cwd=repo)
-    return [line[len("worktree "):] for line in text.splitlines() if line.startswith("worktree ")]
+    return [line[len("worktree ") :] for line in text.splitlines() if line.startswith("worktree ")]
 
 
 def forget_worktree(env: Env, repo: Path, path: Path) -> None:
@@ -484,10 +522,10 @@ def forget_worktree(env: Env, repo: Path, path: Path) -> None:
     env.git("worktree", "prune", cwd=repo)
 
 
-def worktree_comparison(env: Env, repo: Path, project: Path, key: str, name: str, target: float,
-                        repeat: int, sparse_check: bool) -> Result:
-    result = Result(key, name, "s", baseline_label="`git worktree add --detach <path> HEAD` (full checkout)",
-                    target_kind="ratio", target=target)
+def worktree_comparison(env: Env, repo: Path, project: Path, key: str, name: str, target: float, repeat: int, sparse_check: bool) -> Result:
+    result = Result(
+        key, name, "s", baseline_label="`git worktree add --detach <path> HEAD` (full checkout)", target_kind="ratio", target=target
+    )
     base_path = env.tmp / f"baseline-wt-{key}"
     clean_times: list[float] = []
     seen: dict[str, Any] = {}
@@ -501,8 +539,7 @@ def worktree_comparison(env: Env, repo: Path, project: Path, key: str, name: str
             seen["files"] = count_files(path)
             seen["path"] = path
             rel = project.relative_to(repo)
-            seen["project_ok"] = (path / rel / "dbt_project.yml").is_file() if str(rel) != "." else \
-                (path / "dbt_project.yml").is_file()
+            seen["project_ok"] = (path / rel / "dbt_project.yml").is_file() if str(rel) != "." else (path / "dbt_project.yml").is_file()
             seen["package_ok"] = (path / "packages" / "macros_pkg" / "dbt_project.yml").is_file()
             seen["git_status"] = env.run(["git", "status", "--porcelain"], path, check=False)[1]
         # Fresh for the next run: the tool's own clean, checked, with a fallback by hand.
@@ -527,8 +564,10 @@ def worktree_comparison(env: Env, repo: Path, project: Path, key: str, name: str
         return seconds
 
     interleave(repeat, ours, baseline, result)
-    result.notes.append(f"files checked out: ours {seen.get('files')}, baseline {seen['base'].get('files')} "
-                        f"(repo has {DATA_DIRS * FILES_PER_DIR} data files + dbt projects)")
+    result.notes.append(
+        f"files checked out: ours {seen.get('files')}, baseline {seen['base'].get('files')} "
+        f"(repo has {DATA_DIRS * FILES_PER_DIR} data files + dbt projects)"
+    )
     if sparse_check:
         result.notes.append(
             f"ours has {project.relative_to(repo)}/dbt_project.yml: {'yes' if seen.get('project_ok') else 'NO'}; "
@@ -537,10 +576,11 @@ def worktree_comparison(env: Env, repo: Path, project: Path, key: str, name: str
     status = seen.get("git_status")
     if status is not None:
         changed = [line for line in status.stdout.splitlines() if line.strip()]
-        result.notes.append(f"`git status` in our worktree: {'clean' if not changed and status.returncode == 0 else f'{len(changed)} changes, exit {status.returncode}: ' + '; '.join(changed[:3])}")
+        result.notes.append(
+            f"`git status` in our worktree: {'clean' if not changed and status.returncode == 0 else f'{len(changed)} changes, exit {status.returncode}: ' + '; '.join(changed[:3])}"
+        )
     if clean_times:
-        result.notes.append(f"`dot-tasks clean --ref HEAD --keep-schemas` (not timed above): median "
-                            f"{statistics.median(clean_times):.3f} s")
+        result.notes.append(f"`dot-tasks clean --ref HEAD --keep-schemas` (not timed above): median {statistics.median(clean_times):.3f} s")
     return result
 
 
@@ -549,8 +589,7 @@ def measure_a(env: Env, repeat: int, big: Path) -> list[Result]:
 
 
 def measure_b(env: Env, repeat: int, big: Path) -> list[Result]:
-    return [worktree_comparison(env, big, big / "analytics", "b", "worktree, project in analytics/ (sparse)",
-                                0.2, repeat, True)]
+    return [worktree_comparison(env, big, big / "analytics", "b", "worktree, project in analytics/ (sparse)", 0.2, repeat, True)]
 
 
 FORBIDDEN_PREFIXES = ("dbt.cli", "dbt.task", "dbt.config")
@@ -564,7 +603,7 @@ def import_report(stderr: str) -> tuple[list[str], bool, list[tuple[str, int]]]:
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        parts = line[len("import time:"):].split("|")
+        parts = line[len("import time:") :].split("|")
         if len(parts) != 3 or not parts[1].strip().isdigit():
             continue
         raw = parts[2]
@@ -592,18 +631,21 @@ def measure_c(env: Env, repeat: int) -> list[Result]:
     }
     results = []
     for label, args in commands.items():
-        result = Result("c", f"latency `{label}`", "s", baseline_label="`python -c pass` (interpreter start)",
-                        target_kind="abs", target=0.3)
+        result = Result(
+            "c", f"latency `{label}`", "s", baseline_label="`python -c pass` (interpreter start)", target_kind="abs", target=0.3
+        )
         try:
-            interleave(repeat, lambda args=args: env.run([*DOT, *args], repo)[0],
-                       lambda: env.run([PY, "-c", "pass"], repo)[0], result)
+            interleave(repeat, lambda args=args: env.run([*DOT, *args], repo)[0], lambda: env.run([PY, "-c", "pass"], repo)[0], result)
             _, proc = env.run([PY, "-X", "importtime", "-m", "dot_tasks", *args], repo)
             forbidden, saw_dbt, top = import_report(proc.stderr)
             shown = ", ".join(sorted(set(forbidden))[:6]) + (" ..." if len(set(forbidden)) > 6 else "")
-            result.notes.append(f"imports dbt: {'yes (' + shown + ')' if forbidden else 'no'}"
-                                + ("" if forbidden else f" (the `dbt` namespace itself: {'yes' if saw_dbt else 'no'})"))
-            result.notes.append("slowest package imports (cumulative): "
-                                + ", ".join(f"{name} {micro / 1000:.0f} ms" for name, micro in top))
+            result.notes.append(
+                f"imports dbt: {'yes (' + shown + ')' if forbidden else 'no'}"
+                + ("" if forbidden else f" (the `dbt` namespace itself: {'yes' if saw_dbt else 'no'})")
+            )
+            result.notes.append(
+                "slowest package imports (cumulative): " + ", ".join(f"{name} {micro / 1000:.0f} ms" for name, micro in top)
+            )
             if forbidden:
                 result.failed_checks.append("imports dbt")
         except BenchError as exc:
@@ -620,7 +662,9 @@ def reset_ours(env: Env, repo: Path) -> None:
 
 
 def by_hand_profile(directory: Path, schema: str, database: Path) -> None:
-    write(directory / "profiles.yml", f"""
+    write(
+        directory / "profiles.yml",
+        f"""
         duck:
           target: dev
           outputs:
@@ -629,26 +673,49 @@ def by_hand_profile(directory: Path, schema: str, database: Path) -> None:
               path: {database}
               schema: {schema}
               threads: 4
-        """)
+        """,
+    )
 
 
 PARTIAL_PARSE_MISS = "Unable to do partial parsing"
 
 
 def measure_d(env: Env, repeat: int, repo: Path) -> list[Result]:
-    cold = Result("d", f"cold run, {DUCK_MODELS}-model DuckDB project", "s",
-                  baseline_label="by hand: git rev-parse + git worktree add --detach + write profiles.yml + "
-                                 "dbt build (fresh warehouse, no partial parse)",
-                  target_kind="ratio", target=1.05)
-    warm = Result("d", "warm re-run, same commit", "s",
-                  baseline_label="by hand: dbt build again with the same flags (partial parse present)",
-                  target_kind="diff", target=0.2)
+    cold = Result(
+        "d",
+        f"cold run, {DUCK_MODELS}-model DuckDB project",
+        "s",
+        baseline_label="by hand: git rev-parse + git worktree add --detach + write profiles.yml + "
+        "dbt build (fresh warehouse, no partial parse)",
+        target_kind="ratio",
+        target=1.05,
+    )
+    warm = Result(
+        "d",
+        "warm re-run, same commit",
+        "s",
+        baseline_label="by hand: dbt build again with the same flags (partial parse present)",
+        target_kind="diff",
+        target=0.2,
+    )
     hand = env.tmp / "byhand"
     wt, conf = hand / "worktree", hand / "dbt"
     database = repo / "warehouse.duckdb"
     run_cmd = [*DOT, "run", "--context", "dev", "--ref", "HEAD"]
-    dbt_cmd = [DBT, "build", "--project-dir", str(wt), "--profiles-dir", str(conf), "--target", "dev",
-               "--target-path", str(conf / "target"), "--log-path", str(conf / "logs")]
+    dbt_cmd = [
+        DBT,
+        "build",
+        "--project-dir",
+        str(wt),
+        "--profiles-dir",
+        str(conf),
+        "--target",
+        "dev",
+        "--target-path",
+        str(conf / "target"),
+        "--log-path",
+        str(conf / "logs"),
+    ]
     partial_misses = {"ours": 0, "by hand": 0}
 
     def ours_cold() -> float:
@@ -689,13 +756,17 @@ def measure_d(env: Env, repeat: int, repo: Path) -> list[Result]:
         hand_warm()
         partial_misses.update({"ours": 0, "by hand": 0})
         interleave(repeat, ours_warm, hand_warm, warm)
-        warm.notes.append(f"runs whose dbt output said '{PARTIAL_PARSE_MISS}': ours {partial_misses['ours']}/"
-                          f"{repeat}, by hand {partial_misses['by hand']}/{repeat}")
+        warm.notes.append(
+            f"runs whose dbt output said '{PARTIAL_PARSE_MISS}': ours {partial_misses['ours']}/"
+            f"{repeat}, by hand {partial_misses['by hand']}/{repeat}"
+        )
         _, proc = env.run([*run_cmd, "--json"], repo)
         summary = json.loads(proc.stdout.strip().splitlines()[-1])
         steps = [line.split("dot-tasks: ", 1)[1] for line in proc.stderr.splitlines() if line.startswith("dot-tasks: ")]
-        warm.notes.append("dot-tasks' own step times in a warm run: " + " | ".join(
-            " ".join(s.split()[:1] + [s.rsplit("(", 1)[-1].rstrip(")")]) for s in steps))
+        warm.notes.append(
+            "dot-tasks' own step times in a warm run: "
+            + " | ".join(" ".join(s.split()[:1] + [s.rsplit("(", 1)[-1].rstrip(")")]) for s in steps)
+        )
         warm.notes.append(f"schema {summary.get('schema')}, status {summary.get('status')}")
     except (BenchError, ValueError, IndexError) as exc:
         warm.error = str(exc)
@@ -743,12 +814,16 @@ def make_slim_repo(env: Env) -> Path:
 def measure_slim(env: Env, repeat: int, repo: Path) -> list[Result]:
     from projects import SLIM_MODELS, slim_leaf
 
-    deferred = Result("slim", f"deferred run, one leaf changed, {SLIM_MODELS}-model DuckDB project", "s",
-                      baseline_label=f"the full `run prod@main` of the same project (all {SLIM_MODELS} models, "
-                                     "cold: new worktree, full parse), in the same repeat",
-                      target_kind="ratio", target=0.15)
-    cloned = Result("slim", "the same deferred run with --clone", "s",
-                    baseline_label="the same full run")
+    deferred = Result(
+        "slim",
+        f"deferred run, one leaf changed, {SLIM_MODELS}-model DuckDB project",
+        "s",
+        baseline_label=f"the full `run prod@main` of the same project (all {SLIM_MODELS} models, "
+        "cold: new worktree, full parse), in the same repeat",
+        target_kind="ratio",
+        target=0.15,
+    )
+    cloned = Result("slim", "the same deferred run with --clone", "s", baseline_label="the same full run")
     built: list[str] = []
     executing: list[float] = []
     for _ in range(repeat):
@@ -772,7 +847,8 @@ def measure_slim(env: Env, repeat: int, repo: Path) -> list[Result]:
         f"of each deferred run, dbt executing its one model: {', '.join(f'{v:.2f} s' for v in executing)}; "
         "the rest is the fixed cost every run pays: Python and dbt starting, and dbt's full parse of all "
         f"{SLIM_MODELS} models (a new commit has no partial parse to reuse: its schema differs, and dbt "
-        "renders schemas while parsing)")
+        "renders schemas while parsing)"
+    )
     if any(b != slim_leaf() for b in built):
         deferred.failed_checks.append("the deferred run built more than the changed leaf")
     cloned.notes.append("--clone: dbt clone of the other 199 models and the seed, views onto the base on DuckDB")
@@ -780,8 +856,12 @@ def measure_slim(env: Env, repeat: int, repo: Path) -> list[Result]:
 
 
 def measure_e(env: Env, repeat: int, repo: Path) -> list[Result]:
-    result = Result("e", "peak RSS of the orchestrator, cold run", "MB",
-                    baseline_label="peak RSS of dbt's child process in the same run (RUSAGE_CHILDREN), for context")
+    result = Result(
+        "e",
+        "peak RSS of the orchestrator, cold run",
+        "MB",
+        baseline_label="peak RSS of dbt's child process in the same run (RUSAGE_CHILDREN), for context",
+    )
     statuses, hwm = [], []
     for _ in range(repeat):
         reset_ours(env, repo)
@@ -790,7 +870,7 @@ def measure_e(env: Env, repeat: int, repo: Path) -> list[Result]:
         marker = [line for line in lines if line.startswith("BENCH_RSS ")]
         if not marker:
             raise BenchError(f"the memory wrapper printed no BENCH_RSS line: {proc.stderr.strip()[-500:]}")
-        data = json.loads(marker[-1][len("BENCH_RSS "):])
+        data = json.loads(marker[-1][len("BENCH_RSS ") :])
         try:
             summary = json.loads(next(line for line in lines if line.startswith("{")))
             statuses.append(summary.get("status"))
@@ -805,8 +885,9 @@ def measure_e(env: Env, repeat: int, repo: Path) -> list[Result]:
         result.error = f"not every run succeeded: {statuses}"
     _, bare = env.run(forked_from_shell([PY, "-c", MAXRSS]), repo)
     _, deps = env.run(forked_from_shell([PY, "-c", "import dot_tasks.main, dot_tasks.lifecycle; " + MAXRSS]), repo)
-    result.notes.append(f"for scale: bare interpreter {int(bare.stdout) / 1024:.1f} MB; after importing "
-                        f"dot_tasks' CLI {int(deps.stdout) / 1024:.1f} MB")
+    result.notes.append(
+        f"for scale: bare interpreter {int(bare.stdout) / 1024:.1f} MB; after importing dot_tasks' CLI {int(deps.stdout) / 1024:.1f} MB"
+    )
     return [result]
 
 
@@ -850,9 +931,11 @@ def _pg_profile(schema: str) -> str | None:
     user_host, _, dbname = url.partition("/")
     user, _, hostport = user_host.rpartition("@")
     host, _, port = hostport.partition(":")
-    return (f"bench:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      host: {host}\n"
-            f"      port: {port or 5432}\n      user: {user.split(':')[0] or 'postgres'}\n      password: ''\n"
-            f"      dbname: {dbname.split('?')[0] or 'postgres'}\n      schema: {schema}\n      threads: 4\n")
+    return (
+        f"bench:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      host: {host}\n"
+        f"      port: {port or 5432}\n      user: {user.split(':')[0] or 'postgres'}\n      password: ''\n"
+        f"      dbname: {dbname.split('?')[0] or 'postgres'}\n      schema: {schema}\n      threads: 4\n"
+    )
 
 
 def _drop_pg_schemas(prefix: str) -> None:
@@ -865,8 +948,7 @@ def _drop_pg_schemas(prefix: str) -> None:
             cur.execute(f'drop schema "{name}" cascade')
 
 
-def _diff_setup(env: Env, name: str, rows: int, profile: str, sparse: bool = False,
-                head_context: str = "dev") -> tuple[Path, str, str]:
+def _diff_setup(env: Env, name: str, rows: int, profile: str, sparse: bool = False, head_context: str = "dev") -> tuple[Path, str, str]:
     from projects import make_diff_repo
 
     repo, base, head = make_diff_repo(env, env.tmp / name, rows, profile, sparse=sparse)
@@ -879,8 +961,12 @@ def measure_diff_apart(env: Env, repeat: int, rows: int, pg_prefix: str) -> Resu
     """Two PostgreSQL databases, 0.1% of rows changed: how many rows leave the warehouses."""
     import psycopg2
 
-    result = Result("diff", f"diff across two PostgreSQL databases, {rows:,} rows, 0.1% changed", "s",
-                    baseline_label="(no by-hand equivalent: no single query can join two databases)")
+    result = Result(
+        "diff",
+        f"diff across two PostgreSQL databases, {rows:,} rows, 0.1% changed",
+        "s",
+        baseline_label="(no by-hand equivalent: no single query can join two databases)",
+    )
     dsn = os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     other_db = pg_prefix + "_other"
     if _pg_profile(pg_prefix) is None:
@@ -899,8 +985,9 @@ def measure_diff_apart(env: Env, repeat: int, rows: int, pg_prefix: str) -> Resu
         repo, base, head = _diff_setup(env, "diff-apart", rows, profile, sparse=True, head_context="other")
         transferred = []
         for _ in range(repeat):
-            seconds, proc = env.run([*DOT, "diff", f"dev@{base}", f"other@{head}", "--no-build", "--select", "big",
-                                     "--json"], repo, check=False)
+            seconds, proc = env.run(
+                [*DOT, "diff", f"dev@{base}", f"other@{head}", "--no-build", "--select", "big", "--json"], repo, check=False
+            )
             if proc.returncode != 1:
                 raise BenchError(f"diff exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
             data = json.loads(proc.stdout)
@@ -908,10 +995,12 @@ def measure_diff_apart(env: Env, repeat: int, rows: int, pg_prefix: str) -> Resu
             transferred.append(data["rows_transferred"])
             values = data["nodes"][0]["values"]
         share = statistics.median(transferred) / rows
-        result.notes.append(f"rows transferred (both sides together): {statistics.median(transferred):,} "
-                            f"= {share:.2%} of the table's {rows:,} (target <= 5%); found ~{values['changed']} "
-                            f"(c1: {values['columns'].get('c1')}), +{values['added']} -{values['removed']}; "
-                            f"{values['transfer']['checksums']:,} range checksums")
+        result.notes.append(
+            f"rows transferred (both sides together): {statistics.median(transferred):,} "
+            f"= {share:.2%} of the table's {rows:,} (target <= 5%); found ~{values['changed']} "
+            f"(c1: {values['columns'].get('c1')}), +{values['added']} -{values['removed']}; "
+            f"{values['transfer']['checksums']:,} range checksums"
+        )
         if share > 0.05:
             result.failed_checks.append("more than 5% of the rows transferred")
     finally:
@@ -930,10 +1019,22 @@ def _by_hand(env: Env, repo: Path, base: str, head: str) -> list[str]:
 
     ctx = repo / ".dot" / "isolated_builds" / head / "dev"
     scratch = env.tmp / "by-hand"
-    return [DBT, "show", "--inline", by_hand_query(relation(base), relation(head)),
-            "--project-dir", str(repo / ".dot" / "isolated_builds" / head / "worktree"),
-            "--profiles-dir", str(ctx), "--target", "dev",
-            "--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs")]
+    return [
+        DBT,
+        "show",
+        "--inline",
+        by_hand_query(relation(base), relation(head)),
+        "--project-dir",
+        str(repo / ".dot" / "isolated_builds" / head / "worktree"),
+        "--profiles-dir",
+        str(ctx),
+        "--target",
+        "dev",
+        "--target-path",
+        str(scratch / "target"),
+        "--log-path",
+        str(scratch / "logs"),
+    ]
 
 
 def measure_diff(env: Env, repeat: int, rows: int) -> list[Result]:
@@ -943,8 +1044,14 @@ def measure_diff(env: Env, repeat: int, rows: int) -> list[Result]:
     profiles = {"duckdb": duckdb_profiles("bench", threads=4), "postgres": _pg_profile(pg_prefix)}
     try:
         for adapter, profile in profiles.items():
-            result = Result("diff", f"diff of {rows:,} rows x 10 columns, {adapter}", "s", target_kind="ratio",
-                            target=1.2, baseline_label="`dbt show --inline` with one full-outer-join count query")
+            result = Result(
+                "diff",
+                f"diff of {rows:,} rows x 10 columns, {adapter}",
+                "s",
+                target_kind="ratio",
+                target=1.2,
+                baseline_label="`dbt show --inline` with one full-outer-join count query",
+            )
             results.append(result)
             if profile is None:
                 result.error = "no PostgreSQL server answered: skipped"
@@ -968,22 +1075,31 @@ def measure_diff(env: Env, repeat: int, rows: int) -> list[Result]:
 
             interleave(repeat, ours, baseline, result)
             values = seen["diff"]["nodes"][0]["values"]
-            result.notes.append(f"diff found: +{values['added']} -{values['removed']} ~{values['changed']} "
-                                f"={values['unchanged']} (c1: {values['columns'].get('c1')})")
+            result.notes.append(
+                f"diff found: +{values['added']} -{values['removed']} ~{values['changed']} "
+                f"={values['unchanged']} (c1: {values['columns'].get('c1')})"
+            )
         # Memory of the orchestrator does not grow with the table: 10,000 rows against `rows`.
-        mem = Result("diff", "orchestrator peak RSS, diff of 1M vs 10k rows (DuckDB)", "MB", target_kind="diff",
-                     target=10.0, baseline_label="the same diff of a 10,000-row model")
+        mem = Result(
+            "diff",
+            "orchestrator peak RSS, diff of 1M vs 10k rows (DuckDB)",
+            "MB",
+            target_kind="diff",
+            target=10.0,
+            baseline_label="the same diff of a 10,000-row model",
+        )
         results.append(mem)
         small = _diff_setup(env, "diff-small", 10_000, profiles["duckdb"])
         big = (env.tmp / "diff-duckdb", *_commits(env, env.tmp / "diff-duckdb"))
         for bucket, (repo, base, head) in ((mem.ours, big), (mem.baseline, small)):
             for _ in range(repeat):
-                _, proc = env.run(forked_from_shell([PY, "-c", DIFF_MEMORY, base, head, "--no-build",
-                                                     "--select", "big", "--json"]), repo, check=False)
+                _, proc = env.run(
+                    forked_from_shell([PY, "-c", DIFF_MEMORY, base, head, "--no-build", "--select", "big", "--json"]), repo, check=False
+                )
                 marker = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_RSS ")]
                 if not marker:
                     raise BenchError(f"the memory wrapper printed no BENCH_RSS line: {proc.stderr.strip()[-500:]}")
-                bucket.append(json.loads(marker[-1][len("BENCH_RSS "):])["self_kb"] / 1024)
+                bucket.append(json.loads(marker[-1][len("BENCH_RSS ") :])["self_kb"] / 1024)
     finally:
         if profiles["postgres"] is not None:
             _drop_pg_schemas(pg_prefix)
@@ -1001,10 +1117,14 @@ def _commits(env: Env, repo: Path) -> tuple[str, str]:
 def measure_spark(env: Env, repeat: int) -> list[Result]:
     from projects import SPARK_MODELS, make_spark_repo, spark_output
 
-    result = Result("spark", f"cold run, Spark session, 1 seed + {SPARK_MODELS} models", "s",
-                    baseline_label="by hand: git rev-parse + git worktree add --detach + write profiles.yml "
-                                   "(metastore pinned) + dbt build",
-                    target_kind="ratio", target=1.05)
+    result = Result(
+        "spark",
+        f"cold run, Spark session, 1 seed + {SPARK_MODELS} models",
+        "s",
+        baseline_label="by hand: git rev-parse + git worktree add --detach + write profiles.yml (metastore pinned) + dbt build",
+        target_kind="ratio",
+        target=1.05,
+    )
     repo = make_spark_repo(env.tmp, lambda r: commit_all(env, r))
     env.vars.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     hand = env.tmp / "byhand-spark"
@@ -1015,8 +1135,20 @@ def measure_spark(env: Env, repeat: int) -> list[Result]:
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={repo / 'metastore_db'};create=true",
         "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={repo / 'derby.log'}",
     }
-    dbt_cmd = [DBT, "build", "--project-dir", str(wt), "--profiles-dir", str(conf), "--target", "dev",
-               "--target-path", str(conf / "target"), "--log-path", str(conf / "logs")]
+    dbt_cmd = [
+        DBT,
+        "build",
+        "--project-dir",
+        str(wt),
+        "--profiles-dir",
+        str(conf),
+        "--target",
+        "dev",
+        "--target-path",
+        str(conf / "target"),
+        "--log-path",
+        str(conf / "logs"),
+    ]
 
     def ours() -> float:
         shutil.rmtree(repo / ".dot", ignore_errors=True)
@@ -1030,8 +1162,7 @@ def measure_spark(env: Env, repeat: int) -> list[Result]:
         short = env.git("rev-parse", "--short=8", "HEAD", cwd=repo)
         env.run(["git", "worktree", "add", "--detach", str(wt), "HEAD"], repo)
         conf.mkdir(parents=True)
-        (conf / "profiles.yml").write_text(
-            "sparky:\n  target: dev\n  outputs:\n    dev:\n" + spark_output(f"dev_{short}", pinned) + "\n")
+        (conf / "profiles.yml").write_text("sparky:\n  target: dev\n  outputs:\n    dev:\n" + spark_output(f"dev_{short}", pinned) + "\n")
         env.run(dbt_cmd, wt)
         return time.perf_counter() - started
 
@@ -1066,9 +1197,18 @@ def _promote_build(env: Env, dsn: str, models: int, rows: int) -> tuple[Path, st
 
 def _drop_bench_schemas(env: Env, dsn: str, schemas: list[str]) -> None:
     for schema in schemas:
-        env.run(["psql", dsn, "-q", "-c",
-                 "do $$ declare s text; begin for s in select nspname from pg_namespace where nspname like "
-                 f"'{schema}%' loop execute format('drop schema %I cascade', s); end loop; end $$"], env.tmp, check=False)
+        env.run(
+            [
+                "psql",
+                dsn,
+                "-q",
+                "-c",
+                "do $$ declare s text; begin for s in select nspname from pg_namespace where nspname like "
+                f"'{schema}%' loop execute format('drop schema %I cascade', s); end loop; end $$",
+            ],
+            env.tmp,
+            check=False,
+        )
 
 
 def measure_promote(env: Env, repeat: int, dsn: str, models: int, rows: int) -> list[Result]:
@@ -1076,13 +1216,30 @@ def measure_promote(env: Env, repeat: int, dsn: str, models: int, rows: int) -> 
 
     if not shutil.which("psql"):
         raise BenchError("promote needs psql for the hand-written baseline")
-    versus_psql = Result("promote", f"promote of {models} models vs a hand-written transaction (psql)", "s",
-                         baseline_label="psql -1 -c 'create or replace view ...' x 200", target_kind="ratio", target=1.2)
-    versus_dbt = Result("promote", "the same, vs that transaction run by one dbt start", "s",
-                        baseline_label="dbt run-operation of a macro running the same transaction",
-                        target_kind="ratio", target=1.2)
-    by_rows = Result("promote", f"promote with {rows:,} rows per model vs 10", "s",
-                     baseline_label=f"the same promote of {models} models x 10 rows", target_kind="ratio", target=1.2)
+    versus_psql = Result(
+        "promote",
+        f"promote of {models} models vs a hand-written transaction (psql)",
+        "s",
+        baseline_label="psql -1 -c 'create or replace view ...' x 200",
+        target_kind="ratio",
+        target=1.2,
+    )
+    versus_dbt = Result(
+        "promote",
+        "the same, vs that transaction run by one dbt start",
+        "s",
+        baseline_label="dbt run-operation of a macro running the same transaction",
+        target_kind="ratio",
+        target=1.2,
+    )
+    by_rows = Result(
+        "promote",
+        f"promote with {rows:,} rows per model vs 10",
+        "s",
+        baseline_label=f"the same promote of {models} models x 10 rows",
+        target_kind="ratio",
+        target=1.2,
+    )
     schemas = []
     try:
         small, small_schema, small_commit = _promote_build(env, dsn, models, 10)
@@ -1090,27 +1247,37 @@ def measure_promote(env: Env, repeat: int, dsn: str, models: int, rows: int) -> 
         big, big_schema, big_commit = _promote_build(env, dsn, models, rows)
         schemas.append(big_schema)
         build = f"{small_schema}_{small_commit[:8]}"
-        sql = ";\n".join(f'create or replace view "{small_schema}"."m{i:03d}" as select * from "{build}"."m{i:03d}"'
-                         for i in range(models))
+        sql = ";\n".join(f'create or replace view "{small_schema}"."m{i:03d}" as select * from "{build}"."m{i:03d}"' for i in range(models))
         ours_cmd = [*DOT, "promote", f"prod@{small_commit}"]
         env.run(ours_cmd, small)  # the first promotion creates the live schema and its views
         env.run([*DOT, "promote", f"prod@{big_commit}"], big)
         macro_project = env.tmp / "switch-macro"
         write_switch_macro_project(macro_project)
         ctx_dir = small / ".dot" / "isolated_builds" / small_commit / "prod"
-        dbt_cmd = [DBT, "run-operation", "bench_switch", "--project-dir", str(macro_project),
-                   "--profiles-dir", str(ctx_dir), "--target", "prod", "--target-path", str(env.tmp / "switch-target"),
-                   "--log-path", str(env.tmp / "switch-logs"), "--args", json.dumps({"sql": sql})]
+        dbt_cmd = [
+            DBT,
+            "run-operation",
+            "bench_switch",
+            "--project-dir",
+            str(macro_project),
+            "--profiles-dir",
+            str(ctx_dir),
+            "--target",
+            "prod",
+            "--target-path",
+            str(env.tmp / "switch-target"),
+            "--log-path",
+            str(env.tmp / "switch-logs"),
+            "--args",
+            json.dumps({"sql": sql}),
+        ]
         env.run(dbt_cmd, macro_project)  # warm its partial parse, as ours is warm
-        interleave(repeat, lambda: env.run(ours_cmd, small)[0], lambda: env.run(_psql_script(dsn, sql), env.tmp)[0],
-                   versus_psql)
+        interleave(repeat, lambda: env.run(ours_cmd, small)[0], lambda: env.run(_psql_script(dsn, sql), env.tmp)[0], versus_psql)
         versus_dbt.ours = list(versus_psql.ours)
         for _ in range(repeat):
             versus_dbt.baseline.append(env.run(dbt_cmd, macro_project)[0])
-        interleave(repeat, lambda: env.run([*DOT, "promote", f"prod@{big_commit}"], big)[0],
-                   lambda: env.run(ours_cmd, small)[0], by_rows)
-        versus_psql.notes.append("ours includes starting Python and dbt (~2.5 s of imports) and the gate; "
-                                 "psql starts in milliseconds")
+        interleave(repeat, lambda: env.run([*DOT, "promote", f"prod@{big_commit}"], big)[0], lambda: env.run(ours_cmd, small)[0], by_rows)
+        versus_psql.notes.append("ours includes starting Python and dbt (~2.5 s of imports) and the gate; psql starts in milliseconds")
         versus_dbt.notes.append("both sides pay one dbt start; the difference is the checks, locks and history row")
     finally:
         _drop_bench_schemas(env, dsn, schemas)
@@ -1121,11 +1288,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per side; the median is reported (>= 3)")
     parser.add_argument("names", nargs="*", help="measurements to take (the same as --only), e.g. diff or slim")
-    parser.add_argument("--only", default=None,
-                        help=f"comma-separated subset of {','.join(MEASUREMENTS + EXTRA_MEASUREMENTS)} (default: a to e)")
+    parser.add_argument(
+        "--only", default=None, help=f"comma-separated subset of {','.join(MEASUREMENTS + EXTRA_MEASUREMENTS)} (default: a to e)"
+    )
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the diff benchmark's model")
-    parser.add_argument("--pg-dsn", default=os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
-                        help="PostgreSQL for `promote` (default: DOT_TASKS_TEST_PG_DSN or the test server)")
+    parser.add_argument(
+        "--pg-dsn",
+        default=os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="PostgreSQL for `promote` (default: DOT_TASKS_TEST_PG_DSN or the test server)",
+    )
     parser.add_argument("--promote-models", type=int, default=200, help="models in the `promote` builds")
     parser.add_argument("--promote-rows", type=int, default=1_000_000, help="rows per model in the large `promote` build")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
@@ -1210,14 +1381,24 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     total = time.perf_counter() - started
     if args.json:
-        print(json.dumps({"machine": info, "reproduce": reproduce, "repeat": args.repeat, "load_end": load_average(),
-                          "warning": busy_warning(),
-                          "total_seconds": round(total, 1), "kept": str(tmp) if args.keep else None,
-                          "results": [r.as_dict() for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "machine": info,
+                    "reproduce": reproduce,
+                    "repeat": args.repeat,
+                    "load_end": load_average(),
+                    "warning": busy_warning(),
+                    "total_seconds": round(total, 1),
+                    "kept": str(tmp) if args.keep else None,
+                    "results": [r.as_dict() for r in results],
+                },
+                indent=2,
+            )
+        )
     else:
         print_table(results)
-        print(f"\ntotal {total:.0f} s; load average at the end: {load_average()}"
-              + (f"; inputs kept in {tmp}" if args.keep else ""))
+        print(f"\ntotal {total:.0f} s; load average at the end: {load_average()}" + (f"; inputs kept in {tmp}" if args.keep else ""))
     return 1 if any(r.error for r in results) else 0
 
 

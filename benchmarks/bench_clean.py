@@ -29,18 +29,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import DOT, Env, commit_all, duckdb_profiles, load_average, say, write  # noqa: E402
 
-COLUMNS = ("project", "commit_sha", "short", "context", "build_schema", "schemas", "status", "started_at",
-           "finished_at", "recorded_at", "dbt_version", "dot_version", "built_by", "host", "workdir", "command",
-           "deferred_commit", "deferred_context", "deferred_schema")
+COLUMNS = (
+    "project",
+    "commit_sha",
+    "short",
+    "context",
+    "build_schema",
+    "schemas",
+    "status",
+    "started_at",
+    "finished_at",
+    "recorded_at",
+    "dbt_version",
+    "dot_version",
+    "built_by",
+    "host",
+    "workdir",
+    "command",
+    "deferred_commit",
+    "deferred_context",
+    "deferred_schema",
+)
 
 
 def make_repo(env: Env) -> Path:
     repo = env.tmp / "registry"
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: small
         profile: small
         config-version: 2
-        """)
+        """,
+    )
     write(repo / "profiles.yml", duckdb_profiles("small"))
     write(repo / "models" / "a.sql", "select 1 as x\n")
     write(repo / ".gitignore", "warehouse.duckdb\n")
@@ -65,9 +86,29 @@ def register(repo: Path, builds: int) -> list[str]:
             con.execute(f'create schema "{schema}"')
             con.execute(f'create table "{schema}".a as select 1 as x')
             for status in ("running", "success"):
-                rows.append(("small", commit, short, "dev", schema, json.dumps([schema]), status, when, when,
-                             when[:-2] + ("1Z" if status == "success" else "0Z"), None, None, "ci@example.com",
-                             f"runner-{i % 7}", f"/runner/{i}", "build", None, None, None))
+                rows.append(
+                    (
+                        "small",
+                        commit,
+                        short,
+                        "dev",
+                        schema,
+                        json.dumps([schema]),
+                        status,
+                        when,
+                        when,
+                        when[:-2] + ("1Z" if status == "success" else "0Z"),
+                        None,
+                        None,
+                        "ci@example.com",
+                        f"runner-{i % 7}",
+                        f"/runner/{i}",
+                        "build",
+                        None,
+                        None,
+                        None,
+                    )
+                )
             if when == old:
                 stale.append(schema)
         con.executemany(f"insert into dev_dot.dot_builds values ({', '.join('?' for _ in COLUMNS)})", rows)
@@ -79,8 +120,10 @@ def by_hand_list(repo: Path) -> float:
 
     started = time.perf_counter()
     with duckdb.connect(str(repo / "warehouse.duckdb"), read_only=True) as con:
-        con.execute("select * from (select *, row_number() over (partition by project, commit_sha, context "
-                    "order by recorded_at desc) as rn from dev_dot.dot_builds) where rn = 1").fetchall()
+        con.execute(
+            "select * from (select *, row_number() over (partition by project, commit_sha, context "
+            "order by recorded_at desc) as rn from dev_dot.dot_builds) where rn = 1"
+        ).fetchall()
     return time.perf_counter() - started
 
 
@@ -110,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["listed"] = len(listed.stdout.splitlines())
         figures["by_hand_list_s"] = by_hand_list(repo)
         figures["list_local_s"], _ = env.run([*DOT, "list"], repo)
-        figures["clean_dry_run_s"], dry = env.run([*DOT, "clean", "--warehouse", "--older-than", "7d", "--dry-run"],
-                                                  repo)
+        figures["clean_dry_run_s"], dry = env.run([*DOT, "clean", "--warehouse", "--older-than", "7d", "--dry-run"], repo)
         figures["would_drop"] = sum(1 for line in dry.stdout.splitlines() if line.startswith("would drop "))
         figures["clean_s"], real = env.run([*DOT, "clean", "--warehouse", "--older-than", "7d"], repo)
         figures["dropped"] = sum(1 for line in real.stdout.splitlines() if line.startswith("dropped "))
@@ -124,12 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures, indent=2))
         return 0
     print(f"{options.builds} registered builds, half older than 7d (load {figures['load']})")
-    print(f"  list --warehouse                  {figures['list_warehouse_s']:.2f}s ({figures['listed']} rows)"
-          f"   by hand (one select): {figures['by_hand_list_s']:.3f}s")
-    print(f"  clean --warehouse --older-than 7d --dry-run  {figures['clean_dry_run_s']:.2f}s "
-          f"({figures['would_drop']} would go)")
-    print(f"  clean --warehouse --older-than 7d            {figures['clean_s']:.2f}s ({figures['dropped']} dropped)"
-          f"   by hand (drop ... cascade loop): {figures['by_hand_clean_s']:.3f}s")
+    print(
+        f"  list --warehouse                  {figures['list_warehouse_s']:.2f}s ({figures['listed']} rows)"
+        f"   by hand (one select): {figures['by_hand_list_s']:.3f}s"
+    )
+    print(f"  clean --warehouse --older-than 7d --dry-run  {figures['clean_dry_run_s']:.2f}s ({figures['would_drop']} would go)")
+    print(
+        f"  clean --warehouse --older-than 7d            {figures['clean_s']:.2f}s ({figures['dropped']} dropped)"
+        f"   by hand (drop ... cascade loop): {figures['by_hand_clean_s']:.3f}s"
+    )
     print(f"  list (this machine only, no dbt)  {figures['list_local_s']:.2f}s")
     return 0
 

@@ -60,9 +60,11 @@ def changed_model(rows: int, head: bool, every: int) -> str:
 
 
 def duckdb_profile() -> str:
-    return ("bench:\n  target: dev\n  outputs:\n"
-            "    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 4}\n"
-            "    other: {type: duckdb, path: other.duckdb, schema: dev, threads: 4}\n")
+    return (
+        "bench:\n  target: dev\n  outputs:\n"
+        "    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 4}\n"
+        "    other: {type: duckdb, path: other.duckdb, schema: dev, threads: 4}\n"
+    )
 
 
 def postgres_profile(prefix: str, other_db: str) -> str | None:
@@ -90,15 +92,15 @@ def build(env: Env, name: str, rows: int, every: int, profile: str) -> tuple[Pat
 def run_diff(env: Env, repo: Path, base: str, head: str) -> dict[str, Any]:
     """One diff under the memory wrapper: seconds, peak RSS of this process and of its children, the JSON."""
     started = time.monotonic()
-    _, proc = env.run([sys.executable, "-c", DIFF_MEMORY + CHILDREN_RSS, base, head, "--no-build", "--select",
-                       "big", "--json"], repo, check=False)
+    _, proc = env.run(
+        [sys.executable, "-c", DIFF_MEMORY + CHILDREN_RSS, base, head, "--no-build", "--select", "big", "--json"], repo, check=False
+    )
     seconds = time.monotonic() - started
     lines = proc.stdout.splitlines()
     rss = json.loads(next(line for line in lines if line.startswith("BENCH_RSS "))[10:])
     children = json.loads(next(line for line in lines if line.startswith("BENCH_CHILDREN "))[15:])
     data = json.loads("\n".join(line for line in lines if not line.startswith("BENCH_")))
-    return {"seconds": seconds, "self_mb": rss["self_kb"] / 1024, "children_mb": children["kb"] / 1024,
-            "data": data}
+    return {"seconds": seconds, "self_mb": rss["self_kb"] / 1024, "children_mb": children["kb"] / 1024, "data": data}
 
 
 CHILDREN_RSS = """
@@ -171,13 +173,14 @@ def report(result: dict[str, Any]) -> None:
     values = apart["data"]["nodes"][0]["values"]
     transfer = values.get("transfer", {})
     share = apart["data"]["rows_transferred"] / result["rows"]
-    print(f"{result['engine']:<8} {result['rows']:>10,} rows, {result['changed_share']:.2%} changed: "
-          f"one database {same['seconds']:.1f}s; two {apart['seconds']:.1f}s "
-          f"({apart['seconds'] / same['seconds']:.2f}x); rows transferred {apart['data']['rows_transferred']:,} "
-          f"({share:.2%}), {transfer.get('checksums', 0):,} bucket checksums; changed found {values['changed']:,}; "
-          f"peak RSS orchestrator {apart['self_mb']:.0f} MB, dbt children {apart['children_mb']:.0f} MB"
-          + (f"; reladiff {result['reladiff']:.1f}s ({apart['seconds'] / result['reladiff']:.2f}x)"
-             if result.get("reladiff") else ""))
+    print(
+        f"{result['engine']:<8} {result['rows']:>10,} rows, {result['changed_share']:.2%} changed: "
+        f"one database {same['seconds']:.1f}s; two {apart['seconds']:.1f}s "
+        f"({apart['seconds'] / same['seconds']:.2f}x); rows transferred {apart['data']['rows_transferred']:,} "
+        f"({share:.2%}), {transfer.get('checksums', 0):,} bucket checksums; changed found {values['changed']:,}; "
+        f"peak RSS orchestrator {apart['self_mb']:.0f} MB, dbt children {apart['children_mb']:.0f} MB"
+        + (f"; reladiff {result['reladiff']:.1f}s ({apart['seconds'] / result['reladiff']:.2f}x)" if result.get("reladiff") else "")
+    )
 
 
 def main() -> int:
@@ -198,10 +201,13 @@ def main() -> int:
                 report(small)
                 report(large)
                 if "error" not in large:
-                    grew = (large["apart"]["self_mb"] + large["apart"]["children_mb"]
-                            - small["apart"]["self_mb"] - small["apart"]["children_mb"])
-                    print(f"{engine}: peak memory grew {grew:.0f} MB from 10,000 to {args.rows:,} rows "
-                          "(target: within 50 MB)")
+                    grew = (
+                        large["apart"]["self_mb"]
+                        + large["apart"]["children_mb"]
+                        - small["apart"]["self_mb"]
+                        - small["apart"]["children_mb"]
+                    )
+                    print(f"{engine}: peak memory grew {grew:.0f} MB from 10,000 to {args.rows:,} rows (target: within 50 MB)")
                 continue
             report(one_engine(env, engine, args.rows, max(1, round(1 / args.changed))))
             if args.matching:

@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -85,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switches", type=int, default=10)
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--pg-dsn", default=os.environ.get("DOT_TASKS_TEST_PG_DSN",
-                                                           "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--pg-dsn", default=os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args(argv)
     env = Env(Path(tempfile.mkdtemp(prefix="dot-bench-promote-")))
     schema = f"bench_promote_{os.getpid()}"
@@ -98,10 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         # Readers: two views far apart in the promotion's lock order, read in both orders.
         stop = env.tmp / "stop"
         last = f"m{args.models - 1:03d}"
-        readers = [subprocess.Popen([sys.executable, "-c", READER, args.pg_dsn, schema, str(stop),
-                                     *(("m001", last) if i % 2 == 0 else (last, "m001"))],
-                                    stdout=subprocess.PIPE, text=True, env=env.vars)
-                   for i in range(args.readers)]
+        readers = [
+            subprocess.Popen(
+                [sys.executable, "-c", READER, args.pg_dsn, schema, str(stop), *(("m001", last) if i % 2 == 0 else (last, "m001"))],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env.vars,
+            )
+            for i in range(args.readers)
+        ]
         switches = []
         try:
             for i in range(args.switches):
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop.touch()
             reports = [json.loads(r.communicate(timeout=60)[0] or "{}") for r in readers]
+
         # Each view's amount is its model number times the commit's factor (1 or 7): the factors must agree.
         def factors(seen: str) -> set[int]:
             values = json.loads(seen)
@@ -121,15 +125,29 @@ def main(argv: list[str] | None = None) -> int:
 
         # Whole-process times, against psql's one transaction and dbt's own start.
         build = f"{schema}_{second[:8]}"
-        sql = ";\n".join(f'create or replace view "{schema}"."m{i:03d}" as select * from "{build}"."m{i:03d}"'
-                         for i in range(args.models))
+        sql = ";\n".join(f'create or replace view "{schema}"."m{i:03d}" as select * from "{build}"."m{i:03d}"' for i in range(args.models))
         promote_times, psql_times, live_times, floor_times = [], [], [], []
         macro_project = env.tmp / "noop-macro"
         write_switch_macro_project(macro_project)
         ctx_dir = repo / ".dot" / "isolated_builds" / second / "prod"
-        floor = [DBT, "--quiet", "run-operation", "bench_switch", "--project-dir", str(macro_project),
-                 "--profiles-dir", str(ctx_dir), "--target", "prod", "--target-path", str(env.tmp / "noop-target"),
-                 "--log-path", str(env.tmp / "noop-logs"), "--args", json.dumps({"sql": "select 1"})]
+        floor = [
+            DBT,
+            "--quiet",
+            "run-operation",
+            "bench_switch",
+            "--project-dir",
+            str(macro_project),
+            "--profiles-dir",
+            str(ctx_dir),
+            "--target",
+            "prod",
+            "--target-path",
+            str(env.tmp / "noop-target"),
+            "--log-path",
+            str(env.tmp / "noop-logs"),
+            "--args",
+            json.dumps({"sql": "select 1"}),
+        ]
         env.run(floor, macro_project)  # warm its partial parse
         for _ in range(args.repeat):
             promote_times.append(env.run([*DOT, "promote", f"prod@{second}"], repo)[0])
@@ -139,15 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _drop_bench_schemas(env, args.pg_dsn, [schema])
 
-    print(f"promotion of {args.models} models with {args.readers} readers, {args.switches} switches "
-          "(load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()) + ")")
+    print(
+        f"promotion of {args.models} models with {args.readers} readers, {args.switches} switches "
+        "(load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()) + ")"
+    )
     for i, (seconds, locks, attempts) in enumerate(switches, 1):
         print(f"  switch {i:2}: {seconds:6.2f} s   lock attempts {locks}   transaction attempts {attempts}")
-    print(f"  switches: {_median([s[0] for s in switches])}; lock attempts max {max(s[1] or 0 for s in switches)}; "
-          f"transactions retried {sum((s[2] or 1) - 1 for s in switches)}")
+    print(
+        f"  switches: {_median([s[0] for s in switches])}; lock attempts max {max(s[1] or 0 for s in switches)}; "
+        f"transactions retried {sum((s[2] or 1) - 1 for s in switches)}"
+    )
     for i, report in enumerate(reports, 1):
-        print(f"  reader {i}: {report.get('reads', 0)} transactions, {len(report.get('errors', []))} error(s) "
-              f"{report.get('errors', [])[:1]}")
+        print(
+            f"  reader {i}: {report.get('reads', 0)} transactions, {len(report.get('errors', []))} error(s) {report.get('errors', [])[:1]}"
+        )
     print(f"  readers that saw a mix of two commits: {len(mixed)}")
     print(f"whole-process times, median of {args.repeat}:")
     print(f"  dot-tasks promote      {_median(promote_times)}")

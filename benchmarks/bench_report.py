@@ -29,8 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from report_diffs import synthetic_diff
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOWN_JS = """() => new Promise(done => {
   const go = () => requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now())));
   if (document.readyState === "complete") go(); else addEventListener("load", go);
@@ -52,9 +59,15 @@ def measure(models: int = 200, changes: int = 20, repeat: int = 5) -> dict[str, 
         page = render_html(diff)
         writes.append(time.perf_counter() - t0)
     out: dict[str, Any] = {
-        "models": models, "changes": changes, "bytes": len(page.encode()), "write_seconds": writes,
+        "models": models,
+        "changes": changes,
+        "bytes": len(page.encode()),
+        "write_seconds": writes,
         "nodes_drawn_collapsed": page.split('id="graph-full"')[0].count('class="box node'),
-        "groups_collapsed": page.count('class="box group"'), "shown_seconds": [], "console_errors": [], "requests": [],
+        "groups_collapsed": page.count('class="box group"'),
+        "shown_seconds": [],
+        "console_errors": [],
+        "requests": [],
     }
     executable = chromium()
     if executable is None:
@@ -66,9 +79,13 @@ def measure(models: int = 200, changes: int = 20, repeat: int = 5) -> dict[str, 
         path = Path(tmp) / "report.html"
         path.write_text(page, encoding="utf-8")
         with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(str(Path(tmp) / "profile"), executable_path=executable,
-                                                            headless=True, args=CHROMIUM_FLAGS,
-                                                            viewport={"width": 1400, "height": 900})
+            context = pw.chromium.launch_persistent_context(
+                str(Path(tmp) / "profile"),
+                executable_path=executable,
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": 1400, "height": 900},
+            )
             for n in range(repeat + 1):  # the first load warms the browser up and is not counted
                 tab = context.new_page()
                 tab.on("console", lambda m: out["console_errors"].append(m.text) if m.type == "error" else None)
@@ -95,17 +112,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(got, indent=2))
         return 1 if got.get("browser_error") else 0
-    print(f"report of a {got['models']}-model diff with {got['changes']} changes "
-          f"(load average {os.getloadavg()[0]:.1f} at the end; other work on the machine slows both figures)")
+    print(
+        f"report of a {got['models']}-model diff with {got['changes']} changes "
+        f"(load average {os.getloadavg()[0]:.1f} at the end; other work on the machine slows both figures)"
+    )
     print(f"  size:           {got['bytes'] / 1e6:.2f} MB (target < 2 MB)")
-    print(f"  drawn:          {got['nodes_drawn_collapsed']} nodes and {got['groups_collapsed']} collapsed groups "
-          f"(all {got['models']} behind 'Show all')")
+    print(
+        f"  drawn:          {got['nodes_drawn_collapsed']} nodes and {got['groups_collapsed']} collapsed groups "
+        f"(all {got['models']} behind 'Show all')"
+    )
     print(f"  write (Python): median {statistics.median(got['write_seconds']):.3f} s of {len(got['write_seconds'])}")
     if got.get("browser_error"):
         print(f"  shown:          not measured: {got['browser_error']}")
         return 1
-    print(f"  shown (Chromium {got.get('chromium')}): median {statistics.median(got['shown_seconds']):.3f} s, "
-          f"max {max(got['shown_seconds']):.3f} s of {len(got['shown_seconds'])} (target < 1 s)")
+    print(
+        f"  shown (Chromium {got.get('chromium')}): median {statistics.median(got['shown_seconds']):.3f} s, "
+        f"max {max(got['shown_seconds']):.3f} s of {len(got['shown_seconds'])} (target < 1 s)"
+    )
     print(f"  console errors: {len(got['console_errors'])}; requests besides the file: {len(got['requests'])}")
     return 0
 

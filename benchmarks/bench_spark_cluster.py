@@ -45,24 +45,44 @@ def measure_start(cluster: spark_cluster.Cluster) -> list[Result]:
     result = Result("start", "cluster start: master + 2 workers + Thrift server, until the port answers", "s")
     result.ours.append(cluster.started_seconds)
     memory = cluster.memory_mib()
-    result.notes.append("resident memory, MiB: " + ", ".join(f"{k} {v}" for k, v in memory.items())
-                        + f" (total {sum(memory.values())}; a worker's executor counts with it)")
+    result.notes.append(
+        "resident memory, MiB: "
+        + ", ".join(f"{k} {v}" for k, v in memory.items())
+        + f" (total {sum(memory.values())}; a worker's executor counts with it)"
+    )
     return [result]
 
 
 def measure_run(env: Env, cluster: spark_cluster.Cluster, repeat: int) -> list[Result]:
     from projects import SPARK_MODELS, make_spark_repo
 
-    result = Result("run", f"cold run through Thrift, 1 seed + {SPARK_MODELS} models", "s", target_kind="ratio",
-                    target=1.05, baseline_label="by hand: git rev-parse + git worktree add --detach + "
-                                                "write profiles.yml + dbt build")
+    result = Result(
+        "run",
+        f"cold run through Thrift, 1 seed + {SPARK_MODELS} models",
+        "s",
+        target_kind="ratio",
+        target=1.05,
+        baseline_label="by hand: git rev-parse + git worktree add --detach + write profiles.yml + dbt build",
+    )
     repo = make_spark_repo(env.tmp, lambda r: commit_all(env, r))
     # The session profile the repository was committed with, replaced by the cluster's (a working-copy edit).
     (repo / "profiles.yml").write_text(thrift_profile(cluster, "sparky", "dev"))
     hand = env.tmp / "byhand-spark"
     wt, conf = hand / "worktree", hand / "dbt"
-    dbt_cmd = [DBT, "build", "--project-dir", str(wt), "--profiles-dir", str(conf), "--target", "dev",
-               "--target-path", str(conf / "target"), "--log-path", str(conf / "logs")]
+    dbt_cmd = [
+        DBT,
+        "build",
+        "--project-dir",
+        str(wt),
+        "--profiles-dir",
+        str(conf),
+        "--target",
+        "dev",
+        "--target-path",
+        str(conf / "target"),
+        "--log-path",
+        str(conf / "logs"),
+    ]
 
     def ours() -> float:
         shutil.rmtree(repo / ".dot", ignore_errors=True)
@@ -90,8 +110,14 @@ def measure_run(env: Env, cluster: spark_cluster.Cluster, repeat: int) -> list[R
 def measure_diff(env: Env, cluster: spark_cluster.Cluster, repeat: int, rows: int) -> list[Result]:
     from projects import by_hand_query, make_diff_repo
 
-    result = Result("diff", f"diff of {rows:,} rows x 10 columns through Thrift", "s", target_kind="ratio",
-                    target=1.2, baseline_label="`dbt show --inline` with one full-outer-join count query")
+    result = Result(
+        "diff",
+        f"diff of {rows:,} rows x 10 columns through Thrift",
+        "s",
+        target_kind="ratio",
+        target=1.2,
+        baseline_label="`dbt show --inline` with one full-outer-join count query",
+    )
     say(f"diff: building the {rows:,}-row model twice on the cluster ...")
     repo, base, head = make_diff_repo(env, env.tmp / "diff-spark", rows, thrift_profile(cluster, "bench", "dev"))
     for commit in (base, head):
@@ -111,10 +137,22 @@ def measure_diff(env: Env, cluster: spark_cluster.Cluster, repeat: int, rows: in
 
     ctx = repo / ".dot" / "isolated_builds" / head / "dev"
     scratch = env.tmp / "by-hand-diff"
-    by_hand = [DBT, "show", "--inline", by_hand_query(relation(base), relation(head)),
-               "--project-dir", str(repo / ".dot" / "isolated_builds" / head / "worktree"),
-               "--profiles-dir", str(ctx), "--target", "dev",
-               "--target-path", str(scratch / "target"), "--log-path", str(scratch / "logs")]
+    by_hand = [
+        DBT,
+        "show",
+        "--inline",
+        by_hand_query(relation(base), relation(head)),
+        "--project-dir",
+        str(repo / ".dot" / "isolated_builds" / head / "worktree"),
+        "--profiles-dir",
+        str(ctx),
+        "--target",
+        "dev",
+        "--target-path",
+        str(scratch / "target"),
+        "--log-path",
+        str(scratch / "logs"),
+    ]
 
     def baseline() -> float:
         return env.run(by_hand, repo)[0]
@@ -124,8 +162,10 @@ def measure_diff(env: Env, cluster: spark_cluster.Cluster, repeat: int, rows: in
     values = node["values"]
     if values is None:
         raise BenchError(f"diff could not compare big: {node.get('values_skipped')}")
-    result.notes.append(f"diff found: +{values['added']} -{values['removed']} ~{values['changed']} "
-                        f"={values['unchanged']} (c1: {values['columns'].get('c1')})")
+    result.notes.append(
+        f"diff found: +{values['added']} -{values['removed']} ~{values['changed']} "
+        f"={values['unchanged']} (c1: {values['columns'].get('c1')})"
+    )
     return [result]
 
 
@@ -166,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
-        print(json.dumps({"load_before": load_before, "load_after": bench.load_average(),
-                          "results": [r.as_dict() for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {"load_before": load_before, "load_after": bench.load_average(), "results": [r.as_dict() for r in results]}, indent=2
+            )
+        )
     else:
         bench.print_table(results)
         print(f"\nload average before: {load_before}; after: {bench.load_average()}")

@@ -28,8 +28,9 @@ def slim_model(i: int) -> str:
     if i <= SLIM_ROOTS:
         return f"select id, grp, amount + {i} as amount from {{{{ ref('raw_events') }}}}\n"
     first, second = f"m{i - SLIM_ROOTS:03d}", f"m{i - 7:03d}"
-    return (f"select a.id, a.grp, a.amount + b.amount as amount\n"
-            f"from {{{{ ref('{first}') }}}} a\njoin {{{{ ref('{second}') }}}} b using (id)\n")
+    return (
+        f"select a.id, a.grp, a.amount + b.amount as amount\nfrom {{{{ ref('{first}') }}}} a\njoin {{{{ ref('{second}') }}}} b using (id)\n"
+    )
 
 
 def slim_leaf() -> str:
@@ -39,15 +40,20 @@ def slim_leaf() -> str:
 
 def make_slim_project(repo: Path) -> None:
     """A 200-model DuckDB project with `prod` and `dev` outputs in one warehouse file."""
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: slim
         profile: slim
         config-version: 2
         models:
           slim:
             +materialized: table
-        """)
-    write(repo / "profiles.yml", """
+        """,
+    )
+    write(
+        repo / "profiles.yml",
+        """
         slim:
           target: dev
           outputs:
@@ -61,7 +67,8 @@ def make_slim_project(repo: Path) -> None:
               path: warehouse.duckdb
               schema: analytics
               threads: 4
-        """)
+        """,
+    )
     rows = "\n".join(f"{i},{'abcde'[i % 5]},{i * 7 % 101}" for i in range(1, 501))
     write(repo / "seeds" / "raw_events.csv", "id,grp,amount\n" + rows + "\n")
     for i in range(1, SLIM_MODELS + 1):
@@ -112,7 +119,9 @@ def make_diff_repo(env: Any, root: Path, rows: int, profile: str, sparse: bool =
     """A repository whose two commits build `big` (base, then head); returns (repo, base, head)."""
     repo = root
     repo.mkdir(parents=True, exist_ok=True)
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: bench_diff
         profile: bench
         config-version: 2
@@ -120,14 +129,18 @@ def make_diff_repo(env: Any, root: Path, rows: int, profile: str, sparse: bool =
         models:
           bench_diff:
             +materialized: table
-        """)
-    write(repo / "models" / "schema.yml", """
+        """,
+    )
+    write(
+        repo / "models" / "schema.yml",
+        """
         version: 2
         models:
           - name: big
             config:
               meta: {primary_key: id}
-        """)
+        """,
+    )
     write(repo / "profiles.yml", profile)
     write(repo / ".gitignore", "*.duckdb*\ntarget/\nlogs/\n")
     (repo / "models" / "big.sql").write_text(_big_model(rows, head=False))
@@ -146,8 +159,8 @@ def by_hand_query(base_relation: str, head_relation: str) -> str:
     """The one full-outer-join query a person would write to count what `diff` counts."""
     cols = [f"c{i}" for i in range(1, DIFF_COLUMNS)]
     per_column = ",\n  ".join(
-        f"sum(case when b.id is not null and h.id is not null and b.{c} is distinct from h.{c} then 1 else 0 end) as {c}"
-        for c in cols)
+        f"sum(case when b.id is not null and h.id is not null and b.{c} is distinct from h.{c} then 1 else 0 end) as {c}" for c in cols
+    )
     any_change = " or ".join(f"b.{c} is distinct from h.{c}" for c in cols)
     return (
         "select\n  sum(case when b.id is null then 1 else 0 end) as added,\n"
@@ -172,9 +185,9 @@ def postgres_profile(profile: str, dsn: str, schema: str) -> str:
               type: postgres
               host: {host}
               port: {port or 5432}
-              user: {user.split(':')[0] or 'postgres'}
+              user: {user.split(":")[0] or "postgres"}
               password: ""
-              dbname: {dbname.split('?')[0] or 'postgres'}
+              dbname: {dbname.split("?")[0] or "postgres"}
               schema: {schema}
               threads: 4
         """
@@ -182,42 +195,56 @@ def postgres_profile(profile: str, dsn: str, schema: str) -> str:
 
 def write_promote_project(repo: Path, dsn: str, schema: str, models: int, rows: int) -> None:
     """`models` table models of `rows` rows each, in one dbt project at the repository's root."""
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: promote_bench
         profile: promote_bench
         config-version: 2
         models:
           promote_bench:
             +materialized: table
-        """)
+        """,
+    )
     write(repo / "profiles.yml", postgres_profile("promote_bench", dsn, schema))
     write(repo / ".gitignore", "target/\nlogs/\n")
     for i in range(models):
-        write(repo / "models" / f"g{i // 50}" / f"m{i:03d}.sql",
-               f"select g as id, g * {i} as amount from generate_series(1, {rows}) as g\n")
+        write(
+            repo / "models" / f"g{i // 50}" / f"m{i:03d}.sql", f"select g as id, g * {i} as amount from generate_series(1, {rows}) as g\n"
+        )
 
 
 def write_switch_macro_project(directory: Path) -> None:
     """A dbt project whose one macro runs the hand-written switch, for the same-dbt-start baseline."""
-    write(directory / "dbt_project.yml", """
+    write(
+        directory / "dbt_project.yml",
+        """
         name: bench_switch
         profile: promote_bench
         config-version: 2
         macro-paths: ["macros"]
         model-paths: []
-        """)
-    write(directory / "macros" / "switch.sql", """
+        """,
+    )
+    write(
+        directory / "macros" / "switch.sql",
+        """
         {% macro bench_switch(sql) %}
           {% call statement('bench_switch', auto_begin=True) %}{{ sql }}{% endcall %}
           {% do adapter.commit() %}
         {% endmacro %}
-        """)
+        """,
+    )
 
 
 def spark_output(schema: str, server_side_parameters: dict[str, str] | None = None) -> str:
     """A session-mode Spark target, as a user writes it (Spark's defaults for the metastore)."""
     lines = [
-        "type: spark", "method: session", "host: NA", f"schema: {schema}", "threads: 1",
+        "type: spark",
+        "method: session",
+        "host: NA",
+        f"schema: {schema}",
+        "threads: 1",
     ]
     if server_side_parameters:
         lines.append("server_side_parameters:")
@@ -228,16 +255,18 @@ def spark_output(schema: str, server_side_parameters: dict[str, str] | None = No
 def make_spark_repo(tmp: Path, commit_all: Callable[[Path], None]) -> Path:
     """1 seed and a chain of SPARK_MODELS table models, on Spark in session mode."""
     repo = tmp / "spark"
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: sparky
         profile: sparky
         config-version: 2
         models:
           sparky:
             +materialized: table
-        """)
-    (repo / "profiles.yml").write_text(
-        "sparky:\n  target: dev\n  outputs:\n    dev:\n" + spark_output("dev") + "\n")
+        """,
+    )
+    (repo / "profiles.yml").write_text("sparky:\n  target: dev\n  outputs:\n    dev:\n" + spark_output("dev") + "\n")
     write(repo / "seeds" / "raw.csv", "id,amount\n" + "".join(f"{i},{i * 7 % 101}\n" for i in range(1, 101)))
     previous = "ref('raw')"
     for i in range(1, SPARK_MODELS + 1):

@@ -17,8 +17,24 @@ from pathlib import Path
 from typing import Any
 
 LAYERS = (("seed", "raw_", 0.12), ("model", "stg_", 0.28), ("model", "int_", 0.30), ("model", "fct_", 0.30))
-WORDS = ("orders", "customers", "payments", "refunds", "sessions", "products", "inventory", "shipments",
-         "invoices", "accounts", "campaigns", "clicks", "subscriptions", "returns", "suppliers", "stores")
+WORDS = (
+    "orders",
+    "customers",
+    "payments",
+    "refunds",
+    "sessions",
+    "products",
+    "inventory",
+    "shipments",
+    "invoices",
+    "accounts",
+    "campaigns",
+    "clicks",
+    "subscriptions",
+    "returns",
+    "suppliers",
+    "stores",
+)
 
 
 def _side(ref: str, commit: str) -> dict[str, str]:
@@ -46,7 +62,7 @@ def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: 
     edges: list[list[str]] = []
     for depth in range(1, len(layers)):
         for child in layers[depth]:
-            near = [u for layer in layers[max(0, depth - 2):depth] for u in layer if area[u] == area[child]]
+            near = [u for layer in layers[max(0, depth - 2) : depth] for u in layer if area[u] == area[child]]
             far = [u for u in layers[depth - 1] if area[u] != area[child]]
             parents = rnd.sample(near, min(len(near), rnd.choice((1, 1, 2)))) or rnd.sample(layers[depth - 1], 1)
             if rnd.random() < 0.12:
@@ -77,12 +93,20 @@ def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: 
         code = "added" if uid in added else "removed" if uid in removed else "modified" if uid in modified else "unchanged"
         node_impacted = code == "unchanged" and uid in impacted
         base_rows = rnd.randrange(1_000, 2_000_000)
-        columns = [f"{w}_id" if i == 0 else f"{w}_{c}" for i, (w, c) in enumerate(
-            [(name.split("_", 1)[1], "id")] + [("col", str(j)) for j in range(1, rnd.randrange(4, 9))])]
+        columns = [
+            f"{w}_id" if i == 0 else f"{w}_{c}"
+            for i, (w, c) in enumerate([(name.split("_", 1)[1], "id")] + [("col", str(j)) for j in range(1, rnd.randrange(4, 9))])
+        ]
         node: dict[str, Any] = {
-            "name": name, "unique_id": uid, "resource_type": kind, "code": code, "impacted": node_impacted,
+            "name": name,
+            "unique_id": uid,
+            "resource_type": kind,
+            "code": code,
+            "impacted": node_impacted,
             "columns": {"added": [], "removed": [], "type_changed": []},
-            "rows": {"base": base_rows, "head": base_rows}, "values": None, "values_skipped": None,
+            "rows": {"base": base_rows, "head": base_rows},
+            "values": None,
+            "values_skipped": None,
         }
         if code == "added":
             node["rows"] = {"base": None, "head": base_rows}
@@ -106,25 +130,58 @@ def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: 
                 for k in range(min(sample, n)):
                     key = [base_rows + k if kind_ == "added" else k * 7 + 1]
                     base = [rnd.randrange(100) if c != columns[1] or rnd.random() < 0.9 else None for c in columns[1:]]
-                    head = [v if per_column[c] == 0 or rnd.random() < 0.5 else (v or 0) + 1 for c, v in zip(columns[1:], base)]
+                    head = [
+                        v if per_column[c] == 0 or rnd.random() < 0.5 else (v or 0) + 1 for c, v in zip(columns[1:], base, strict=False)
+                    ]
                     if kind_ == "changed" and head == base:
                         head[columns[1:].index(touched[0])] = (base[columns[1:].index(touched[0])] or 0) + 1
-                    samples.append({"kind": kind_, "key": key, "base": None if kind_ == "added" else base,
-                                    "head": None if kind_ == "removed" else head})
-            node["values"] = {"key": [columns[0]], "added": plus, "removed": minus, "changed": changed,
-                              "unchanged": base_rows - minus - changed, "columns": per_column, "sample": samples}
+                    samples.append(
+                        {
+                            "kind": kind_,
+                            "key": key,
+                            "base": None if kind_ == "added" else base,
+                            "head": None if kind_ == "removed" else head,
+                        }
+                    )
+            node["values"] = {
+                "key": [columns[0]],
+                "added": plus,
+                "removed": minus,
+                "changed": changed,
+                "unchanged": base_rows - minus - changed,
+                "columns": per_column,
+                "sample": samples,
+            }
         else:
-            node["values"] = {"key": [columns[0]], "added": 0, "removed": 0, "changed": 0, "unchanged": base_rows,
-                              "columns": {c: 0 for c in columns[1:]}, "sample": []}
+            node["values"] = {
+                "key": [columns[0]],
+                "added": 0,
+                "removed": 0,
+                "changed": 0,
+                "unchanged": base_rows,
+                "columns": {c: 0 for c in columns[1:]},
+                "sample": [],
+            }
         nodes.append(node)
     lineage = {
-        "nodes": {n["unique_id"]: {"name": n["name"], "resource_type": n["resource_type"], "code": n["code"],
-                                   "impacted": n["impacted"], "in_selection": True} for n in nodes},
+        "nodes": {
+            n["unique_id"]: {
+                "name": n["name"],
+                "resource_type": n["resource_type"],
+                "code": n["code"],
+                "impacted": n["impacted"],
+                "in_selection": True,
+            }
+            for n in nodes
+        },
         "edges": edges,
     }
     return {
-        "base": _side("main", "4f1c2a9e" + "0" * 32), "head": _side("feature/new-margins", "9b3e77d1" + "1" * 32),
-        "differs": True, "nodes": nodes, "lineage": lineage,
+        "base": _side("main", "4f1c2a9e" + "0" * 32),
+        "head": _side("feature/new-margins", "9b3e77d1" + "1" * 32),
+        "differs": True,
+        "nodes": nodes,
+        "lineage": lineage,
     }
 
 
@@ -137,7 +194,7 @@ EXAMPLE = REPO_ROOT / "examples" / "shop"
 #: untouched, is impacted through `lifetime_value`.
 CHANGED_MODEL = "orders"
 BRANCH = "returns-keep-no-payment"
-CHANGED_SQL = ("        case when orders.status = 'returned' then 0 else coalesce(payments.amount, 0) end as amount\n")
+CHANGED_SQL = "        case when orders.status = 'returned' then 0 else coalesce(payments.amount, 0) end as amount\n"
 
 
 def make_example_project(root: Path) -> tuple[Path, str, str]:

@@ -26,17 +26,23 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-import report_diffs
-from bench_report import CHROMIUM_FLAGS, chromium
+import report_diffs  # noqa: E402 (a sibling script, importable once its folder is on the path)
+from bench_report import CHROMIUM_FLAGS, chromium  # noqa: E402
 
 
 def example_diff(tmp: Path) -> tuple[dict, str]:
     if importlib.util.find_spec("dot_tasks.diffing") is None:
         return json.loads((ROOT / "tests" / "data" / "report_example_diff.json").read_text()), "tests/data fixture"
-    env = {"HOME": str(tmp), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-           "GIT_AUTHOR_NAME": "Example", "GIT_AUTHOR_EMAIL": "example@example.com",
-           "GIT_COMMITTER_NAME": "Example", "GIT_COMMITTER_EMAIL": "example@example.com",
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {
+        "HOME": str(tmp),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": "Example",
+        "GIT_AUTHOR_EMAIL": "example@example.com",
+        "GIT_COMMITTER_NAME": "Example",
+        "GIT_COMMITTER_EMAIL": "example@example.com",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     os.environ.update(env)
     project, first, second = report_diffs.make_example_project(tmp)
     return report_diffs.example_diff(project, first, second), "diff_builds over fresh DuckDB builds"
@@ -63,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.html:
             shutil.copyfile(page_path, args.html)
         with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(str(tmp / "profile"), executable_path=executable,
-                                                            headless=True, args=CHROMIUM_FLAGS,
-                                                            viewport={"width": 1400, "height": 760})
+            context = pw.chromium.launch_persistent_context(
+                str(tmp / "profile"),
+                executable_path=executable,
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": 1400, "height": 760},
+            )
             page = context.new_page()
             page.goto(page_path.as_uri())
             page.locator(f'.node[data-name="{report_diffs.CHANGED_MODEL}"]').click()

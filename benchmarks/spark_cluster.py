@@ -114,8 +114,16 @@ class Cluster:
 
     def dbt_output(self, schema: str, threads: int = 2) -> dict[str, object]:
         """A dbt-spark output for this cluster's Thrift server."""
-        return {"type": "spark", "method": "thrift", "host": HOST, "port": self.thrift_port,
-                "schema": schema, "threads": threads, "connect_retries": 3, "connect_timeout": 10}
+        return {
+            "type": "spark",
+            "method": "thrift",
+            "host": HOST,
+            "port": self.thrift_port,
+            "schema": schema,
+            "threads": threads,
+            "connect_retries": 3,
+            "connect_timeout": 10,
+        }
 
     # --- starting --------------------------------------------------------------
 
@@ -124,18 +132,26 @@ class Cluster:
         conf = self.root / "conf"  # empty: no spark-defaults or log4j of the user's leaks in
         conf.mkdir(exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_", "HADOOP_"))}
-        env.update(SPARK_HOME=str(home), SPARK_CONF_DIR=str(conf), SPARK_LOCAL_IP=HOST,
-                   SPARK_LOCAL_HOSTNAME="localhost", SPARK_MASTER_HOST=HOST, SPARK_DAEMON_MEMORY=DAEMON_MEMORY,
-                   SPARK_WORKER_DIR=str(self.root / "work"), SPARK_LOCAL_DIRS=str(self.root / "tmp"),
-                   SPARK_NO_DAEMONIZE="1")
+        env.update(
+            SPARK_HOME=str(home),
+            SPARK_CONF_DIR=str(conf),
+            SPARK_LOCAL_IP=HOST,
+            SPARK_LOCAL_HOSTNAME="localhost",
+            SPARK_MASTER_HOST=HOST,
+            SPARK_DAEMON_MEMORY=DAEMON_MEMORY,
+            SPARK_WORKER_DIR=str(self.root / "work"),
+            SPARK_LOCAL_DIRS=str(self.root / "tmp"),
+            SPARK_NO_DAEMONIZE="1",
+        )
         return env
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         # A session of its own: `stop` ends the process group (a worker's executors with it),
         # and a Ctrl-C meant for the caller does not reach the cluster half-way.
-        proc = subprocess.Popen(argv, cwd=self.root, env=self._env(), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, cwd=self.root, env=self._env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         self.pids[name] = proc.pid
         self.save()
@@ -164,28 +180,57 @@ class Cluster:
         home = spark_home()
         spark_class = str(home / "bin" / "spark-class")
         self.master_port, self.master_ui_port, self.thrift_port = free_port(), free_port(), free_port()
-        self._spawn("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host", HOST,
-                               "--port", str(self.master_port), "--webui-port", str(self.master_ui_port)])
+        self._spawn(
+            "master",
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                HOST,
+                "--port",
+                str(self.master_port),
+                "--webui-port",
+                str(self.master_ui_port),
+            ],
+        )
         self._wait("the master", lambda: answers(self.master_port) and answers(self.master_ui_port), deadline)
         for n in range(1, WORKERS + 1):
-            self._spawn(f"worker{n}", [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", HOST,
-                                       "--port", str(free_port()), "--webui-port", str(free_port()),
-                                       "--cores", "1", "--memory", WORKER_MEMORY,
-                                       "--work-dir", str(self.root / "work" / f"worker{n}"), self.master_url])
+            self._spawn(
+                f"worker{n}",
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(free_port()),
+                    "--webui-port",
+                    str(free_port()),
+                    "--cores",
+                    "1",
+                    "--memory",
+                    WORKER_MEMORY,
+                    "--work-dir",
+                    str(self.root / "work" / f"worker{n}"),
+                    self.master_url,
+                ],
+            )
         self._wait(f"{WORKERS} workers to register", lambda: self._alive_workers() >= WORKERS, deadline)
         metastore = self.root / "metastore_db"
         confs = {
             "spark.master": self.master_url,
-            "spark.driver.host": HOST, "spark.driver.bindAddress": HOST,
+            "spark.driver.host": HOST,
+            "spark.driver.bindAddress": HOST,
             "spark.driver.memory": DRIVER_MEMORY,
-            "spark.executor.memory": EXECUTOR_MEMORY, "spark.executor.cores": "1",
+            "spark.executor.memory": EXECUTOR_MEMORY,
+            "spark.executor.cores": "1",
             "spark.cores.max": str(WORKERS),
             "spark.ui.enabled": "false",
             "spark.sql.warehouse.dir": str(self.warehouse),
             "spark.sql.catalogImplementation": "hive",
             "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore};create=true",
             "spark.driver.extraJavaOptions": f"-Dderby.system.home={self.root} "
-                                             f"-Dderby.stream.error.file={self.root / 'logs' / 'derby.log'}",
+            f"-Dderby.stream.error.file={self.root / 'logs' / 'derby.log'}",
             # Few partitions: the tests' tables are tiny and every task costs a round trip.
             "spark.sql.shuffle.partitions": "4",
             "spark.sql.adaptive.enabled": "true",
@@ -193,12 +238,22 @@ class Cluster:
             "spark.hadoop.hive.server2.thrift.port": str(self.thrift_port),
             "spark.hadoop.hive.server2.transport.mode": "binary",
         }
-        submit = [str(home / "bin" / "spark-submit"), "--class",
-                  "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2", "--name", "dot-tasks-thrift"]
+        submit = [
+            str(home / "bin" / "spark-submit"),
+            "--class",
+            "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+            "--name",
+            "dot-tasks-thrift",
+        ]
         for key, value in confs.items():
             submit += ["--conf", f"{key}={value}"]
-        submit += ["--hiveconf", f"hive.server2.thrift.bind.host={HOST}",
-                   "--hiveconf", f"hive.server2.thrift.port={self.thrift_port}", "spark-internal"]
+        submit += [
+            "--hiveconf",
+            f"hive.server2.thrift.bind.host={HOST}",
+            "--hiveconf",
+            f"hive.server2.thrift.port={self.thrift_port}",
+            "spark-internal",
+        ]
         self._spawn("thrift", submit)
         self._wait(f"the Thrift server on port {self.thrift_port}", lambda: answers(self.thrift_port), deadline)
         self.started_seconds = round(time.monotonic() - started, 1)
@@ -301,16 +356,32 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "start":
             cluster = start(args.directory)
             atexit.unregister(cluster.stop)  # started for the user: it outlives this command
-            print(json.dumps({"thrift_port": cluster.thrift_port, "master": cluster.master_url,
-                              "started_seconds": cluster.started_seconds, "memory_mib": cluster.memory_mib(),
-                              "dbt_output": cluster.dbt_output("dev")}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "thrift_port": cluster.thrift_port,
+                        "master": cluster.master_url,
+                        "started_seconds": cluster.started_seconds,
+                        "memory_mib": cluster.memory_mib(),
+                        "dbt_output": cluster.dbt_output("dev"),
+                    },
+                    indent=2,
+                )
+            )
         elif args.action == "stop":
             Cluster.load(args.directory).stop()
         else:
             cluster = Cluster.load(args.directory)
             alive = {name: _alive(pid) for name, pid in cluster.pids.items()}
-            print(json.dumps({"thrift_port": cluster.thrift_port, "alive": alive,
-                              "thrift_answers": bool(cluster.thrift_port) and answers(cluster.thrift_port)}))
+            print(
+                json.dumps(
+                    {
+                        "thrift_port": cluster.thrift_port,
+                        "alive": alive,
+                        "thrift_answers": bool(cluster.thrift_port) and answers(cluster.thrift_port),
+                    }
+                )
+            )
     except ClusterError as exc:
         print(f"spark_cluster: {exc}", file=sys.stderr)
         return 1

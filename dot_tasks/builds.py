@@ -228,8 +228,7 @@ def require_worktree(ws: Workspace, commit: str) -> BuildPaths:
     if not state.intact_at(commit):
         problem = "has changes to tracked files" if state.changes else "is missing or incomplete"
         raise WorktreeError(
-            f"the worktree for {commit[:12]} {problem}: run `dot-tasks worktree --ref {commit[:12]}` "
-            "first (or `dot-tasks run`)"
+            f"the worktree for {commit[:12]} {problem}: run `dot-tasks worktree --ref {commit[:12]}` first (or `dot-tasks run`)"
         )
     return paths
 
@@ -248,10 +247,7 @@ def _project_config_at(ws: Workspace, commit: str) -> ProjectConfig:
     where = ws.in_repo(PROJECT_FILE)
     text = gitrepo.read_file_at(ws.repo, commit, where)
     if text is None:
-        raise ProjectError(
-            f"commit {commit[:12]} has no {where}: the dbt project did not exist there yet "
-            "(pick a later ref)"
-        )
+        raise ProjectError(f"commit {commit[:12]} has no {where}: the dbt project did not exist there yet (pick a later ref)")
     return parse_project_config(text, f"{where} at {commit[:12]}")
 
 
@@ -304,8 +300,9 @@ def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | No
     )
     write_atomic(ctx.profiles_yml, text, mode=0o600)
     adapter = str(output.get("type", ""))
-    return ProfileResult(choice.context, choice.target, schema, ctx.context_dir, suffix,
-                         unchecked_warning(adapter, schema_key(output), schema))
+    return ProfileResult(
+        choice.context, choice.target, schema, ctx.context_dir, suffix, unchecked_warning(adapter, schema_key(output), schema)
+    )
 
 
 def generated_profile(ws: Workspace, commit: str, context: str) -> tuple[str, str, dict[str, Any]]:
@@ -364,13 +361,17 @@ def warehouse_locks(ws: Workspace, outputs: Iterable[Mapping[str, Any]]) -> Iter
         database = duckdb_file(output)
         if database is not None:
             wanted[named_lock(ws, "duckdb", str(database))] = (
-                f"the DuckDB file {database} (one writer at a time)", database,
-                f"the DuckDB file {database}, open in another process")
+                f"the DuckDB file {database} (one writer at a time)",
+                database,
+                f"the DuckDB file {database}, open in another process",
+            )
         metastore = spark_metastore(output)
         if metastore is not None:
             wanted[named_lock(ws, "metastore", str(metastore))] = (
                 f"the Spark metastore {metastore} (embedded Derby: one Spark process at a time)",
-                metastore / "dbex.lck", f"the Spark metastore {metastore}, open in another Spark process")
+                metastore / "dbex.lck",
+                f"the Spark metastore {metastore}, open in another Spark process",
+            )
     with ExitStack() as stack:
         fds = []
         for lock in sorted(wanted):  # one order, so two holders of several never deadlock
@@ -386,16 +387,36 @@ def warehouse_locks(ws: Workspace, outputs: Iterable[Mapping[str, Any]]) -> Iter
 #: The resource types each dbt command builds when it selects nothing: its results replace theirs.
 _FULL_COVER = {
     "build": ("model", "seed", "snapshot", "test", "unit_test"),
-    "run": ("model",), "test": ("test", "unit_test"), "seed": ("seed",), "snapshot": ("snapshot",),
+    "run": ("model",),
+    "test": ("test", "unit_test"),
+    "seed": ("seed",),
+    "snapshot": ("snapshot",),
 }
 #: Flags that narrow an invocation to some nodes: its results update the record rather than replace it.
-_NARROWING = frozenset({"-s", "--select", "-m", "--models", "--model", "--selector", "--exclude",
-                        "--resource-type", "--resource-types", "--exclude-resource-type"})
+_NARROWING = frozenset(
+    {
+        "-s",
+        "--select",
+        "-m",
+        "--models",
+        "--model",
+        "--selector",
+        "--exclude",
+        "--resource-type",
+        "--resource-types",
+        "--exclude-resource-type",
+    }
+)
 
 
-def node_statuses(previous: Mapping[str, str] | None, command: list[str], args: list[str],
-                  run_results: Mapping[str, Any] | None, manifest: Mapping[str, Any] | None,
-                  started: str) -> dict[str, str]:
+def node_statuses(
+    previous: Mapping[str, str] | None,
+    command: list[str],
+    args: list[str],
+    run_results: Mapping[str, Any] | None,
+    manifest: Mapping[str, Any] | None,
+    started: str,
+) -> dict[str, str]:
     """Each node's last status, across the invocations since the last full one: what the gate judges.
 
     A full invocation (one that selects nothing) starts its resource types
@@ -444,10 +465,12 @@ def refuse_rebuilding_live(ws: Workspace, commit: str, context: str, command: li
 
 
 def rebuilding_live_refusal(commit: str, context: str, state: str = "live") -> str:
-    return (f"{context}@{commit[:12]} is {state}: rebuilding it would replace "
-            "the tables its live views read (dbt's CASCADE drops those views on PostgreSQL). Build another commit "
-            f"and `dot-tasks promote {context}@<it>`, or pass --rebuild-live to rebuild this one and promote it "
-            "again in the same command")
+    return (
+        f"{context}@{commit[:12]} is {state}: rebuilding it would replace "
+        "the tables its live views read (dbt's CASCADE drops those views on PostgreSQL). Build another commit "
+        f"and `dot-tasks promote {context}@<it>`, or pass --rebuild-live to rebuild this one and promote it "
+        "again in the same command"
+    )
 
 
 def build(
@@ -508,8 +531,10 @@ def build(
         _check_same_warehouse(ws, defer, context, output)
         selection = [] if selects_nodes(args) else ["--select", "state:modified+"]
         args = ["--state", str(defer.state_dir), "--defer", *selection, *args]
-    needs_deps = install_deps and not paths.deps_marker.exists() and any(
-        declares_packages(gitrepo.read_file_at(ws.repo, commit, ws.in_repo(name))) for name in PACKAGE_FILES
+    needs_deps = (
+        install_deps
+        and not paths.deps_marker.exists()
+        and any(declares_packages(gitrepo.read_file_at(ws.repo, commit, ws.in_repo(name))) for name in PACKAGE_FILES)
     )
     request = DbtRequest(
         project_dir=str(paths.worktree_project_dir),
@@ -555,20 +580,24 @@ def build(
     with ExitStack() as locks:
         # The context's files, then its schema: contexts mapped to one target
         # share a schema and must not build into it at once.
-        fds = [locks.enter_context(hold(paths.context_lock(context), f"the {context} build of {commit[:12]}",
-                                        ws.settings.lock_timeout))]
+        fds = [locks.enter_context(hold(paths.context_lock(context), f"the {context} build of {commit[:12]}", ws.settings.lock_timeout))]
         if defer is not None:
             # Shared with other builds reading the same base, exclusive of a rebuild
             # or a clean of it: the base cannot change or go while dbt reads it.
             # Taken before the schema and DuckDB locks, which a rebuild of the
             # base takes after its own (commit, context) lock: one order, no cycle.
-            fds.append(locks.enter_context(hold(
-                ws.paths(defer.commit).context_lock(defer.context),
-                f"the base {defer.context}@{defer.commit[:12]} (being rebuilt or cleaned)",
-                ws.settings.lock_timeout, shared=True)))
+            fds.append(
+                locks.enter_context(
+                    hold(
+                        ws.paths(defer.commit).context_lock(defer.context),
+                        f"the base {defer.context}@{defer.commit[:12]} (being rebuilt or cleaned)",
+                        ws.settings.lock_timeout,
+                        shared=True,
+                    )
+                )
+            )
             _recheck_base(ws, defer)
-        fds.append(locks.enter_context(hold(named_lock(ws, "schema", schema), f"the schema {schema}",
-                                            ws.settings.lock_timeout)))
+        fds.append(locks.enter_context(hold(named_lock(ws, "schema", schema), f"the schema {schema}", ws.settings.lock_timeout)))
         fds.extend(locks.enter_context(warehouse_locks(ws, [output])))
         previous = read_json(ctx.record) or {}
         # Keep what earlier builds learned about schemas, so `clean` can drop them
@@ -589,8 +618,11 @@ def build(
             error = failure(outcome, request)
             if error and clone and adapter == "spark" and outcome.failed_command == "clone":
                 # dbt-spark's clone is Delta's SHALLOW CLONE, refused for every other file format.
-                error = DbtFailed(f"{error}. On Spark, dbt clone copies only Delta tables (file_format: delta): "
-                                  "without Delta, build with --defer-to and no --clone", error.exit_code)
+                error = DbtFailed(
+                    f"{error}. On Spark, dbt clone copies only Delta tables (file_format: delta): "
+                    "without Delta, build with --defer-to and no --clone",
+                    error.exit_code,
+                )
             record.update(
                 status="failed" if error else "success",
                 exit_code=error.exit_code if error else outcome.exit_code,
@@ -606,9 +638,14 @@ def build(
             )
             if error:
                 record["error"] = str(error)
-            record["nodes"] = node_statuses(previous.get("nodes"), command, args,
-                                            read_json(ctx.target_dir / "run_results.json"),
-                                            read_json(ctx.target_dir / "manifest.json"), record["started"])
+            record["nodes"] = node_statuses(
+                previous.get("nodes"),
+                command,
+                args,
+                read_json(ctx.target_dir / "run_results.json"),
+                read_json(ctx.target_dir / "manifest.json"),
+                record["started"],
+            )
             held = _held_elsewhere(output) if error else None
             if held is not None:
                 # dbt could not open the file (a notebook took it after our check): the
@@ -620,13 +657,32 @@ def build(
         # Another machine built another commit under this suffix: lengthen ours, and build again.
         _lengthen_suffix(ws, commit, str(outcome.registry_collision.get("commit") or ""), outcome.registry_collision)
         write_profile(ws, commit, context)
-        return build(ws, commit, context, command=command, args=given_args, install_deps=install_deps,
-                     check_isolation=check_isolation, ref=ref, worktree_checked=True, defer=defer, clone=clone)
+        return build(
+            ws,
+            commit,
+            context,
+            command=command,
+            args=given_args,
+            install_deps=install_deps,
+            check_isolation=check_isolation,
+            ref=ref,
+            worktree_checked=True,
+            defer=defer,
+            clone=clone,
+        )
     if error:
         raise error
-    return BuildResult(commit, context, target, outcome.schema, outcome.exit_code,
-                       time.monotonic() - started, record["schemas"], record["deferred_to"],
-                       record["cloned"])
+    return BuildResult(
+        commit,
+        context,
+        target,
+        outcome.schema,
+        outcome.exit_code,
+        time.monotonic() - started,
+        record["schemas"],
+        record["deferred_to"],
+        record["cloned"],
+    )
 
 
 def _held_elsewhere(output: Mapping[str, Any]) -> str | None:
@@ -636,8 +692,9 @@ def _held_elsewhere(output: Mapping[str, Any]) -> str | None:
     return None if pid is None else f"the DuckDB file {database} is open in another process ({describe_process(pid)})"
 
 
-def _registry_request(ws: Workspace, commit: str, context: str, request: Any, profile_name: str,
-                      defer: Deferral | None) -> dict[str, Any] | None:
+def _registry_request(
+    ws: Workspace, commit: str, context: str, request: Any, profile_name: str, defer: Deferral | None
+) -> dict[str, Any] | None:
     """What the build's child writes to the warehouse registry; None when the schema has no suffix to key on."""
     from .dbt_runner import OpsTarget
     from .registry import build_event, live_base, registry_schema
@@ -648,11 +705,23 @@ def _registry_request(ws: Workspace, commit: str, context: str, request: Any, pr
     if base is None:
         return None
     ctx = ws.paths(commit).context(context)
-    row = build_event(ws, commit=commit, short=short, context=context, build_schema=schema,
-                      command=" ".join(request.command), deferred_to=defer.as_record() if defer else None)
+    row = build_event(
+        ws,
+        commit=commit,
+        short=short,
+        context=context,
+        build_schema=schema,
+        command=" ".join(request.command),
+        deferred_to=defer.as_record() if defer else None,
+    )
     target = OpsTarget(str(ctx.context_dir), profile_name, request.target, str(ctx.logs_dir))
-    return {"target": {f: getattr(target, f) for f in target.__dataclass_fields__}, "schema": registry_schema(base),
-            "live_schema": base, "row": row, "ops_target_path": str(ctx.context_dir / "registry-ops")}
+    return {
+        "target": {f: getattr(target, f) for f in target.__dataclass_fields__},
+        "schema": registry_schema(base),
+        "live_schema": base,
+        "row": row,
+        "ops_target_path": str(ctx.context_dir / "registry-ops"),
+    }
 
 
 def _lengthen_suffix(ws: Workspace, commit: str, taken_by: str, holder: Mapping[str, Any]) -> str:
@@ -663,14 +732,17 @@ def _lengthen_suffix(ws: Workspace, commit: str, taken_by: str, holder: Mapping[
         old = str(record.get("short") or _computed_suffix(ws, commit))
         length = len(old) + 1
         while taken_by.startswith(commit[:length]) or any(
-                other != commit and other.startswith(commit[:length]) for other in built_commits(ws.project_dir)):
+            other != commit and other.startswith(commit[:length]) for other in built_commits(ws.project_dir)
+        ):
             length += 1
         suffix = short_hash(commit, length)
-        write_json_atomic(paths.commit_record, {**record, "commit": commit, "short": suffix,
-                                                "created": record.get("created") or _now()})
-    print(f"dot-tasks: the suffix {old} is taken in the warehouse by {taken_by[:12]} (built by "
-          f"{holder.get('built_by') or '?'} on {holder.get('host') or '?'}): building {commit[:12]} as {suffix}",
-          file=sys.stderr, flush=True)
+        write_json_atomic(paths.commit_record, {**record, "commit": commit, "short": suffix, "created": record.get("created") or _now()})
+    print(
+        f"dot-tasks: the suffix {old} is taken in the warehouse by {taken_by[:12]} (built by "
+        f"{holder.get('built_by') or '?'} on {holder.get('host') or '?'}): building {commit[:12]} as {suffix}",
+        file=sys.stderr,
+        flush=True,
+    )
     return suffix
 
 
@@ -697,8 +769,7 @@ def _check_same_warehouse(ws: Workspace, base: Deferral, context: str, output: M
     if not base_profile.is_file():
         return  # a base restored from a cache may carry only its target/ and build.json
     base_output = read_generated_profile(base_profile)[2]
-    mine, theirs = (str(output.get("type", "")), duckdb_file(output)), (str(base_output.get("type", "")),
-                                                                      duckdb_file(base_output))
+    mine, theirs = (str(output.get("type", "")), duckdb_file(output)), (str(base_output.get("type", "")), duckdb_file(base_output))
     if mine != theirs:
         raise DeferralError(
             f"{context} and the base {base.context}@{base.commit[:12]} are in different warehouses "
@@ -739,8 +810,7 @@ def find_base(ws: Workspace, spec: str) -> tuple[Deferral | None, str, str, str]
         problem = f"did not succeed (status {status})"
     elif record.get("partial") and not record.get("cloned"):
         base = record.get("deferred_to") or {}
-        problem = (f"is itself partial (deferred to {base.get('context')}@{str(base.get('commit'))[:12]} "
-                   "without --clone)")
+        problem = f"is itself partial (deferred to {base.get('context')}@{str(base.get('commit'))[:12]} without --clone)"
     elif not (ctx.target_dir / "manifest.json").is_file():
         problem = f"has no {ctx.target_dir / 'manifest.json'}"
     elif not record.get("schema"):
@@ -790,13 +860,9 @@ def ensure_base(ws: Workspace, options: RunOptions, say: Callable[[str], None]) 
         return base
     command = f"dot-tasks run {context}@{commit[:12]}"
     if not options.build_base:
-        raise DeferralError(
-            f"the base {context}@{commit[:12]} {problem}: build it with `{command}` first, "
-            "or add --build-base"
-        )
+        raise DeferralError(f"the base {context}@{commit[:12]} {problem}: build it with `{command}` first, or add --build-base")
     say(f"base     {context}@{commit[:12]} {problem}: building it first")
-    base_options = RunOptions(ref=commit, context=context, install_deps=options.install_deps,
-                              check_isolation=options.check_isolation)
+    base_options = RunOptions(ref=commit, context=context, install_deps=options.install_deps, check_isolation=options.check_isolation)
     run_steps(ws, base_options, {}, lambda line: say(f"base: {line}"))
     base, commit, context, problem = find_base(ws, options.defer_to)
     if base is None:  # pragma: no cover - run_steps raises when the build fails
@@ -817,13 +883,10 @@ def require_adapter(context: str, adapter: str) -> None:
     from .dbt_runner import adapter_available
 
     if adapter and not is_template(adapter) and not adapter_available(adapter):
-        raise ProfileError(
-            f"context {context!r} uses the {adapter} adapter, which is not installed: pip install dbt-{adapter}"
-        )
+        raise ProfileError(f"context {context!r} uses the {adapter} adapter, which is not installed: pip install dbt-{adapter}")
 
 
-def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
-              say: Callable[[str], None]) -> BuildResult:
+def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any], say: Callable[[str], None]) -> BuildResult:
     """resolve → (base) → worktree → profile → build, filling `summary` as each step lands.
 
     The base is checked (or built) before the head's worktree is made, so a
@@ -847,33 +910,56 @@ def run_steps(ws: Workspace, options: RunOptions, summary: dict[str, Any],
     if base is not None:
         summary["deferred_to"] = base.as_record()
         say(f"defer    to {base.context}@{base.commit[:12]} (schema {base.schema})")
-    wt = step("worktree", lambda: ensure_worktree(ws, commit),
-              lambda v: f"{'reused' if v.reused else 'created'} {v.path}")
+    wt = step("worktree", lambda: ensure_worktree(ws, commit), lambda v: f"{'reused' if v.reused else 'created'} {v.path}")
     summary.update(worktree=str(wt.path), project_path=str(wt.project_path))
-    prof = step("profile", lambda: write_profile(ws, commit, options.context, ref=ref),
-                lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})")
+    prof = step(
+        "profile",
+        lambda: write_profile(ws, commit, options.context, ref=ref),
+        lambda v: f"{v.context} → schema {v.schema} ({v.profiles_dir / 'profiles.yml'})",
+    )
     if prof.warning:
         say(prof.warning)
     ctx = ws.paths(commit).context(prof.context)
     summary.update(
-        short=prof.short, context=prof.context, target=prof.target, schema=prof.schema,
-        profiles_dir=str(prof.profiles_dir), target_path=str(ctx.target_dir), log_path=str(ctx.logs_dir),
+        short=prof.short,
+        context=prof.context,
+        target=prof.target,
+        schema=prof.schema,
+        profiles_dir=str(prof.profiles_dir),
+        target_path=str(ctx.target_dir),
+        log_path=str(ctx.logs_dir),
     )
     started = time.monotonic()
     what = " ".join(options.command) + (" + clone" if options.clone else "")
     # dbt is silent for the seconds it takes to import: say at once what is starting.
     say(f"build    starting dbt {what} (dbt takes a few seconds to start)")
     try:
-        result = build(ws, commit, prof.context, command=options.command, args=options.args,
-                       install_deps=options.install_deps, check_isolation=options.check_isolation,
-                       ref=ref, worktree_checked=True, defer=base, clone=options.clone,
-                       rebuild_live=options.rebuild_live)
+        result = build(
+            ws,
+            commit,
+            prof.context,
+            command=options.command,
+            args=options.args,
+            install_deps=options.install_deps,
+            check_isolation=options.check_isolation,
+            ref=ref,
+            worktree_checked=True,
+            defer=base,
+            clone=options.clone,
+            rebuild_live=options.rebuild_live,
+        )
     except DotError:
         summary["seconds"] = round(time.monotonic() - started, 3)
         say(f"build    failed ({summary['seconds']:.2f}s)")
         raise
-    summary.update(status="success", exit_code=0, seconds=round(result.seconds, 3),
-                   schema=result.schema or prof.schema, schemas=result.schemas,
-                   partial=base is not None, cloned=result.cloned)
+    summary.update(
+        status="success",
+        exit_code=0,
+        seconds=round(result.seconds, 3),
+        schema=result.schema or prof.schema,
+        schemas=result.schemas,
+        partial=base is not None,
+        cloned=result.cloned,
+    )
     say(f"build    dbt {what} succeeded ({result.seconds:.2f}s)")
     return result

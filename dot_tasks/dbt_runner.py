@@ -33,9 +33,17 @@ EXIT_SUCCESS, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
 
 # Flags dot-tasks sets itself: given again after `--`, dbt would take the
 # later one and build with another profile, target or schema.
-RESERVED_FLAGS = frozenset({
-    "--project-dir", "--profiles-dir", "--profile", "--target", "-t", "--target-path", "--log-path",
-})
+RESERVED_FLAGS = frozenset(
+    {
+        "--project-dir",
+        "--profiles-dir",
+        "--profile",
+        "--target",
+        "-t",
+        "--target-path",
+        "--log-path",
+    }
+)
 
 # Deferral goes through `--defer-to CTX@REF`, which records the base so that
 # `clean` keeps it: a deferral given after `--` would read from a build that
@@ -238,8 +246,7 @@ class MacroOutcome:
 OPS_PROJECT = Path(__file__).resolve().parent / "dbt_ops"
 
 
-def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...] = (),
-                quiet: bool = False) -> list[MacroOutcome]:
+def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...] = (), quiet: bool = False) -> list[MacroOutcome]:
     """Run each call's macro in one dbt start; one outcome per call, in order.
 
     `lock_fds` are inherited by the child, as for `run_dbt`: a promotion's locks
@@ -257,7 +264,9 @@ def call_macros(calls: list[MacroCall], scratch: Path, lock_fds: tuple[int, ...]
     require_dbt()
     scratch.mkdir(parents=True, exist_ok=True)
     code, report = _spawn(
-        "ops", {"calls": [asdict(c) for c in calls], "scratch": str(scratch), "quiet": quiet}, cwd=str(scratch),
+        "ops",
+        {"calls": [asdict(c) for c in calls], "scratch": str(scratch), "quiet": quiet},
+        cwd=str(scratch),
         lock_fds=lock_fds,
     )
     outcomes = report.get("outcomes")
@@ -341,10 +350,20 @@ class MacroSession:
         read_fd, write_fd = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "dot_tasks.dbt_runner", "session",
-                 json.dumps({"target": asdict(target), "scratch": str(scratch)}), str(write_fd)],
-                stdin=subprocess.PIPE, stdout=sys.stderr.fileno(), pass_fds=(write_fd, *lock_fds),
-                cwd=str(scratch), text=True, env=_child_env(),
+                [
+                    sys.executable,
+                    "-m",
+                    "dot_tasks.dbt_runner",
+                    "session",
+                    json.dumps({"target": asdict(target), "scratch": str(scratch)}),
+                    str(write_fd),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=sys.stderr.fileno(),
+                pass_fds=(write_fd, *lock_fds),
+                cwd=str(scratch),
+                text=True,
+                env=_child_env(),
             )
         except BaseException:
             os.close(read_fd)
@@ -377,19 +396,18 @@ class MacroSession:
         return self._rows(macro)
 
     def _rows(self, macro: str) -> Iterator[list[Any]]:
-        while (line := self._replies.readline()).startswith("{\"rows\""):
+        while (line := self._replies.readline()).startswith('{"rows"'):
             yield from json.loads(line)["rows"]
         self._reply(macro, line)
 
     def _reply(self, macro: str, line: str) -> Any:
-        if not line.startswith("{\"reply\""):
+        if not line.startswith('{"reply"'):
             rest = line + self._replies.read()
             try:
                 reason = json.loads(rest).get("error") if rest.strip() else None
             except json.JSONDecodeError:
                 reason = None
-            raise WarehouseError(f"the dbt session ended before answering {macro}: "
-                                 f"{reason or 'see dbt output above'}")
+            raise WarehouseError(f"the dbt session ended before answering {macro}: {reason or 'see dbt output above'}")
         self.calls += 1
         reply = json.loads(line)["reply"]
         if reply["error"]:
@@ -424,8 +442,7 @@ def failure(outcome: DbtOutcome, request: DbtRequest) -> DotError | None:
     if outcome.exit_code != EXIT_SUCCESS:
         what = outcome.failed_command or " ".join(request.command)
         return DbtFailed(
-            f"dbt {what} failed (exit {outcome.exit_code}): see dbt's output above, "
-            f"or {request.log_path}/dbt.log",
+            f"dbt {what} failed (exit {outcome.exit_code}): see dbt's output above, or {request.log_path}/dbt.log",
             outcome.exit_code,
         )
     return None
@@ -456,9 +473,7 @@ def selects_nodes(args: list[str]) -> bool:
     return bool(_flags(args, SELECTION_FLAGS))
 
 
-def writes_outside(
-    nodes: list[dict[str, Any]], schema: str, database: str | None
-) -> list[tuple[str, str]]:
+def writes_outside(nodes: list[dict[str, Any]], schema: str, database: str | None) -> list[tuple[str, str]]:
     """The nodes that would write outside `schema` (or its `<schema>_<custom>` variants)."""
     offenders = []
     for node in nodes:
@@ -552,7 +567,8 @@ def _install_guard(request: DbtRequest, report: dict[str, Any]) -> None:
         writing = [
             {"unique_id": n.unique_id, "schema": n.schema, "database": n.database, "identifier": n.alias or n.name}
             for n in nodes
-            if n.resource_type in _WRITING_NODES and n.config.materialized != "ephemeral"
+            if n.resource_type in _WRITING_NODES
+            and n.config.materialized != "ephemeral"
             and (n.resource_type != "test" or stores_failures(n))
         ]
         # A union: the clone step's nodes add to the build's.
@@ -608,9 +624,12 @@ def _live_in_the_warehouse(task: Any) -> DotError | None:
     adapter = get_adapter(task.config)
     try:
         with adapter.connection_named("dot_live_check"):
-            latest = adapter.execute_macro("dot_reg_promotion", macro_resolver=_PENDING_START["manifest"],
-                                           project="dot_tasks_ops",
-                                           kwargs={"live_schema": _PENDING_START["live_schema"]})
+            latest = adapter.execute_macro(
+                "dot_reg_promotion",
+                macro_resolver=_PENDING_START["manifest"],
+                project="dot_tasks_ops",
+                kwargs={"live_schema": _PENDING_START["live_schema"]},
+            )
     except Exception:  # noqa: BLE001 - see the docstring
         return None
     commit = _PENDING_START["row"]["commit_sha"]
@@ -637,9 +656,12 @@ def _record_start(task: Any, report: dict[str, Any]) -> None:
     adapter = get_adapter(task.config)
     try:
         with adapter.connection_named("dot_registry"):
-            value = adapter.execute_macro("dot_registry_record", macro_resolver=start["manifest"],
-                                          project="dot_tasks_ops", kwargs={"registry_schema": start["schema"],
-                                                                           "row": start["row"]})
+            value = adapter.execute_macro(
+                "dot_registry_record",
+                macro_resolver=start["manifest"],
+                project="dot_tasks_ops",
+                kwargs={"registry_schema": start["schema"], "row": start["row"]},
+            )
     except Exception as error:  # noqa: BLE001 - the registry is best effort, the build is not
         _registry_unwritable(start["schema"], _one_line(error))
         return
@@ -656,9 +678,12 @@ def _child(request: DbtRequest, report: dict[str, Any]) -> int:
     from .locks import hold
 
     common = [
-        "--project-dir", request.project_dir,
-        "--profiles-dir", request.profiles_dir,
-        "--target", request.target,
+        "--project-dir",
+        request.project_dir,
+        "--profiles-dir",
+        request.profiles_dir,
+        "--target",
+        request.target,
     ]
     if request.deps_lock and request.deps_marker:
         with hold(Path(request.deps_lock), "this commit's `dbt deps`", request.lock_timeout):
@@ -696,23 +721,43 @@ def _parse_ops(request: DbtRequest, report: dict[str, Any]) -> None:
     from dbt.cli.main import dbtRunner
 
     target = OpsTarget(**registry["target"])
-    result = dbtRunner().invoke([
-        "--quiet", "parse", "--project-dir", str(OPS_PROJECT), "--profiles-dir", target.profiles_dir,
-        "--profile", target.profile, "--target", target.target,
-        "--target-path", registry["ops_target_path"], "--log-path", target.log_path,
-    ])
+    result = dbtRunner().invoke(
+        [
+            "--quiet",
+            "parse",
+            "--project-dir",
+            str(OPS_PROJECT),
+            "--profiles-dir",
+            target.profiles_dir,
+            "--profile",
+            target.profile,
+            "--target",
+            target.target,
+            "--target-path",
+            registry["ops_target_path"],
+            "--log-path",
+            target.log_path,
+        ]
+    )
     if not result.success or result.result is None:
-        _registry_unwritable(registry["schema"], _one_line(result.exception) if result.exception
-                             else "the ops project did not parse")
+        _registry_unwritable(registry["schema"], _one_line(result.exception) if result.exception else "the ops project did not parse")
         return
-    _PENDING_START.update(manifest=result.result, schema=registry["schema"], live_schema=registry.get("live_schema"),
-                          live_refusal=registry.get("live_refusal"), row=dict(registry["row"], status="running"))
+    _PENDING_START.update(
+        manifest=result.result,
+        schema=registry["schema"],
+        live_schema=registry.get("live_schema"),
+        live_refusal=registry.get("live_refusal"),
+        row=dict(registry["row"], status="running"),
+    )
 
 
 def _registry_unwritable(schema: str, error: str) -> None:
-    print(f"dot-tasks: warning: the build registry {schema}.dot_builds could not be written "
-          f"({error}); building anyway, but `list --warehouse` and `clean --warehouse` will not see this build",
-          file=sys.stderr, flush=True)
+    print(
+        f"dot-tasks: warning: the build registry {schema}.dot_builds could not be written "
+        f"({error}); building anyway, but `list --warehouse` and `clean --warehouse` will not see this build",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _registry_event(request: DbtRequest, report: dict[str, Any], status: str) -> bool:
@@ -731,13 +776,20 @@ def _registry_event(request: DbtRequest, report: dict[str, Any], status: str) ->
     from .registry import now_text
 
     # The start was written by the guard (_record_start): this is the end.
-    row = dict(registry["row"], status=status, finished_at=now_text(), recorded_at=now_text(),
-               dbt_version=report.get("dbt_version"),
-               schemas=json.dumps(sorted(set(report.get("schemas") or []) | {registry["row"]["build_schema"]})))
+    row = dict(
+        registry["row"],
+        status=status,
+        finished_at=now_text(),
+        recorded_at=now_text(),
+        dbt_version=report.get("dbt_version"),
+        schemas=json.dumps(sorted(set(report.get("schemas") or []) | {registry["row"]["build_schema"]})),
+    )
     target = OpsTarget(**registry["target"])
-    value, error = _run_operation(dbtRunner(), MacroCall(target, "dot_registry_record",
-                                                         {"registry_schema": registry["schema"], "row": row}),
-                                  registry["ops_target_path"])
+    value, error = _run_operation(
+        dbtRunner(),
+        MacroCall(target, "dot_registry_record", {"registry_schema": registry["schema"], "row": row}),
+        registry["ops_target_path"],
+    )
     if error is not None:
         _registry_unwritable(registry["schema"], error)
         return False
@@ -747,11 +799,18 @@ def _registry_event(request: DbtRequest, report: dict[str, Any], status: str) ->
 def _build_and_then(request: DbtRequest, report: dict[str, Any], common: list[str]) -> int:
     from dbt.cli.main import dbtRunner
 
-    code = _invoke(dbtRunner(), [
-        *request.command, *common,
-        "--target-path", request.target_path, "--log-path", request.log_path,
-        *request.args,
-    ])
+    code = _invoke(
+        dbtRunner(),
+        [
+            *request.command,
+            *common,
+            "--target-path",
+            request.target_path,
+            "--log-path",
+            request.log_path,
+            *request.args,
+        ],
+    )
     if code != EXIT_SUCCESS or not request.then_command:
         if code != EXIT_SUCCESS:
             report["failed_command"] = " ".join(request.command)
@@ -764,11 +823,18 @@ def _build_and_then(request: DbtRequest, report: dict[str, Any], common: list[st
     parsed = Path(request.target_path) / "partial_parse.msgpack"
     if parsed.is_file() and then_target != Path(request.target_path):
         shutil.copyfile(parsed, then_target / parsed.name)
-    code = _invoke(dbtRunner(), [
-        *request.then_command, *common,
-        "--target-path", str(then_target), "--log-path", request.log_path,
-        *request.then_args,
-    ])
+    code = _invoke(
+        dbtRunner(),
+        [
+            *request.then_command,
+            *common,
+            "--target-path",
+            str(then_target),
+            "--log-path",
+            request.log_path,
+            *request.then_args,
+        ],
+    )
     if code != EXIT_SUCCESS:
         report["failed_command"] = " ".join(request.then_command)
     report["then_succeeded"] = code == EXIT_SUCCESS
@@ -802,7 +868,7 @@ def _json_safe(value: Any) -> Any:
         return {str(k): _json_safe(v) for k, v in value.items()}
     if hasattr(value, "column_names") and hasattr(value, "rows"):  # agate.Table from run_query
         names = list(value.column_names)
-        return [{n: _json_safe(v) for n, v in zip(names, row)} for row in value.rows]
+        return [{n: _json_safe(v) for n, v in zip(names, row, strict=False)} for row in value.rows]
     if isinstance(value, (list, tuple, set)) or hasattr(value, "__iter__"):
         return [_json_safe(v) for v in value]
     return str(value)
@@ -842,22 +908,31 @@ def _run_operation(runner: Any, call: MacroCall, target_path: str, quiet: bool =
     """(what the macro returned, None) or (None, its error), from one `dbt run-operation` in this process."""
     _capture_macro_values()
     _CAPTURED.clear()
-    result = runner.invoke([
-        # --quiet keeps dbt's banner and per-statement lines off stderr; the macros' print() still shows.
-        *(["--quiet"] if quiet else []),
-        "run-operation", call.macro,
-        "--project-dir", str(OPS_PROJECT),
-        "--profiles-dir", call.target.profiles_dir,
-        "--profile", call.target.profile,
-        "--target", call.target.target,
-        "--target-path", target_path,
-        "--log-path", call.target.log_path,
-        "--args", json.dumps(call.args),
-    ])
+    result = runner.invoke(
+        [
+            # --quiet keeps dbt's banner and per-statement lines off stderr; the macros' print() still shows.
+            *(["--quiet"] if quiet else []),
+            "run-operation",
+            call.macro,
+            "--project-dir",
+            str(OPS_PROJECT),
+            "--profiles-dir",
+            call.target.profiles_dir,
+            "--profile",
+            call.target.profile,
+            "--target",
+            call.target.target,
+            "--target-path",
+            target_path,
+            "--log-path",
+            call.target.log_path,
+            "--args",
+            json.dumps(call.args),
+        ]
+    )
     if result.success:
         return _json_safe(_CAPTURED.get("value")), None
-    return None, _CAPTURED.get("error") or (_one_line(result.exception) if result.exception else
-                                            "see dbt's output above")
+    return None, _CAPTURED.get("error") or (_one_line(result.exception) if result.exception else "see dbt's output above")
 
 
 def _child_ops(payload: dict[str, Any], report: dict[str, Any]) -> int:
@@ -887,10 +962,24 @@ def _child_listing(listing: dict[str, Any], scratch: str) -> list[str]:
         target_path.mkdir(parents=True, exist_ok=True)
         shutil.copy2(Path(listing["parsed_in"]) / "partial_parse.msgpack", target_path / "partial_parse.msgpack")
     args = [
-        "ls", "--quiet", "--log-level", "none", "--output", "json", "--output-keys", "unique_id",
-        "--project-dir", listing["project_dir"], "--profiles-dir", listing["profiles_dir"],
-        "--target", listing["target"], "--target-path", str(target_path),
-        "--log-path", scratch,
+        "ls",
+        "--quiet",
+        "--log-level",
+        "none",
+        "--output",
+        "json",
+        "--output-keys",
+        "unique_id",
+        "--project-dir",
+        listing["project_dir"],
+        "--profiles-dir",
+        listing["profiles_dir"],
+        "--target",
+        listing["target"],
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        scratch,
     ]
     for kind in listing["resource_types"]:
         args += ["--resource-type", kind]
@@ -902,8 +991,9 @@ def _child_listing(listing: dict[str, Any], scratch: str) -> list[str]:
         args += ["--state", listing["state"]]
     result = dbtRunner().invoke(args)
     if not result.success:
-        raise DotError("the selection could not be evaluated: " + (
-            _one_line(result.exception) if result.exception else "see dbt's output above"))
+        raise DotError(
+            "the selection could not be evaluated: " + (_one_line(result.exception) if result.exception else "see dbt's output above")
+        )
     return [json.loads(line)["unique_id"] for line in (result.result or [])]
 
 
@@ -940,6 +1030,7 @@ def _child_jobs(payload: dict[str, Any], report: dict[str, Any]) -> int:
             job = jobs[index]
             job_started = time.monotonic()
             with adapter.connection_named(f"dot_job_{index}"):
+
                 def call(macro: str, **kwargs: Any) -> Any:
                     return _json_safe(adapter.execute_macro(macro, kwargs=kwargs, macro_resolver=task.manifest))
 
@@ -949,8 +1040,7 @@ def _child_jobs(payload: dict[str, Any], report: dict[str, Any]) -> int:
                     results[index] = {"value": None, "error": _one_line(exc)}
             if time.monotonic() - started > 1.0:
                 label = job.get("label") or job.get("unique_id") or index
-                print(f"dot-tasks: compared {label} ({time.monotonic() - job_started:.1f}s)",
-                      file=sys.stderr, flush=True)
+                print(f"dot-tasks: compared {label} ({time.monotonic() - job_started:.1f}s)", file=sys.stderr, flush=True)
 
         with ThreadPoolExecutor(max_workers=max(1, int(payload["threads"]))) as pool:
             list(pool.map(one, todo))
@@ -959,18 +1049,29 @@ def _child_jobs(payload: dict[str, Any], report: dict[str, Any]) -> int:
     if todo:
         RunOperationTask._run_unsafe = run_all  # type: ignore[method-assign]
         target = payload["target"]
-        result = dbtRunner().invoke([
-            "run-operation", "dot_diff_session", "--quiet",
-            "--project-dir", str(OPS_PROJECT),
-            "--profiles-dir", target["profiles_dir"],
-            "--profile", target["profile"],
-            "--target", target["target"],
-            "--target-path", payload.get("ops_target_path") or scratch,
-            "--log-path", target["log_path"],
-        ])
+        result = dbtRunner().invoke(
+            [
+                "run-operation",
+                "dot_diff_session",
+                "--quiet",
+                "--project-dir",
+                str(OPS_PROJECT),
+                "--profiles-dir",
+                target["profiles_dir"],
+                "--profile",
+                target["profile"],
+                "--target",
+                target["target"],
+                "--target-path",
+                payload.get("ops_target_path") or scratch,
+                "--log-path",
+                target["log_path"],
+            ]
+        )
         if not result.success and any(results[i] is None for i in todo):
-            raise DotError("the comparison could not start: " + (
-                _one_line(result.exception) if result.exception else "see dbt's output above"))
+            raise DotError(
+                "the comparison could not start: " + (_one_line(result.exception) if result.exception else "see dbt's output above")
+            )
     report["results"] = results
     return EXIT_SUCCESS
 
@@ -981,7 +1082,7 @@ STREAM_CHUNK = 2000
 
 def _write_all(fd: int, data: bytes) -> None:
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def _stream_rows(adapter: Any, sql: str, report_fd: int) -> int:
@@ -1029,15 +1130,29 @@ def _child_session(payload: dict[str, Any], report_fd: int) -> int:
 
     RunOperationTask._run_unsafe = serve  # type: ignore[method-assign]
     target = payload["target"]
-    result = dbtRunner().invoke([
-        "run-operation", "dot_diff_session", "--quiet",
-        "--project-dir", str(OPS_PROJECT),
-        "--profiles-dir", target["profiles_dir"], "--profile", target["profile"], "--target", target["target"],
-        "--target-path", payload["scratch"], "--log-path", target["log_path"],
-    ])
+    result = dbtRunner().invoke(
+        [
+            "run-operation",
+            "dot_diff_session",
+            "--quiet",
+            "--project-dir",
+            str(OPS_PROJECT),
+            "--profiles-dir",
+            target["profiles_dir"],
+            "--profile",
+            target["profile"],
+            "--target",
+            target["target"],
+            "--target-path",
+            payload["scratch"],
+            "--log-path",
+            target["log_path"],
+        ]
+    )
     if not result.success:
-        raise DotError("the dbt session could not start: " + (
-            _one_line(result.exception) if result.exception else "see dbt's output above"))
+        raise DotError(
+            "the dbt session could not start: " + (_one_line(result.exception) if result.exception else "see dbt's output above")
+        )
     return EXIT_SUCCESS
 
 

@@ -98,7 +98,7 @@ def live_schema_for(node_schema: str, build_schema: str, base: str) -> str | Non
     if node_schema.lower() == build_schema.lower():
         return base
     if node_schema.lower().startswith(build_schema.lower() + "_"):
-        return base + node_schema[len(build_schema):]
+        return base + node_schema[len(build_schema) :]
     return None
 
 
@@ -196,8 +196,7 @@ def gate_problems(
                     warned.append(_short_name(uid))
             elif state != "pass":
                 failed.append(_short_name(uid))
-    failed += [uid.split(".")[-1] for uid, state in sorted(nodes.items())
-               if uid.startswith("unit_test.") and state in ("fail", "error")]
+    failed += [uid.split(".")[-1] for uid, state in sorted(nodes.items()) if uid.startswith("unit_test.") and state in ("fail", "error")]
     for names, what in (
         (unbuilt, "node(s) did not build"),
         (never_built, "node(s) were never built"),
@@ -215,8 +214,10 @@ def gate_problems(
 def partial_problem(record: Mapping[str, Any] | None) -> str | None:
     """The slim-CI contract: a deferred build that built only part of the project cannot go live."""
     if record and record.get("partial") and not record.get("cloned"):
-        return ("it is a partial build deferred to another build (without --clone), so the live schema would "
-                "be missing models: rebuild it in full, or with --clone")
+        return (
+            "it is a partial build deferred to another build (without --clone), so the live schema would "
+            "be missing models: rebuild it in full, or with --clone"
+        )
     return None
 
 
@@ -225,8 +226,9 @@ def relation_key(schema: str, name: str, case_sensitive: bool) -> str:
     return f"{schema.lower()}.{name if case_sensitive else name.lower()}"
 
 
-def drift(relations: list[list[str]], existing: Mapping[str, str], view_sources: list[list[str]],
-          case_sensitive: bool = False) -> list[dict[str, str]]:
+def drift(
+    relations: list[list[str]], existing: Mapping[str, str], view_sources: list[list[str]], case_sensitive: bool = False
+) -> list[dict[str, str]]:
     """Live relations that are missing, no longer views over the live build's relation, or read a relation that is gone."""
     reads: dict[str, list[tuple[str, str]]] = {}
     for schema, name, kind, what in view_sources:
@@ -350,8 +352,7 @@ def _any_connection(ws: Workspace, context: str) -> _Connection:
     return _connection(ws, resolve(ws, "HEAD"), context)
 
 
-def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds: tuple[int, ...] = (),
-          verbose: bool = False) -> Any:
+def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds: tuple[int, ...] = (), verbose: bool = False) -> Any:
     from .dbt_runner import MacroCall, call_macros
 
     # dbt's own files for the ops project, kept per profile so that dbt's partial
@@ -364,8 +365,7 @@ def _call(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds
             scratch = str(kept)
         except LockTimeout:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="deploy-", dir=dot_dir(ws.project_dir)))
-        [outcome] = call_macros([MacroCall(target, macro, args)], Path(scratch), lock_fds=lock_fds,
-                                quiet=not verbose)
+        [outcome] = call_macros([MacroCall(target, macro, args)], Path(scratch), lock_fds=lock_fds, quiet=not verbose)
     if outcome.error:
         changed = ", nothing was changed" if macro == "dot_promote" else ""
         raise WarehouseError(f"{macro} failed{changed}: {outcome.error}")
@@ -413,12 +413,16 @@ class _Switch:
 def promote(ws: Workspace, options: PromoteOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     commit = resolve(ws, options.ref)
     context = options.context or choose_context(ws, commit, None)[0].context
-    return _switch(ws, _Switch(commit, context, "promote", options.allow_untested, options.replace_existing,
-                               options.fail_on_warn, verbose=options.verbose), progress)
+    return _switch(
+        ws,
+        _Switch(
+            commit, context, "promote", options.allow_untested, options.replace_existing, options.fail_on_warn, verbose=options.verbose
+        ),
+        progress,
+    )
 
 
-def rollback(ws: Workspace, context: str, to_ref: str | None, progress: Callable[[str], None],
-             verbose: bool = False) -> dict[str, Any]:
+def rollback(ws: Workspace, context: str, to_ref: str | None, progress: Callable[[str], None], verbose: bool = False) -> dict[str, Any]:
     """Switch back to the previously live commit (or `to_ref`, which must have been live).
 
     The commit to return to is planned from this machine's note of the last
@@ -435,8 +439,7 @@ def rollback(ws: Workspace, context: str, to_ref: str | None, progress: Callable
     if guess:
         try:
             progress(f"rolling {context} back to {str(guess)[:12]}")
-            return _switch(ws, _Switch(str(guess), context, "rollback", rollback="previous", verbose=verbose),
-                           progress)
+            return _switch(ws, _Switch(str(guess), context, "rollback", rollback="previous", verbose=verbose), progress)
         except _Moved:
             pass
     conn = _any_connection(ws, context)
@@ -446,8 +449,9 @@ def rollback(ws: Workspace, context: str, to_ref: str | None, progress: Callable
         raise PromotionRefused(f"nothing is live in {conn.base} for {context}: there is nothing to roll back")
     previous = history[0].get("previous_commit")
     if not previous:
-        raise PromotionRefused(f"{history[0]['commit'][:12]} is the first commit promoted to {conn.base}: "
-                               "there is no earlier one to roll back to")
+        raise PromotionRefused(
+            f"{history[0]['commit'][:12]} is the first commit promoted to {conn.base}: there is no earlier one to roll back to"
+        )
     progress(f"rolling {context} back to {str(previous)[:12]} (the warehouse's previous commit)")
     return _switch(ws, _Switch(str(previous), context, "rollback", rollback="previous", verbose=verbose), progress)
 
@@ -457,8 +461,10 @@ class _Moved(PromotionRefused):
 
 
 def _gone(commit: str, context: str) -> str:
-    return (f"the build of {commit[:12]} for {context} is not here any more (cleaned): `dot-tasks run "
-            f"{context}@{commit}` builds it again, then `dot-tasks promote {context}@{commit}` brings it back")
+    return (
+        f"the build of {commit[:12]} for {context} is not here any more (cleaned): `dot-tasks run "
+        f"{context}@{commit}` builds it again, then `dot-tasks promote {context}@{commit}` brings it back"
+    )
 
 
 def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -470,8 +476,7 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
         if switch.action == "rollback":
             raise BuildGone(_gone(commit, context))
         raise PromotionRefused(
-            f"there is no build of {context} at {commit[:12]} on this machine: run "
-            f"`dot-tasks run {context}@{commit[:12]}`, then promote"
+            f"there is no build of {context} at {commit[:12]} on this machine: run `dot-tasks run {context}@{commit[:12]}`, then promote"
         )
     partial = partial_problem(record)
     if partial:
@@ -479,8 +484,7 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
     problems: list[str] = []
     if switch.action == "promote":
         # A rollback needs no new test run: its build passed the gate when it first went live.
-        problems = gate_problems(record, read_json(ctx.target_dir / "manifest.json"), commit, context,
-                                 switch.fail_on_warn)
+        problems = gate_problems(record, read_json(ctx.target_dir / "manifest.json"), commit, context, switch.fail_on_warn)
         if problems and not switch.allow_untested:
             raise PromotionRefused(
                 f"{switch.refusing}: {'; '.join(problems)}. Run "
@@ -488,12 +492,10 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
                 "until they pass, then promote again (or pass --allow-untested)"
             )
         if problems:
-            progress(f"warning: --allow-untested: promoting {short} past its gate ({'; '.join(problems)}); "
-                     "the history records it")
+            progress(f"warning: --allow-untested: promoting {short} past its gate ({'; '.join(problems)}); the history records it")
     manifest = read_json(ctx.target_dir / "manifest.json")
     if not manifest:
-        raise PromotionRefused(f"{switch.refusing}: its build has no manifest.json: run "
-                               f"`dot-tasks run {context}@{commit[:12]}`")
+        raise PromotionRefused(f"{switch.refusing}: its build has no manifest.json: run `dot-tasks run {context}@{commit[:12]}`")
     conn = _connection(ws, commit, context)
     relations = plan_relations(manifest, conn.build_schema, conn.base)
     if not relations:
@@ -520,8 +522,7 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
         "row": row,
     }
     with ExitStack() as locks:
-        fds = [locks.enter_context(hold(_live_lock(ws, conn), f"the live schema {conn.base}",
-                                        ws.settings.lock_timeout))]
+        fds = [locks.enter_context(hold(_live_lock(ws, conn), f"the live schema {conn.base}", ws.settings.lock_timeout))]
         fds.extend(locks.enter_context(warehouse_locks(ws, [conn.output])))
         progress(f"{switch.action}: switching {len(relations)} relation(s) of {conn.base} to {short} ({commit[:12]})")
         # Noted before the switch: if this process is killed once the warehouse has
@@ -538,21 +539,35 @@ def _switch(ws: Workspace, switch: _Switch, progress: Callable[[str], None]) -> 
             _remember(ws, context, before)
             raise _refused(refusal, value, switch, short, conn)
         note = {
-            "commit": commit, "short": short, "context": context, "live_schema": conn.base,
-            "since": row["promoted_at"], "previous_commit": value.get("previous"),
+            "commit": commit,
+            "short": short,
+            "context": context,
+            "live_schema": conn.base,
+            "since": row["promoted_at"],
+            "previous_commit": value.get("previous"),
             "action": value.get("action") or switch.action,
         }
         _remember(ws, context, note)
-    return {**note, "relations": len(relations), "created": value.get("created", 0),
-            "replaced": value.get("replaced", 0), "recreated": value.get("recreated", []),
-            "dropped": value.get("dropped", []), "replaced_existing": value.get("replaced_existing", []),
-            "gate_overridden": row["gate_overridden"], "promoted_by": row["promoted_by"],
-            "was_live": value.get("was_live"), "transaction": value.get("transaction"),
-            "lock_attempts": value.get("lock_attempts"), "switch_attempts": value.get("switch_attempts")}
+    return {
+        **note,
+        "relations": len(relations),
+        "created": value.get("created", 0),
+        "replaced": value.get("replaced", 0),
+        "recreated": value.get("recreated", []),
+        "dropped": value.get("dropped", []),
+        "replaced_existing": value.get("replaced_existing", []),
+        "gate_overridden": row["gate_overridden"],
+        "promoted_by": row["promoted_by"],
+        "was_live": value.get("was_live"),
+        "transaction": value.get("transaction"),
+        "lock_attempts": value.get("lock_attempts"),
+        "switch_attempts": value.get("switch_attempts"),
+    }
 
 
-def _switch_with_retries(ws: Workspace, conn: _Connection, plan: dict[str, Any], fds: tuple[int, ...],
-                         switch: _Switch, progress: Callable[[str], None]) -> dict[str, Any]:
+def _switch_with_retries(
+    ws: Workspace, conn: _Connection, plan: dict[str, Any], fds: tuple[int, ...], switch: _Switch, progress: Callable[[str], None]
+) -> dict[str, Any]:
     """The switch, tried again whole (after a jittered, growing pause) when the warehouse rolled it back.
 
     PostgreSQL ends a lock cycle or a lock wait by rolling the promotion back
@@ -565,9 +580,10 @@ def _switch_with_retries(ws: Workspace, conn: _Connection, plan: dict[str, Any],
         except WarehouseError as exc:
             if not any(word in str(exc) for word in _RETRYABLE) or attempt == SWITCH_ATTEMPTS:
                 raise
-            pause = min(0.2 * 2 ** attempt, 5.0) * (0.5 + random.random())
-            progress(f"{switch.action}: the warehouse rolled the switch back ({str(exc)[:80]}); nothing changed, "
-                     f"trying again in {pause:.1f}s")
+            pause = min(0.2 * 2**attempt, 5.0) * (0.5 + random.random())
+            progress(
+                f"{switch.action}: the warehouse rolled the switch back ({str(exc)[:80]}); nothing changed, trying again in {pause:.1f}s"
+            )
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -603,8 +619,9 @@ def _refused(kind: str, value: Mapping[str, Any], switch: _Switch, short: str, c
             f"them and {switch.again}"
         )
     if kind == "moved":
-        return _Moved(f"{conn.base} changed since this machine last looked (now live: "
-                      f"{str(value.get('live') or 'nothing')[:12]}): run it again")
+        return _Moved(
+            f"{conn.base} changed since this machine last looked (now live: {str(value.get('live') or 'nothing')[:12]}): run it again"
+        )
     if kind == "never live":
         return PromotionRefused(
             f"{switch.refusing}: {switch.commit[:12]} was never live in {conn.base}: --to takes a commit that was "
@@ -626,13 +643,17 @@ def retire(ws: Workspace, context: str, progress: Callable[[str], None], verbose
     `clean` protects nothing for it, and a plain `dbt build` owns the schema again.
     """
     conn = _any_connection(ws, context)
-    row = {"context": context, "refs": "", "promoted_by": who(ws), "gate_overridden": False,
-           "promoted_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")}
+    row = {
+        "context": context,
+        "refs": "",
+        "promoted_by": who(ws),
+        "gate_overridden": False,
+        "promoted_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"),
+    }
     plan = {"live_schema": conn.base, "lock_wait_seconds": READER_WAIT_SECONDS, "row": row}
     switch = _Switch("", context, "retire", verbose=verbose)
     with ExitStack() as locks:
-        fds = [locks.enter_context(hold(_live_lock(ws, conn), f"the live schema {conn.base}",
-                                        ws.settings.lock_timeout))]
+        fds = [locks.enter_context(hold(_live_lock(ws, conn), f"the live schema {conn.base}", ws.settings.lock_timeout))]
         fds.extend(locks.enter_context(warehouse_locks(ws, [conn.output])))
         progress(f"retire: dropping the views promotions made in {conn.base}")
         value = _call(ws, conn.target, "dot_retire", {"plan": plan}, tuple(fds), verbose=verbose) or {}
@@ -642,8 +663,14 @@ def retire(ws: Workspace, context: str, progress: Callable[[str], None], verbose
         if refusal:
             raise _refused(refusal, value, switch, "", conn)
         _remember(ws, context, None)
-    return {"context": context, "live_schema": conn.base, "retired": value["retired"], "short": value["short"],
-            "dropped": value.get("dropped", []), "transaction": value.get("transaction")}
+    return {
+        "context": context,
+        "live_schema": conn.base,
+        "retired": value["retired"],
+        "short": value["short"],
+        "dropped": value.get("dropped", []),
+        "transaction": value.get("transaction"),
+    }
 
 
 # --- live ------------------------------------------------------------------------
@@ -653,8 +680,7 @@ def live(ws: Workspace, context: str | None, verbose: bool = False) -> dict[str,
     """What is live for `context`, read from the warehouse: commit, since, history, drift."""
     context = default_context(ws, context)
     conn = _any_connection(ws, context)
-    state = _call(ws, conn.target, "dot_live_state", {"live_schema": conn.base, "limit": HISTORY_SHOWN},
-                  verbose=verbose)
+    state = _call(ws, conn.target, "dot_live_state", {"live_schema": conn.base, "limit": HISTORY_SHOWN}, verbose=verbose)
     history = state.get("history") or []
     # After `retire` nothing is live, though the history stays.
     current = history[0] if history and history[0].get("action") != "retire" else None
@@ -666,14 +692,26 @@ def live(ws: Workspace, context: str | None, verbose: bool = False) -> dict[str,
         "since": current["promoted_at"] if current else None,
         "previous_commit": current["previous_commit"] if current else None,
         "history": history,
-        "drift": drift(state.get("relations") or [], state.get("existing") or {}, state.get("view_sources") or [],
-                       bool(state.get("case_sensitive"))),
+        "drift": drift(
+            state.get("relations") or [], state.get("existing") or {}, state.get("view_sources") or [], bool(state.get("case_sensitive"))
+        ),
     }
     # Bring this machine's note in line with the warehouse.
-    _remember(ws, context, {
-        "commit": report["commit"], "short": report["short"], "context": context, "live_schema": conn.base,
-        "since": report["since"], "previous_commit": report["previous_commit"], "action": current["action"],
-    } if current else None)
+    _remember(
+        ws,
+        context,
+        {
+            "commit": report["commit"],
+            "short": report["short"],
+            "context": context,
+            "live_schema": conn.base,
+            "since": report["since"],
+            "previous_commit": report["previous_commit"],
+            "action": current["action"],
+        }
+        if current
+        else None,
+    )
     return report
 
 
@@ -682,20 +720,27 @@ def format_live(report: Mapping[str, Any]) -> str:
     if not report["commit"]:
         lines.append(f"nothing is live in {report['live_schema']} for {report['context']}")
     else:
-        lines.append(f"live      {report['commit']} ({report['short']}) in {report['live_schema']} since "
-                     f"{report['since']} UTC")
+        lines.append(f"live      {report['commit']} ({report['short']}) in {report['live_schema']} since {report['since']} UTC")
         lines.append(f"previous  {report['previous_commit'] or '-'}")
         drifted = report["drift"]
-        lines.append("drift     " + ("none" if not drifted else
-                                      "; ".join(f"{d['relation']}: {d['problem']}" for d in drifted)))
+        lines.append("drift     " + ("none" if not drifted else "; ".join(f"{d['relation']}: {d['problem']}" for d in drifted)))
         lines.append("")
         header = ("#", "WHEN (UTC)", "ACTION", "CONTEXT", "SHORT", "REFS", "BY", "PREVIOUS", "NODES", "GATE")
         table = [header] + [
-            (str(h["seq"]), str(h["promoted_at"])[:19], str(h["action"]), str(h["context"]), str(h["short"]),
-             h["refs"] or "-", str(h["promoted_by"]), (h["previous_commit"] or "-")[:12], str(h["node_count"]),
-             "overridden" if h["gate_overridden"] else "passed")
+            (
+                str(h["seq"]),
+                str(h["promoted_at"])[:19],
+                str(h["action"]),
+                str(h["context"]),
+                str(h["short"]),
+                h["refs"] or "-",
+                str(h["promoted_by"]),
+                (h["previous_commit"] or "-")[:12],
+                str(h["node_count"]),
+                "overridden" if h["gate_overridden"] else "passed",
+            )
             for h in report["history"]
         ]
         widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in table]
     return "\n".join(lines)

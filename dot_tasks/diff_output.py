@@ -67,8 +67,9 @@ def _state(node: dict[str, Any]) -> str:
 
 
 def differing(diff: dict[str, Any]) -> list[dict[str, Any]]:
-    return sorted((n for n in diff["nodes"] if n["differs"] or n.get("error")),
-                  key=lambda n: (_STATE_ORDER.get(n["code"], 9), n["unique_id"]))
+    return sorted(
+        (n for n in diff["nodes"] if n["differs"] or n.get("error")), key=lambda n: (_STATE_ORDER.get(n["code"], 9), n["unique_id"])
+    )
 
 
 def terminal(diff: dict[str, Any]) -> str:
@@ -90,8 +91,7 @@ def terminal(diff: dict[str, Any]) -> str:
 
 # --- markdown for a pull request ----------------------------------------------------
 
-_MERMAID_CLASS = {"modified": "modified", "added": "added", "removed": "removed", "impacted": "impacted",
-                  "unchanged": "unchanged"}
+_MERMAID_CLASS = {"modified": "modified", "added": "added", "removed": "removed", "impacted": "impacted", "unchanged": "unchanged"}
 _COLOURS = {
     "modified": "fill:#fff3cd,stroke:#b58900,color:#000",
     "added": "fill:#d4edda,stroke:#2e7d32,color:#000",
@@ -103,8 +103,7 @@ _COLOURS = {
 
 def _cell(text: Any) -> str:
     """A table cell: pipes escaped, newlines flattened, HTML-sensitive characters made harmless."""
-    return (str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-            .replace("<", "&lt;").replace(">", "&gt;"))
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _mermaid_label(text: str) -> str:
@@ -174,22 +173,29 @@ def markdown(diff: dict[str, Any]) -> str:
         counts[_state(n)] = counts.get(_state(n), 0) + 1
     base, head = diff["base"], diff["head"]
     described = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no differences"
-    summary = (f"**dot-tasks diff** `{base['context']}@{base['commit'][:8]}` → `{head['context']}@{head['commit'][:8]}`: "
-               f"{len(rows)} node(s) differ ({described}); {len(diff['nodes']) - len(rows)} unchanged.")
+    summary = (
+        f"**dot-tasks diff** `{base['context']}@{base['commit'][:8]}` → `{head['context']}@{head['commit'][:8]}`: "
+        f"{len(rows)} node(s) differ ({described}); {len(diff['nodes']) - len(rows)} unchanged."
+    )
     parts = [summary, ""]
     if rows:
-        parts += ["| node | state | columns | rows (base → head) | values (+added −removed ~changed) |",
-                  "|---|---|---|---|---|"]
+        parts += ["| node | state | columns | rows (base → head) | values (+added −removed ~changed) |", "|---|---|---|---|---|"]
         for n in rows:
             r = n["rows"]
-            rows_text = "" if r["base"] is None and r["head"] is None else (
-                f"{'–' if r['base'] is None else r['base']} → {'–' if r['head'] is None else r['head']}")
+            rows_text = (
+                ""
+                if r["base"] is None and r["head"] is None
+                else (f"{'–' if r['base'] is None else r['base']} → {'–' if r['head'] is None else r['head']}")
+            )
             v = n.get("values")
-            values_text = (f"+{v['added']} −{v['removed']} ~{v['changed']}"
-                           + "".join(f"<br>{_cell(c)}: {k}" for c, k in v["columns"].items() if k)
-                           if v else _cell(n.get("values_skipped") or ""))
-            parts.append(f"| `{_cell(n['name'])}` | {_state(n)} | {_cell(_columns(n).removeprefix('columns '))} "
-                         f"| {rows_text} | {values_text} |")
+            values_text = (
+                f"+{v['added']} −{v['removed']} ~{v['changed']}" + "".join(f"<br>{_cell(c)}: {k}" for c, k in v["columns"].items() if k)
+                if v
+                else _cell(n.get("values_skipped") or "")
+            )
+            parts.append(
+                f"| `{_cell(n['name'])}` | {_state(n)} | {_cell(_columns(n).removeprefix('columns '))} | {rows_text} | {values_text} |"
+            )
         parts.append("")
     chart = mermaid(diff)
     if chart:

@@ -31,10 +31,28 @@ LINEAGE_TYPES = (*DIFFED_TYPES, "source")
 
 #: Config that changes what is built (or how), beside the code's checksum.
 BUILD_CONFIG = (
-    "materialized", "alias", "schema", "database", "unique_key", "incremental_strategy",
-    "on_schema_change", "full_refresh", "partition_by", "cluster_by", "sort", "dist",
-    "strategy", "updated_at", "check_cols", "column_types", "quote_columns", "delimiter",
-    "pre-hook", "post-hook", "snapshot_meta_column_names", "hard_deletes",
+    "materialized",
+    "alias",
+    "schema",
+    "database",
+    "unique_key",
+    "incremental_strategy",
+    "on_schema_change",
+    "full_refresh",
+    "partition_by",
+    "cluster_by",
+    "sort",
+    "dist",
+    "strategy",
+    "updated_at",
+    "check_cols",
+    "column_types",
+    "quote_columns",
+    "delimiter",
+    "pre-hook",
+    "post-hook",
+    "snapshot_meta_column_names",
+    "hard_deletes",
 )
 
 #: Adapters that fold unquoted names to upper case; their column names are reported lower-cased.
@@ -65,8 +83,7 @@ def parse_keys(items: Iterable[str]) -> dict[str, list[str]]:
         model, sep, columns = item.partition("=")
         names = [c.strip() for c in columns.split(",") if c.strip()]
         if not sep or not model.strip() or not names:
-            raise DiffError(f"--key {item!r} is not MODEL=COL[,COL]: e.g. --key orders=order_id or "
-                            "--key order_lines=order_id,line_no")
+            raise DiffError(f"--key {item!r} is not MODEL=COL[,COL]: e.g. --key orders=order_id or --key order_lines=order_id,line_no")
         keys[model.strip()] = names
     return keys
 
@@ -129,12 +146,12 @@ def _parents(manifest: Mapping[str, Any]) -> dict[str, list[str]]:
     parents = manifest.get("parent_map")
     if parents is not None:
         return {k: list(v) for k, v in parents.items()}
-    return {uid: list((n.get("depends_on") or {}).get("nodes") or [])
-            for uid, n in (manifest.get("nodes") or {}).items()}
+    return {uid: list((n.get("depends_on") or {}).get("nodes") or []) for uid, n in (manifest.get("nodes") or {}).items()}
 
 
-def choose_key(node: Mapping[str, Any], manifest: Mapping[str, Any],
-               overrides: Mapping[str, list[str]]) -> tuple[list[str] | None, str | None]:
+def choose_key(
+    node: Mapping[str, Any], manifest: Mapping[str, Any], overrides: Mapping[str, list[str]]
+) -> tuple[list[str] | None, str | None]:
     """The columns a model's rows are matched on, and where that choice came from."""
     name = str(node.get("name"))
     if name in overrides:
@@ -143,8 +160,7 @@ def choose_key(node: Mapping[str, Any], manifest: Mapping[str, Any],
         if constraint.get("type") == "primary_key" and constraint.get("columns"):
             return [str(c) for c in constraint["columns"]], "primary_key constraint"
     columns = node.get("columns") or {}
-    in_columns = [c for c, spec in columns.items()
-                  if any(k.get("type") == "primary_key" for k in spec.get("constraints") or [])]
+    in_columns = [c for c, spec in columns.items() if any(k.get("type") == "primary_key" for k in spec.get("constraints") or [])]
     if in_columns:
         return in_columns, "primary_key constraint"
     meta = {**((node.get("config") or {}).get("meta") or {}), **(node.get("meta") or {})}
@@ -169,8 +185,11 @@ def choose_key(node: Mapping[str, Any], manifest: Mapping[str, Any],
 def _relation(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if node is None:
         return None
-    return {"database": node.get("database"), "schema": node.get("schema"),
-            "identifier": node.get("alias") or node.get("identifier") or node.get("name")}
+    return {
+        "database": node.get("database"),
+        "schema": node.get("schema"),
+        "identifier": node.get("alias") or node.get("identifier") or node.get("name"),
+    }
 
 
 def _ephemeral(node: Mapping[str, Any] | None) -> bool:
@@ -191,8 +210,12 @@ class NodePlan:
     key_source: str | None
 
 
-def plan(base_manifest: Mapping[str, Any], head_manifest: Mapping[str, Any],
-         keys: Mapping[str, list[str]], read_from: Mapping[str, dict[str, Any]] | None = None) -> list[NodePlan]:
+def plan(
+    base_manifest: Mapping[str, Any],
+    head_manifest: Mapping[str, Any],
+    keys: Mapping[str, list[str]],
+    read_from: Mapping[str, dict[str, Any]] | None = None,
+) -> list[NodePlan]:
     """Every model, seed and snapshot of either side, with its code state and key.
 
     `read_from` maps the head's deferred nodes (those a partial build did not build)
@@ -204,20 +227,30 @@ def plan(base_manifest: Mapping[str, Any], head_manifest: Mapping[str, Any],
     impacted = _descendants(_parents(head_manifest), changed)
     unknown = set(keys) - {str(n.get("name")) for n in (*base_nodes.values(), *head_nodes.values())}
     if unknown:
-        raise DiffError(f"--key names {', '.join(sorted(unknown))}, which is not a model, seed or snapshot "
-                        "of either build: give the model's name, e.g. --key orders=order_id")
+        raise DiffError(
+            f"--key names {', '.join(sorted(unknown))}, which is not a model, seed or snapshot "
+            "of either build: give the model's name, e.g. --key orders=order_id"
+        )
     plans = []
     for uid in sorted(states):
         base, head = base_nodes.get(uid), head_nodes.get(uid)
         node = head or base
         assert node is not None
         key, source = choose_key(node, head_manifest if head else base_manifest, keys)
-        plans.append(NodePlan(
-            unique_id=uid, name=str(node.get("name")), resource_type=str(node.get("resource_type")),
-            code=states[uid], impacted=states[uid] == "unchanged" and uid in impacted,
-            base=_relation(base), head=(read_from or {}).get(uid) or _relation(head),
-            ephemeral=_ephemeral(base) or _ephemeral(head), key=key, key_source=source,
-        ))
+        plans.append(
+            NodePlan(
+                unique_id=uid,
+                name=str(node.get("name")),
+                resource_type=str(node.get("resource_type")),
+                code=states[uid],
+                impacted=states[uid] == "unchanged" and uid in impacted,
+                base=_relation(base),
+                head=(read_from or {}).get(uid) or _relation(head),
+                ephemeral=_ephemeral(base) or _ephemeral(head),
+                key=key,
+                key_source=source,
+            )
+        )
     return plans
 
 
@@ -236,8 +269,7 @@ def _descendants(parents: Mapping[str, list[str]], roots: set[str]) -> set[str]:
     return seen
 
 
-def lineage(base_manifest: Mapping[str, Any], head_manifest: Mapping[str, Any],
-            nodes: list[dict[str, Any]]) -> dict[str, Any]:
+def lineage(base_manifest: Mapping[str, Any], head_manifest: Mapping[str, Any], nodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The shared `lineage` object: the diff's nodes plus their direct parents and children."""
     in_selection = {n["unique_id"] for n in nodes}
     by_uid = {n["unique_id"]: n for n in nodes}
@@ -253,13 +285,22 @@ def lineage(base_manifest: Mapping[str, Any], head_manifest: Mapping[str, Any],
     for uid in sorted(in_selection | {u for e in edges for u in e}):
         if uid in by_uid:
             n = by_uid[uid]
-            graph[uid] = {"name": n["name"], "resource_type": n["resource_type"], "code": n["code"],
-                          "impacted": n["impacted"], "in_selection": True}
+            graph[uid] = {
+                "name": n["name"],
+                "resource_type": n["resource_type"],
+                "code": n["code"],
+                "impacted": n["impacted"],
+                "in_selection": True,
+            }
             continue
         node = head_all.get(uid) or base_all.get(uid) or {}
-        graph[uid] = {"name": node.get("name", uid), "resource_type": node.get("resource_type", uid.split(".")[0]),
-                      "code": code_state(base_all.get(uid), head_all.get(uid)), "impacted": False,
-                      "in_selection": False}
+        graph[uid] = {
+            "name": node.get("name", uid),
+            "resource_type": node.get("resource_type", uid.split(".")[0]),
+            "code": code_state(base_all.get(uid), head_all.get(uid)),
+            "impacted": False,
+            "in_selection": False,
+        }
     return {"nodes": graph, "edges": [list(e) for e in sorted(edges)]}
 
 
@@ -274,17 +315,40 @@ def _shown(name: str, adapter_type: str) -> str:
     return name.lower() if adapter_type in UPPER_FOLDING or adapter_type == "postgres" else name
 
 
-_INTEGER_TYPES = frozenset({
-    "int", "integer", "bigint", "smallint", "tinyint", "hugeint", "int2", "int4", "int8", "int16", "int32",
-    "int64", "int128", "long", "short", "byte", "ubigint", "uinteger", "usmallint", "utinyint", "uhugeint",
-    "serial", "bigserial", "smallserial",
-})
+_INTEGER_TYPES = frozenset(
+    {
+        "int",
+        "integer",
+        "bigint",
+        "smallint",
+        "tinyint",
+        "hugeint",
+        "int2",
+        "int4",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "int128",
+        "long",
+        "short",
+        "byte",
+        "ubigint",
+        "uinteger",
+        "usmallint",
+        "utinyint",
+        "uhugeint",
+        "serial",
+        "bigserial",
+        "smallserial",
+    }
+)
 _FLOAT_TYPES = frozenset({"double precision", "double", "float", "float4", "float8", "float64", "real"})
 _DECIMAL_TYPES = frozenset({"numeric", "decimal", "number", "dec", "bignumeric"})
-_TEXT_TYPES = frozenset({"text", "varchar", "character varying", "char", "character", "string", "bpchar",
-                         "nvarchar", "nchar", "name"})
-_TIMESTAMPTZ_TYPES = frozenset({"timestamp with time zone", "timestamptz", "timestamp_tz", "timestamp_ltz",
-                                "timestamp with local time zone"})
+_TEXT_TYPES = frozenset({"text", "varchar", "character varying", "char", "character", "string", "bpchar", "nvarchar", "nchar", "name"})
+_TIMESTAMPTZ_TYPES = frozenset(
+    {"timestamp with time zone", "timestamptz", "timestamp_tz", "timestamp_ltz", "timestamp with local time zone"}
+)
 #: Kinds that compare with one another by value when a column's type changes between the sides.
 _FAMILY = {"integer": "number", "decimal": "number", "float": "number"}
 
@@ -302,8 +366,7 @@ def value_kind(data_type: str) -> str:
         return "date"
     if name in ("boolean", "bool"):
         return "boolean"
-    for kind, names in (("integer", _INTEGER_TYPES), ("float", _FLOAT_TYPES), ("decimal", _DECIMAL_TYPES),
-                        ("text", _TEXT_TYPES)):
+    for kind, names in (("integer", _INTEGER_TYPES), ("float", _FLOAT_TYPES), ("decimal", _DECIMAL_TYPES), ("text", _TEXT_TYPES)):
         if name in names:
             return kind
     return "other"
@@ -326,8 +389,7 @@ def compare_spec(base_column: Mapping[str, Any], head_column: Mapping[str, Any])
     return {"base": str(base_column["name"]), "head": str(head_column["name"]), "kind": kind, "cast": cast}
 
 
-def column_changes(base: list[dict[str, Any]] | None, head: list[dict[str, Any]] | None,
-                   adapter_type: str = "") -> dict[str, Any]:
+def column_changes(base: list[dict[str, Any]] | None, head: list[dict[str, Any]] | None, adapter_type: str = "") -> dict[str, Any]:
     """Columns added, removed and retyped; a change of order alone is reported apart."""
     b, h = _by_name(base), _by_name(head)
     if base is None or head is None:
@@ -337,24 +399,37 @@ def column_changes(base: list[dict[str, Any]] | None, head: list[dict[str, Any]]
     return {
         "added": [_shown(h[n]["name"], adapter_type) for n in h if n not in b],
         "removed": [_shown(b[n]["name"], adapter_type) for n in b if n not in h],
-        "type_changed": [{"name": _shown(h[n]["name"], adapter_type), "base": b[n]["type"], "head": h[n]["type"]}
-                         for n in common_h if str(b[n]["type"]).lower() != str(h[n]["type"]).lower()],
+        "type_changed": [
+            {"name": _shown(h[n]["name"], adapter_type), "base": b[n]["type"], "head": h[n]["type"]}
+            for n in common_h
+            if str(b[n]["type"]).lower() != str(h[n]["type"]).lower()
+        ],
         "order_changed": common_b != common_h,
     }
 
 
-def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: dict[str, Any] | None,
-                 head: dict[str, Any] | None, key: list[str] | None, sample: int,
-                 adapter_type: str = "", exact_key_check: bool = False,
-                 tolerance: float | None = None) -> dict[str, Any]:
+def compare_node(
+    call: Callable[..., Any],
+    *,
+    unique_id: str,
+    label: str,
+    base: dict[str, Any] | None,
+    head: dict[str, Any] | None,
+    key: list[str] | None,
+    sample: int,
+    adapter_type: str = "",
+    exact_key_check: bool = False,
+    tolerance: float | None = None,
+) -> dict[str, Any]:
     """Levels b to d for one node: `call(macro, **kwargs)` runs one `dot_diff` macro."""
     base_cols = call("dot_columns_of", side=base) if base else None
     head_cols = call("dot_columns_of", side=head) if head else None
     out: dict[str, Any] = {
         "columns": column_changes(base_cols, head_cols, adapter_type),
-        "rows": {"base": None, "head": None}, "values": None, "values_skipped": None,
-        "missing": [side for side, rel, cols in (("base", base, base_cols), ("head", head, head_cols))
-                    if rel is not None and cols is None],
+        "rows": {"base": None, "head": None},
+        "values": None,
+        "values_skipped": None,
+        "missing": [side for side, rel, cols in (("base", base, base_cols), ("head", head, head_cols)) if rel is not None and cols is None],
     }
     b, h = _by_name(base_cols), _by_name(head_cols)
     problem = None
@@ -375,12 +450,16 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
         """Exact duplicate and NULL counts per side (a GROUP BY each): the problem, if any."""
         for side, rel in (("base", base), ("head", head)):
             stats[side] = call("dot_side_stats", side=rel, key=[s[side] for s in key_specs])
-        bad = [f"{side} has {s['duplicate_keys']} duplicate key value(s) and {s['null_key_rows']} row(s) with a NULL key"
-               for side, s in stats.items() if s["duplicate_keys"] or s["null_key_rows"]]
+        bad = [
+            f"{side} has {s['duplicate_keys']} duplicate key value(s) and {s['null_key_rows']} row(s) with a NULL key"
+            for side, s in stats.items()
+            if s["duplicate_keys"] or s["null_key_rows"]
+        ]
         if not bad:
             return None
-        out["key_problems"] = {side: {"duplicate_keys": s["duplicate_keys"], "null_key_rows": s["null_key_rows"]}
-                               for side, s in stats.items()}
+        out["key_problems"] = {
+            side: {"duplicate_keys": s["duplicate_keys"], "null_key_rows": s["null_key_rows"]} for side, s in stats.items()
+        }
         return "key " + ", ".join(s["head"] for s in key_specs) + " is not unique and not null: " + "; ".join(bad)
 
     if problem is None and exact_key_check:
@@ -397,17 +476,17 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
     specs = [compare_spec(b[n], h[n]) for n in h if n in b and n not in keyset]
     names = [s["head"] for s in specs]
     values = call("dot_values", base=base, head=head, key=key_specs, columns=specs, tolerance=tolerance)
-    values["columns"] = dict(zip(names, values.pop("per_column")))
+    values["columns"] = dict(zip(names, values.pop("per_column"), strict=False))
     # The join itself shows most key trouble: a NULL key, or a repeated key that matched (a side's
     # rows then appear more often in the join than in the table). A key repeated among one side's
     # unmatched rows shows in the sample query's multiplicity. Only then are exact counts taken.
     checks = {k: values.pop(k, None) for k in ("base_present", "head_present", "base_null_keys", "head_null_keys")}
     suspect = bool(checks["base_null_keys"] or checks["head_null_keys"]) or any(
-        checks[f"{side}_present"] not in (None, out["rows"][side]) for side in ("base", "head"))
+        checks[f"{side}_present"] not in (None, out["rows"][side]) for side in ("base", "head")
+    )
     found: dict[str, Any] = {"rows": [], "max_multiplicity": 0}
     if not suspect and (values["added"] or values["removed"] or (sample > 0 and values["changed"])):
-        found = call("dot_samples", base=base, head=head, key=key_specs, columns=specs,
-                     sample=max(sample, 1), tolerance=tolerance)
+        found = call("dot_samples", base=base, head=head, key=key_specs, columns=specs, sample=max(sample, 1), tolerance=tolerance)
         suspect = found["max_multiplicity"] > 1
     if suspect and not exact_key_check:
         problem = check_key() or "key columns are not unique"
@@ -419,8 +498,17 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
         kind = {"matched": "changed"}.get(row["kind"], row["kind"])
         per_kind[kind] = per_kind.get(kind, 0) + 1
         if per_kind[kind] <= sample:
-            samples.append(_sample_entry(kind, [s["head"] for s in key_specs], names, row["key"], row["base"],
-                                         row["head"], [n for n, d in zip(names, row["differs"]) if d]))
+            samples.append(
+                _sample_entry(
+                    kind,
+                    [s["head"] for s in key_specs],
+                    names,
+                    row["key"],
+                    row["base"],
+                    row["head"],
+                    [n for n, d in zip(names, row["differs"], strict=False) if d],
+                )
+            )
     values["columns"] = {_shown(c, adapter_type): n for c, n in values["columns"].items()}
     values["key"] = [_shown(s["head"], adapter_type) for s in key_specs]
     values["sample"] = samples
@@ -429,13 +517,14 @@ def compare_node(call: Callable[..., Any], *, unique_id: str, label: str, base: 
     return out
 
 
-def _sample_entry(kind: str, key: list[str], columns: list[str], key_values: list[Any], base: list[Any] | None,
-                  head: list[Any] | None, changed: list[str]) -> dict[str, Any]:
-    entry: dict[str, Any] = {"kind": kind, "key": {n: finite(v) for n, v in zip(key, key_values)}}
+def _sample_entry(
+    kind: str, key: list[str], columns: list[str], key_values: list[Any], base: list[Any] | None, head: list[Any] | None, changed: list[str]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kind": kind, "key": {n: finite(v) for n, v in zip(key, key_values, strict=False)}}
     if kind != "added" and base is not None:
-        entry["base"] = {c: finite(v) for c, v in zip(columns, base)}
+        entry["base"] = {c: finite(v) for c, v in zip(columns, base, strict=False)}
     if kind != "removed" and head is not None:
-        entry["head"] = {c: finite(v) for c, v in zip(columns, head)}
+        entry["head"] = {c: finite(v) for c, v in zip(columns, head, strict=False)}
     if kind == "changed":
         entry["changed"] = changed
     return entry
@@ -472,8 +561,7 @@ def first_level_bits(rows: int) -> int:
     return min(2 * SPLIT_BITS, max(SPLIT_BITS, math.ceil(math.log2(max(rows, 1) / FIRST_LEVEL_ROWS))))
 
 
-def _merged(base_rows: Iterator[list[Any]], head_rows: Iterator[list[Any]]) -> Iterator[
-        tuple[Any, list[Any] | None, list[Any] | None]]:
+def _merged(base_rows: Iterator[list[Any]], head_rows: Iterator[list[Any]]) -> Iterator[tuple[Any, list[Any] | None, list[Any] | None]]:
     """Two streams ordered by their first value, side by side; both are read to their end."""
     b, h = next(base_rows, None), next(head_rows, None)
     while b is not None or h is not None:
@@ -514,8 +602,7 @@ class ApartPlan:
     portable: bool
 
     def args(self, which: str) -> dict[str, Any]:
-        return {"side": getattr(self, which), "which": which, "key": self.key, "columns": self.columns,
-                "portable": self.portable}
+        return {"side": getattr(self, which), "which": which, "key": self.key, "columns": self.columns, "portable": self.portable}
 
 
 def differing_buckets(base_side: Any, head_side: Any, p: ApartPlan, rows: int) -> tuple[int, list[int] | None, int]:
@@ -525,8 +612,7 @@ def differing_buckets(base_side: Any, head_side: Any, p: ApartPlan, rows: int) -
     checksums = 0
     while True:
         level = {"bits": bits, "parent_bits": parent_bits, "parents": parents, "tolerance": p.tolerance}
-        streams = [s.stream("dot_bucket_checksums", **p.args(w), **level)
-                   for s, w in ((base_side, "base"), (head_side, "head"))]
+        streams = [s.stream("dot_bucket_checksums", **p.args(w), **level) for s, w in ((base_side, "base"), (head_side, "head"))]
         differing: list[int] = []
         largest, overflow = 0, False
         for bucket, b, h in _merged(*streams):
@@ -559,8 +645,7 @@ def _key_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple((v is None, v if v is not None else "") for v in key)
 
 
-def compare_values_apart(base_side: Any, head_side: Any, p: ApartPlan, sample: int,
-                         rows: dict[str, int]) -> dict[str, Any]:
+def compare_values_apart(base_side: Any, head_side: Any, p: ApartPlan, sample: int, rows: dict[str, int]) -> dict[str, Any]:
     """Level d when the sides live in different databases: only differing buckets' rows leave either side.
 
     The rows are streamed in key-hash order from both sides and counted as they pass;
@@ -582,8 +667,7 @@ def compare_values_apart(base_side: Any, head_side: Any, p: ApartPlan, sample: i
 
     if buckets != []:
         args = {"bits": bits, "buckets": buckets}
-        streams = [_grouped(s.stream("dot_bucket_rows", **p.args(w), **args))
-                   for s, w in ((base_side, "base"), (head_side, "head"))]
+        streams = [_grouped(s.stream("dot_bucket_rows", **p.args(w), **args)) for s, w in ((base_side, "base"), (head_side, "head"))]
         for _, b_group, h_group in _merged(*streams):
             b = {tuple(r[:width]): r[width:] for r in (b_group or [None, []])[1]}
             h = {tuple(r[:width]): r[width:] for r in (h_group or [None, []])[1]}
@@ -596,8 +680,7 @@ def compare_values_apart(base_side: Any, head_side: Any, p: ApartPlan, sample: i
                     counts["removed"] += 1
                     keep("removed", (k, b[k], None, []))
                 else:
-                    differs = [n for n, kind, bv, hv in zip(names, kinds, b[k], h[k])
-                               if not _same(kind, bv, hv, p.tolerance)]
+                    differs = [n for n, kind, bv, hv in zip(names, kinds, b[k], h[k], strict=False) if not _same(kind, bv, hv, p.tolerance)]
                     for n in differs:
                         per_column[n] += 1
                     if differs:
@@ -609,26 +692,48 @@ def compare_values_apart(base_side: Any, head_side: Any, p: ApartPlan, sample: i
             samples.append(_sample_entry(kind, [s["head"] for s in p.key], names, list(k), bv, hv, differs))
     matched = rows["base"] - counts["removed"]
     return {
-        **counts, "unchanged": matched - counts["changed"], "columns": per_column, "sample": samples,
-        "transfer": {"rows": transferred, "buckets": len(buckets) if buckets is not None else None,
-                     "bits": bits, "checksums": checksums},
+        **counts,
+        "unchanged": matched - counts["changed"],
+        "columns": per_column,
+        "sample": samples,
+        "transfer": {"rows": transferred, "buckets": len(buckets) if buckets is not None else None, "bits": bits, "checksums": checksums},
     }
 
 
-def compare_node_apart(base_side: Any, head_side: Any, *, unique_id: str, label: str,
-                       base: dict[str, Any] | None, head: dict[str, Any] | None, key: list[str] | None,
-                       sample: int, adapter_type: str = "", tolerance: float | None = None,
-                       portable: bool = False) -> dict[str, Any]:
+def compare_node_apart(
+    base_side: Any,
+    head_side: Any,
+    *,
+    unique_id: str,
+    label: str,
+    base: dict[str, Any] | None,
+    head: dict[str, Any] | None,
+    key: list[str] | None,
+    sample: int,
+    adapter_type: str = "",
+    tolerance: float | None = None,
+    portable: bool = False,
+) -> dict[str, Any]:
     """`compare_node` for two databases: each side's macros run in that side's own session."""
+
     def call(macro: str, **kwargs: Any) -> Any:
         # Levels b and c are per side: send each to the side whose relation it names.
         if macro == "dot_values":
-            return {"added": 0, "removed": 0, "changed": 0, "unchanged": 0,
-                    "per_column": [0] * len(kwargs["columns"])}
+            return {"added": 0, "removed": 0, "changed": 0, "unchanged": 0, "per_column": [0] * len(kwargs["columns"])}
         return (base_side if kwargs.get("side") is base else head_side).call(macro, **kwargs)
 
-    out = compare_node(call, unique_id=unique_id, label=label, base=base, head=head, key=key, sample=0,
-                       adapter_type=adapter_type, exact_key_check=True, tolerance=tolerance)
+    out = compare_node(
+        call,
+        unique_id=unique_id,
+        label=label,
+        base=base,
+        head=head,
+        key=key,
+        sample=0,
+        adapter_type=adapter_type,
+        exact_key_check=True,
+        tolerance=tolerance,
+    )
     if out["values"] is None:
         return out
     compared = out.pop("compare")
@@ -649,20 +754,26 @@ def node_differs(node: Mapping[str, Any]) -> bool:
     rows = node.get("rows") or {}
     return bool(
         node["code"] != "unchanged"
-        or columns.get("added") or columns.get("removed") or columns.get("type_changed")
+        or columns.get("added")
+        or columns.get("removed")
+        or columns.get("type_changed")
         or rows.get("base") != rows.get("head")
-        or values.get("added") or values.get("removed") or values.get("changed")
+        or values.get("added")
+        or values.get("removed")
+        or values.get("changed")
     )
 
 
-def assemble(plans: list[NodePlan], compared: Mapping[str, Mapping[str, Any]],
-             errors: Mapping[str, str]) -> list[dict[str, Any]]:
+def assemble(plans: list[NodePlan], compared: Mapping[str, Mapping[str, Any]], errors: Mapping[str, str]) -> list[dict[str, Any]]:
     nodes = []
     for p in plans:
         result = compared.get(p.unique_id) or {}
         node: dict[str, Any] = {
-            "name": p.name, "unique_id": p.unique_id, "resource_type": p.resource_type,
-            "code": p.code, "impacted": p.impacted,
+            "name": p.name,
+            "unique_id": p.unique_id,
+            "resource_type": p.resource_type,
+            "code": p.code,
+            "impacted": p.impacted,
             "columns": result.get("columns") or {"added": [], "removed": [], "type_changed": [], "order_changed": False},
             "rows": result.get("rows") or {"base": None, "head": None},
             "values": result.get("values"),
@@ -710,8 +821,10 @@ def _load_manifest(side: Side) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise DiffError(f"the build of {side.context}@{side.ref} has no readable {path} ({exc}): "
-                        f"rebuild it with `dot-tasks run {side.context}@{side.commit[:12]}`") from None
+        raise DiffError(
+            f"the build of {side.context}@{side.ref} has no readable {path} ({exc}): "
+            f"rebuild it with `dot-tasks run {side.context}@{side.commit[:12]}`"
+        ) from None
 
 
 def _side(ws: Any, spec: str | None, deferred: dict[str, Any] | None, options: DiffOptions) -> Side:
@@ -732,8 +845,7 @@ def _side(ws: Any, spec: str | None, deferred: dict[str, Any] | None, options: D
         command = f"dot-tasks run {context}@{ref}"
         if not options.build:
             why = "has failed" if record.get("status") == "failed" else "does not exist"
-            raise DiffError(f"the build of {context}@{ref} ({commit[:12]}) {why}: run `{command}`, "
-                            "or drop --no-build")
+            raise DiffError(f"the build of {context}@{ref} ({commit[:12]}) {why}: run `{command}`, or drop --no-build")
         options.progress(f"diff: no successful build of {context}@{ref}: building it as `{command}` would")
         summary: dict[str, Any] = {}
         builds.run_steps(ws, builds.RunOptions(ref=ref, context=context), summary, options.progress)
@@ -759,9 +871,12 @@ def _deferred_relations(ws: Any, head: Side) -> dict[str, dict[str, Any]]:
 
 def _nothing_selected(options: DiffOptions) -> DiffError:
     words = ([f"--select {' '.join(options.select)}"] if options.select else []) + (
-        [f"--exclude {' '.join(options.exclude)}"] if options.exclude else [])
-    return DiffError(f"{' '.join(words)} matches no model, seed or snapshot of either build: "
-                     "check the names (`dot-tasks diff` without --select lists every node)")
+        [f"--exclude {' '.join(options.exclude)}"] if options.exclude else []
+    )
+    return DiffError(
+        f"{' '.join(words)} matches no model, seed or snapshot of either build: "
+        "check the names (`dot-tasks diff` without --select lists every node)"
+    )
 
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -794,8 +909,10 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
     if options.base is None:
         deferred = (read_json(ws.paths(head.commit).context(head.context).record) or {}).get("deferred_to")
         if not deferred:
-            raise DiffError(f"no BASE given and the build of {head.context}@{head.ref} is not deferred: "
-                            "name the base, e.g. `dot-tasks diff prod@main dev@HEAD`")
+            raise DiffError(
+                f"no BASE given and the build of {head.context}@{head.ref} is not deferred: "
+                "name the base, e.g. `dot-tasks diff prod@main dev@HEAD`"
+            )
     base = _side(ws, options.base, deferred, options)
     base_manifest, head_manifest = _load_manifest(base), _load_manifest(head)
     plans = plan(base_manifest, head_manifest, options.keys, _deferred_relations(ws, head))
@@ -806,10 +923,18 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
     same_database = _connection(base_profile[2]) == _connection(head_profile[2])
     threads = int(head_profile[2].get("threads") or 1)
     jobs = [
-        {"unique_id": p.unique_id, "label": f"{p.resource_type} {p.name}", "base": p.base, "head": p.head,
-         "key": p.key, "sample": max(0, int(options.sample)), "adapter_type": adapter_type,
-         "tolerance": options.float_tolerance or None}
-        for p in plans if not p.ephemeral
+        {
+            "unique_id": p.unique_id,
+            "label": f"{p.resource_type} {p.name}",
+            "base": p.base,
+            "head": p.head,
+            "key": p.key,
+            "sample": max(0, int(options.sample)),
+            "adapter_type": adapter_type,
+            "tolerance": options.float_tolerance or None,
+        }
+        for p in plans
+        if not p.ephemeral
     ]
     listing = None
     by_name = _selected_by_name(options.select, options.exclude, plans)
@@ -818,41 +943,64 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         jobs = [j for j in jobs if j["unique_id"] in by_name]
     elif options.select or options.exclude:
         listing = Listing(
-            project_dir=str(ws.paths(head.commit).worktree_project_dir), profiles_dir=str(head.profiles_dir),
-            target=head_profile[1], select=list(options.select), exclude=list(options.exclude),
-            state=str(base.target_dir), parsed_in=str(head.target_dir),
+            project_dir=str(ws.paths(head.commit).worktree_project_dir),
+            profiles_dir=str(head.profiles_dir),
+            target=head_profile[1],
+            select=list(options.select),
+            exclude=list(options.exclude),
+            state=str(base.target_dir),
+            parsed_in=str(head.target_dir),
         )
     started = time.monotonic()
     if not same_database:
         if listing is not None and all(_PLAIN_NAME.match(word) for word in options.select) and not options.exclude:
             raise _nothing_selected(options)
         if listing is not None:
-            raise DiffError("--select with graph operators or methods is not supported across two databases yet: "
-                            "name the models, e.g. --select orders customers")
-        options.progress(f"diff: {base.context}@{base.ref} and {head.context}@{head.ref} are in different "
-                         "databases: comparing checksums of key ranges on each side")
+            raise DiffError(
+                "--select with graph operators or methods is not supported across two databases yet: "
+                "name the models, e.g. --select orders customers"
+            )
+        options.progress(
+            f"diff: {base.context}@{base.ref} and {head.context}@{head.ref} are in different "
+            "databases: comparing checksums of key ranges on each side"
+        )
         compared, errors = _compare_apart(ws, jobs, (base, base_profile), (head, head_profile), options)
-        return _result(base, head, plans, compared, errors, base_manifest, head_manifest, started,
-                       same_database, adapter_type)
-    options.progress(f"diff: comparing {len(jobs)} node(s) of {base.context}@{base.ref} and "
-                     f"{head.context}@{head.ref} on {threads} thread(s)")
+        return _result(base, head, plans, compared, errors, base_manifest, head_manifest, started, same_database, adapter_type)
+    options.progress(
+        f"diff: comparing {len(jobs)} node(s) of {base.context}@{base.ref} and {head.context}@{head.ref} on {threads} thread(s)"
+    )
     with ExitStack() as stack:
         fds: tuple[int, ...] = stack.enter_context(builds.warehouse_locks(ws, [head_profile[2]]))
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="diff-", dir=dot_dir(ws.project_dir))))
         # The ops project's parse is kept per head context, so a second diff parses partially;
         # its lock keeps two diffs from writing that parse at once.
         ops_target = ws.paths(head.commit).context(head.context).diff_ops_target
-        fds += (stack.enter_context(hold(locks_dir(ws.project_dir) / f"{head.commit}.{head.context}.diff.lock",
-                                         "another diff of this build",
-                                         ws.settings.lock_timeout)),)
+        fds += (
+            stack.enter_context(
+                hold(
+                    locks_dir(ws.project_dir) / f"{head.commit}.{head.context}.diff.lock",
+                    "another diff of this build",
+                    ws.settings.lock_timeout,
+                )
+            ),
+        )
         target = OpsTarget(str(head.profiles_dir), head_profile[0], head_profile[1], str(scratch))
-        outcome = run_macro_jobs(MacroJobs(target=target, driver="dot_tasks.diffing:compare_node", jobs=jobs,
-                                           threads=threads, listing=listing, ops_target_path=str(ops_target)),
-                                 scratch, lock_fds=fds)
+        outcome = run_macro_jobs(
+            MacroJobs(
+                target=target,
+                driver="dot_tasks.diffing:compare_node",
+                jobs=jobs,
+                threads=threads,
+                listing=listing,
+                ops_target_path=str(ops_target),
+            ),
+            scratch,
+            lock_fds=fds,
+        )
     if outcome.error:
         raise DiffError(f"the comparison failed: {outcome.error}")
     compared, errors = {}, {}
-    for job, result in zip(jobs, outcome.results):
+    for job, result in zip(jobs, outcome.results, strict=False):
         if result is None:
             continue
         if result.error:
@@ -865,13 +1013,21 @@ def diff_builds(ws: Any, options: DiffOptions) -> dict[str, Any]:
         plans = [p for p in plans if p.unique_id in chosen or (uses_state and p.code == "removed")]
         if not plans:
             raise _nothing_selected(options)
-    return _result(base, head, plans, compared, errors, base_manifest, head_manifest, started,
-                   same_database, adapter_type)
+    return _result(base, head, plans, compared, errors, base_manifest, head_manifest, started, same_database, adapter_type)
 
 
-def _result(base: Side, head: Side, plans: list[NodePlan], compared: Mapping[str, Any], errors: Mapping[str, str],
-            base_manifest: Mapping[str, Any], head_manifest: Mapping[str, Any], started: float,
-            same_database: bool, adapter_type: str) -> dict[str, Any]:
+def _result(
+    base: Side,
+    head: Side,
+    plans: list[NodePlan],
+    compared: Mapping[str, Any],
+    errors: Mapping[str, str],
+    base_manifest: Mapping[str, Any],
+    head_manifest: Mapping[str, Any],
+    started: float,
+    same_database: bool,
+    adapter_type: str,
+) -> dict[str, Any]:
     nodes = assemble(plans, compared, errors)
     transferred = [n["values"]["transfer"]["rows"] for n in nodes if n.get("values") and "transfer" in n["values"]]
     return {
@@ -888,8 +1044,9 @@ def _result(base: Side, head: Side, plans: list[NodePlan], compared: Mapping[str
     }
 
 
-def _compare_apart(ws: Any, jobs: list[dict[str, Any]], base: tuple[Side, Any], head: tuple[Side, Any],
-                   options: DiffOptions) -> tuple[dict[str, Any], dict[str, str]]:
+def _compare_apart(
+    ws: Any, jobs: list[dict[str, Any]], base: tuple[Side, Any], head: tuple[Side, Any], options: DiffOptions
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Every job through two sessions, one per database, node after node."""
     from . import builds
     from .dbt_runner import MacroSession, OpsTarget

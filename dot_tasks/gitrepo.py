@@ -27,8 +27,7 @@ def open_repository(path: Path) -> pygit2.Repository:
         found = pygit2.discover_repository(str(path))
     except pygit2.GitError as exc:  # e.g. a checkout owned by another user
         raise ProjectError(
-            f"git refuses to open the repository at {path} ({exc}); if it is yours, "
-            f"`git config --global --add safe.directory {path}`"
+            f"git refuses to open the repository at {path} ({exc}); if it is yours, `git config --global --add safe.directory {path}`"
         ) from None
     if found is None:
         raise ProjectError(
@@ -39,8 +38,7 @@ def open_repository(path: Path) -> pygit2.Repository:
         repo = pygit2.Repository(found)
     except pygit2.GitError as exc:
         raise ProjectError(
-            f"git refuses to open the repository at {found} ({exc}); if it is yours, "
-            f"`git config --global --add safe.directory {path}`"
+            f"git refuses to open the repository at {found} ({exc}); if it is yours, `git config --global --add safe.directory {path}`"
         ) from None
     if repo.is_bare or repo.workdir is None:
         raise ProjectError(f"{found} is a bare repository: run dot-tasks inside a checkout")
@@ -66,7 +64,7 @@ def common_dir(repo: pygit2.Repository) -> Path:
 
 def _names_for_hint(repo: pygit2.Repository, limit: int = 8) -> str:
     branches = sorted(repo.branches.local)
-    tags = sorted(r[len("refs/tags/"):] for r in repo.references if r.startswith("refs/tags/"))
+    tags = sorted(r[len("refs/tags/") :] for r in repo.references if r.startswith("refs/tags/"))
     parts = []
     for label, names in (("branches", branches), ("tags", tags)):
         if names:
@@ -80,8 +78,7 @@ def resolve_commit(repo: pygit2.Repository, ref: str) -> str:
     if not ref or ref.startswith("-"):
         # Never let a ref reach git (or anything else) as an option.
         raise RefError(
-            f"ref {ref!r} is not a valid ref: refs cannot be empty or begin with '-' "
-            "(pass a branch, tag or commit, e.g. --ref main)"
+            f"ref {ref!r} is not a valid ref: refs cannot be empty or begin with '-' (pass a branch, tag or commit, e.g. --ref main)"
         )
     try:
         obj = repo.revparse_single(ref)
@@ -119,7 +116,7 @@ def _ref_tips(repo: pygit2.Repository) -> dict[str, pygit2.Oid]:
         if kind is None or refname.endswith("/HEAD"):
             continue
         try:
-            tips[refname[len(kind):]] = repo.references[refname].peel(pygit2.Commit).id
+            tips[refname[len(kind) :]] = repo.references[refname].peel(pygit2.Commit).id
         except (pygit2.InvalidSpecError, ValueError, KeyError):
             continue  # a tag of a tree or blob
     return tips
@@ -186,10 +183,7 @@ class WorktreeState:
     changes: list[str] = field(default_factory=list)
 
     def intact_at(self, commit: str) -> bool:
-        return (
-            self.registered and self.directory and self.complete
-            and self.head == commit and not self.changes
-        )
+        return self.registered and self.directory and self.complete and self.head == commit and not self.changes
 
 
 def _registration_dir(repo: pygit2.Repository, paths: BuildPaths) -> Path | None:
@@ -202,7 +196,7 @@ def _registration_dir(repo: pygit2.Repository, paths: BuildPaths) -> Path | None
     if pointer.is_file():
         text = pointer.read_text(encoding="utf-8", errors="replace").strip()
         if text.startswith("gitdir:"):
-            candidate = Path(text[len("gitdir:"):].strip())
+            candidate = Path(text[len("gitdir:") :].strip())
             if candidate.is_dir():
                 return candidate
     registry = common_dir(repo) / "worktrees"
@@ -223,8 +217,7 @@ def _clean_env() -> dict[str, str]:
 
 def _git(args: list[str], cwd: Path, stdin: str | None = None) -> str:
     try:
-        proc = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, text=True,
-                              env=_clean_env())
+        proc = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, text=True, env=_clean_env())
     except FileNotFoundError as exc:
         raise WorktreeError("git is not installed or not on PATH: install git and retry") from exc
     if proc.returncode != 0:
@@ -287,12 +280,11 @@ def submodules_at(repo: pygit2.Repository, commit: str) -> dict[str, str]:
     """Path → name of each git submodule `commit` declares in its `.gitmodules`."""
     if read_file_at(repo, commit, ".gitmodules") is None:
         return {}
-    out = _git(["config", "--blob", f"{commit}:.gitmodules", "--get-regexp", r"^submodule\..*\.path$"],
-               work_tree(repo))
+    out = _git(["config", "--blob", f"{commit}:.gitmodules", "--get-regexp", r"^submodule\..*\.path$"], work_tree(repo))
     found = {}
     for line in out.splitlines():
         key, _, path = line.partition(" ")
-        found[path.strip().strip("/")] = key[len("submodule."):-len(".path")]
+        found[path.strip().strip("/")] = key[len("submodule.") : -len(".path")]
     return found
 
 
@@ -302,8 +294,9 @@ def _submodule_clone(repo: pygit2.Repository, name: str) -> Path | None:
     return clone if (clone / "HEAD").is_file() else None
 
 
-def _submodules_to_check_out(repo: pygit2.Repository, commit: str, sparse_dirs: list[str] | None,
-                             packages: list[str]) -> dict[str, tuple[str, Path]]:
+def _submodules_to_check_out(
+    repo: pygit2.Repository, commit: str, sparse_dirs: list[str] | None, packages: list[str]
+) -> dict[str, tuple[str, Path]]:
     """Submodule path → (name, the local clone to check it out from); refuses a package no clone can give.
 
     Submodules are checked out from the user's own clones, offline and at the
@@ -327,8 +320,9 @@ def _submodules_to_check_out(repo: pygit2.Repository, commit: str, sparse_dirs: 
     return wanted
 
 
-def create_worktree(repo: pygit2.Repository, paths: BuildPaths, sparse_dirs: list[str] | None = None,
-                    packages: list[str] | None = None) -> None:
+def create_worktree(
+    repo: pygit2.Repository, paths: BuildPaths, sparse_dirs: list[str] | None = None, packages: list[str] | None = None
+) -> None:
     """Check out `paths.commit` at `paths.worktree_dir` with a detached HEAD.
 
     With `sparse_dirs`, only those directories (and files at the root) are
@@ -348,21 +342,32 @@ def create_worktree(repo: pygit2.Repository, paths: BuildPaths, sparse_dirs: lis
             _git([*add, str(paths.worktree_dir), paths.commit], work_tree(repo))
         else:
             _git([*add, "--no-checkout", str(paths.worktree_dir), paths.commit], work_tree(repo))
-            _git([*no_hooks, "sparse-checkout", "set", "--cone", "--stdin"], paths.worktree_dir,
-                 stdin="\n".join(sparse_dirs) + "\n")
+            _git([*no_hooks, "sparse-checkout", "set", "--cone", "--stdin"], paths.worktree_dir, stdin="\n".join(sparse_dirs) + "\n")
             # `set` only records the cone in a worktree with nothing checked out; this populates it.
             _git([*no_hooks, "read-tree", "-mu", "HEAD"], paths.worktree_dir)
         for path, (name, clone) in submodules.items():
             # The URL given on the command line is not written to the shared .git/config;
             # file:// clones need protocol.file.allow since git 2.38.
-            _git([*no_hooks, "-c", "protocol.file.allow=always", "-c",
-                  f"submodule.{name}.url={clone}",
-                  "submodule", "update", "--init", "--quiet", "--", path], paths.worktree_dir)
+            _git(
+                [
+                    *no_hooks,
+                    "-c",
+                    "protocol.file.allow=always",
+                    "-c",
+                    f"submodule.{name}.url={clone}",
+                    "submodule",
+                    "update",
+                    "--init",
+                    "--quiet",
+                    "--",
+                    path,
+                ],
+                paths.worktree_dir,
+            )
     except WorktreeError as exc:
         remove_worktree(repo, paths)
         raise WorktreeError(
-            f"could not check out {paths.commit[:12]} at {paths.worktree_dir}: {exc}; "
-            "nothing was left behind, so fix the cause and rerun"
+            f"could not check out {paths.commit[:12]} at {paths.worktree_dir}: {exc}; nothing was left behind, so fix the cause and rerun"
         ) from exc
     write_atomic(paths.worktree_marker, paths.commit + "\n")
 

@@ -80,6 +80,7 @@ class BuildRow:
     @property
     def label(self) -> str:
         return f"{self.context}@{self.short}"
+
     #: 'live' or 'rollback' (target) for its context, as last seen from this machine; '' otherwise.
     live: str = ""
 
@@ -110,8 +111,7 @@ def _contexts_of(paths: BuildPaths) -> list[str]:
     if not paths.build_dir.is_dir():
         return []
     return sorted(
-        p.name for p in paths.build_dir.iterdir()
-        if p.is_dir() and p.name not in RESERVED_CONTEXTS and not p.name.startswith(".")
+        p.name for p in paths.build_dir.iterdir() if p.is_dir() and p.name not in RESERVED_CONTEXTS and not p.name.startswith(".")
     )
 
 
@@ -125,7 +125,7 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
     for commit in sorted(set(built_commits(ws.project_dir)) | set(registrations)):
         paths = ws.paths(commit)
         record = read_json(paths.commit_record) or {}
-        short = record.get("short") or commit[:ws.settings.short_hash_length]
+        short = record.get("short") or commit[: ws.settings.short_hash_length]
         problems = []
         registered = commit in registrations
         has_dir = paths.worktree_dir.is_dir()
@@ -142,8 +142,7 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
             dir_time = time.time()
         contexts = _contexts_of(paths)
         if not contexts:
-            rows.append(BuildRow(commit, short, None, None, "no build", dir_time, 0, worktree_size,
-                                 refs.get(commit, []), problems))
+            rows.append(BuildRow(commit, short, None, None, "no build", dir_time, 0, worktree_size, refs.get(commit, []), problems))
         for context in contexts:
             ctx = paths.context(context)
             rec = read_json(ctx.record) or {}
@@ -152,12 +151,24 @@ def list_builds(ws: Workspace) -> list[BuildRow]:
             if status == "running" and not is_held(paths.context_lock(context)):
                 status = "interrupted"
             deferred_to = rec.get("deferred_to") if isinstance(rec.get("deferred_to"), dict) else None
-            rows.append(BuildRow(
-                commit, short, context, rec.get("schema"), status, built,
-                tree_size(ctx.context_dir), worktree_size, refs.get(commit, []), list(problems),
-                deferred_to, bool(rec.get("partial")), bool(rec.get("cloned")),
-                live=marks.get((commit, context), ""),
-            ))
+            rows.append(
+                BuildRow(
+                    commit,
+                    short,
+                    context,
+                    rec.get("schema"),
+                    status,
+                    built,
+                    tree_size(ctx.context_dir),
+                    worktree_size,
+                    refs.get(commit, []),
+                    list(problems),
+                    deferred_to,
+                    bool(rec.get("partial")),
+                    bool(rec.get("cloned")),
+                    live=marks.get((commit, context), ""),
+                )
+            )
     built_contexts = {(r.commit, r.context) for r in rows if r.context}
     for row in rows:
         if row.base and row.base not in built_contexts:
@@ -202,15 +213,22 @@ def format_table(rows: list[BuildRow]) -> str:
     now = time.time()
     table = [header] + [
         (
-            r.short, ",".join(r.refs) or "-", r.context or "-", r.schema or "-", base_label(r, rows), r.status,
+            r.short,
+            ",".join(r.refs) or "-",
+            r.context or "-",
+            r.schema or "-",
+            base_label(r, rows),
+            r.status,
             r.live or "-",
-            human_age(now - r.built_at), _human_size(r.size_bytes), _human_size(r.worktree_bytes),
+            human_age(now - r.built_at),
+            _human_size(r.size_bytes),
+            _human_size(r.worktree_bytes),
             "; ".join(r.problems) or "-",
         )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in table)
 
 
 # --- clean ---------------------------------------------------------------------
@@ -226,8 +244,7 @@ class Selection:
     unreachable: bool = False
 
     def chooses_anything(self) -> bool:
-        return bool(self.commit or self.everything or self.keep is not None
-                    or self.older_than is not None or self.unreachable)
+        return bool(self.commit or self.everything or self.keep is not None or self.older_than is not None or self.unreachable)
 
 
 def check_selection(selection: Selection) -> None:
@@ -235,8 +252,7 @@ def check_selection(selection: Selection) -> None:
         raise DotError("say what to clean: --ref REF, --all, --keep N, --older-than AGE or --unreachable")
 
 
-def select(ws: Workspace, rows: list[BuildRow], selection: Selection,
-           protected: Mapping[str, str] | None = None) -> list[BuildRow]:
+def select(ws: Workspace, rows: list[BuildRow], selection: Selection, protected: Mapping[str, str] | None = None) -> list[BuildRow]:
     """The rows `selection` picks: every given criterion must hold.
 
     `protected` builds (live, or a rollback target) count among the `--keep N`
@@ -281,11 +297,13 @@ def owned_schemas(record: dict[str, Any], short: str) -> list[str]:
 
 def _manifest_schemas(ctx_target: Path) -> list[str]:
     manifest = read_json(ctx_target / "manifest.json") or {}
-    return sorted({
-        str(node.get("schema")) for node in (manifest.get("nodes") or {}).values()
-        if isinstance(node, dict) and node.get("schema")
-        and node.get("resource_type") in ("model", "seed", "snapshot")
-    })
+    return sorted(
+        {
+            str(node.get("schema"))
+            for node in (manifest.get("nodes") or {}).values()
+            if isinstance(node, dict) and node.get("schema") and node.get("resource_type") in ("model", "seed", "snapshot")
+        }
+    )
 
 
 @dataclass
@@ -300,18 +318,35 @@ class Drop:
     plan: dict[str, Any]
 
 
-def drop_plan(*, schemas: list[str], short: str, live_schema: str | None, key: Mapping[str, str],
-              leaving: list[list[str]], force: bool, dry_run: bool, cleaned_by: str) -> dict[str, Any]:
+def drop_plan(
+    *,
+    schemas: list[str],
+    short: str,
+    live_schema: str | None,
+    key: Mapping[str, str],
+    leaving: list[list[str]],
+    force: bool,
+    dry_run: bool,
+    cleaned_by: str,
+) -> dict[str, Any]:
     """The argument of `dot_clean_build` (see dbt_ops/macros/dot_registry.sql)."""
     from .registry import now_text
 
-    return {"schemas": schemas, "short": short, "live_schema": live_schema,
-            "row": {**key, "recorded_at": now_text()}, "leaving": leaving,
-            "force": force, "dry_run": dry_run, "cleaned_by": cleaned_by}
+    return {
+        "schemas": schemas,
+        "short": short,
+        "live_schema": live_schema,
+        "row": {**key, "recorded_at": now_text()},
+        "leaving": leaving,
+        "force": force,
+        "dry_run": dry_run,
+        "cleaned_by": cleaned_by,
+    }
 
 
-def run_drops(ws: Workspace, drops: list[Drop], *, dry_run: bool, force: bool, say: Callable[[str], None],
-              progress: Callable[[str], None]) -> tuple[list[str], set[tuple[str, str]]]:
+def run_drops(
+    ws: Workspace, drops: list[Drop], *, dry_run: bool, force: bool, say: Callable[[str], None], progress: Callable[[str], None]
+) -> tuple[list[str], set[tuple[str, str]]]:
     """Run every drop in one dbt start; (failures, the (commit, context) builds whose schemas stay).
 
     Builds that defer go first, so a base and its dependants cleaned together
@@ -326,18 +361,18 @@ def run_drops(ws: Workspace, drops: list[Drop], *, dry_run: bool, force: bool, s
     progress(f"{what} {sum(len(d.plan['schemas']) for d in drops)} schema(s) of {len(drops)} build(s)")
     # dbt's own scratch files, private to this clean so two cleans cannot collide.
     # One writer per DuckDB file, one Spark process per Derby metastore, as for builds.
-    with warehouse_locks(ws, [d.output for d in drops]) as fds, \
-            tempfile.TemporaryDirectory(prefix="clean-", dir=dot_dir(ws.project_dir)) as scratch:
-        outcomes = call_macros([MacroCall(d.target, "dot_clean_build", {"plan": d.plan}) for d in drops],
-                               Path(scratch), lock_fds=fds)
+    with (
+        warehouse_locks(ws, [d.output for d in drops]) as fds,
+        tempfile.TemporaryDirectory(prefix="clean-", dir=dot_dir(ws.project_dir)) as scratch,
+    ):
+        outcomes = call_macros([MacroCall(d.target, "dot_clean_build", {"plan": d.plan}) for d in drops], Path(scratch), lock_fds=fds)
     failures: list[str] = []
     kept: set[tuple[str, str]] = set()
-    for drop, outcome in zip(drops, outcomes):
+    for drop, outcome in zip(drops, outcomes, strict=False):
         schemas = ", ".join(drop.plan["schemas"])
         value = outcome.value if isinstance(outcome.value, dict) else {}
         if outcome.error:
-            failures.append(f"{drop.label}: could not drop {schemas} ({outcome.error}); "
-                            "its files are kept so the clean can be retried")
+            failures.append(f"{drop.label}: could not drop {schemas} ({outcome.error}); its files are kept so the clean can be retried")
             kept.add((drop.commit, drop.context))
             continue
         reasons = [str(r) for r in value.get("reasons") or []]
@@ -346,7 +381,8 @@ def run_drops(ws: Workspace, drops: list[Drop], *, dry_run: bool, force: bool, s
             failures.append(
                 f"refusing to drop {schemas} of {drop.label}: {len(names)} relation(s) that dot-tasks did not make "
                 f"read it: {', '.join(names)}. Drop or repoint them first: dot-tasks never drops what it did not "
-                "make, not even with --force")
+                "make, not even with --force"
+            )
             kept.add((drop.commit, drop.context))
             continue
         if value.get("refusal") == "protected":
@@ -357,11 +393,17 @@ def run_drops(ws: Workspace, drops: list[Drop], *, dry_run: bool, force: bool, s
         if reasons:
             progress(f"{'would clean' if dry_run else 'cleaning'} {drop.label} anyway (--force): {'; '.join(reasons)}")
         for view in broken:
-            say(f"would break the live view {view}" if dry_run else
-                f"broke the live view {view} (--force: recorded in {drop.plan['live_schema']}.dot_promotions)")
+            say(
+                f"would break the live view {view}"
+                if dry_run
+                else f"broke the live view {view} (--force: recorded in {drop.plan['live_schema']}.dot_promotions)"
+            )
         for view in value.get("broken_builds") or []:
-            say(f"would drop the view {view}, which reads it" if dry_run else
-                f"dropped the view {view} of a build that deferred to it (--force)")
+            say(
+                f"would drop the view {view}, which reads it"
+                if dry_run
+                else f"dropped the view {view} of a build that deferred to it (--force)"
+            )
         for schema in value.get("dropped") or []:
             say(f"would drop {schema}" if dry_run else f"dropped {schema}")
     return failures, kept
@@ -394,8 +436,7 @@ def clean(
     rows = select(ws, everything, selection, protected)
     if not force and not drop_schemas:
         for row in [r for r in rows if r.commit in protected]:
-            say(f"kept {row.short} {row.context or '(worktree only)'}: {protected[row.commit]} "
-                "(--force cleans it anyway)")
+            say(f"kept {row.short} {row.context or '(worktree only)'}: {protected[row.commit]} (--force cleans it anyway)")
         rows = [r for r in rows if r.commit not in protected]
     rows, broken = _spare_bases(everything, rows, selection, force, progress)
     if not rows:
@@ -427,8 +468,10 @@ def clean(
     failures: list[str] = []
     with ExitStack() as stack:
         keep_files = set() if dry_run else _hold_builds(stack, ws, by_commit)  # builds running now
-        failures += [f"{c[:12]} is in use right now (being built, or read by a deferred build): rerun the clean "
-                     "when it is done" for c in sorted(keep_files)]
+        failures += [
+            f"{c[:12]} is in use right now (being built, or read by a deferred build): rerun the clean when it is done"
+            for c in sorted(keep_files)
+        ]
         drops: list[Drop] = []
         cleaned_by = who(ws)
         for row, schemas in plans:
@@ -443,19 +486,31 @@ def clean(
                 keep_files.add(row.commit)
                 continue
             plan = drop_plan(
-                schemas=schemas, short=row.short, live_schema=live_base(row.schema or schemas[0], row.short),
+                schemas=schemas,
+                short=row.short,
+                live_schema=live_base(row.schema or schemas[0], row.short),
                 key={"project": project, "commit_sha": row.commit, "context": row.context},
-                leaving=[[c, x] for c, x in sorted(leaving) if x], force=force, dry_run=dry_run,
-                cleaned_by=cleaned_by)
+                leaving=[[c, x] for c, x in sorted(leaving) if x],
+                force=force,
+                dry_run=dry_run,
+                cleaned_by=cleaned_by,
+            )
             plan["defers"] = row.base is not None
-            drops.append(Drop(row.label, row.commit, row.context,
-                              OpsTarget(str(ctx.context_dir), profile_name, target, str(ops_logs_dir(ws.project_dir))),
-                              output, plan))
+            drops.append(
+                Drop(
+                    row.label,
+                    row.commit,
+                    row.context,
+                    OpsTarget(str(ctx.context_dir), profile_name, target, str(ops_logs_dir(ws.project_dir))),
+                    output,
+                    plan,
+                )
+            )
         drop_failures, stayed = run_drops(ws, drops, dry_run=dry_run, force=force, say=say, progress=progress)
         failures += drop_failures
         keep_files |= {commit for commit, _context in stayed}
         if dry_run:
-            for row, schemas in plans:
+            for row, _schemas in plans:
                 if row.commit not in keep_files:
                     say(f"would clean {row.short} {row.context or '(worktree only)'}")
             for commit in by_commit:
@@ -474,8 +529,10 @@ def clean(
         if base.commit in keep_files:
             continue
         for user in users:
-            say(f"now broken: {user.label} deferred to {base.label}, which is gone "
-                f"(rebuild it with `dot-tasks run {base.context}@{base.commit[:12]}`, or clean {user.label})")
+            say(
+                f"now broken: {user.label} deferred to {base.label}, which is gone "
+                f"(rebuild it with `dot-tasks run {base.context}@{base.commit[:12]}`, or clean {user.label})"
+            )
     if failures:
         raise WarehouseError("; ".join(failures))
 
@@ -486,11 +543,10 @@ def _project_name(ws: Workspace, commit: str) -> str:
     return _project_config_at(ws, commit).name
 
 
-def remove_local(ws: Workspace, commit: str, contexts: list[str | None], selection: Selection,
-                 say: Callable[[str], None]) -> None:
+def remove_local(ws: Workspace, commit: str, contexts: list[str | None], selection: Selection, say: Callable[[str], None]) -> None:
     """Remove this machine's files of `contexts` of `commit`, and its worktree once no context is left."""
     paths = ws.paths(commit)
-    short = (read_json(paths.commit_record) or {}).get("short") or commit[:ws.settings.short_hash_length]
+    short = (read_json(paths.commit_record) or {}).get("short") or commit[: ws.settings.short_hash_length]
     for context in contexts:
         if context is not None and paths.context(context).context_dir.exists():
             remove_tree(paths.context(context).context_dir)
@@ -502,7 +558,10 @@ def remove_local(ws: Workspace, commit: str, contexts: list[str | None], selecti
 
 
 def _spare_bases(
-    everything: list[BuildRow], rows: list[BuildRow], selection: Selection, force: bool,
+    everything: list[BuildRow],
+    rows: list[BuildRow],
+    selection: Selection,
+    force: bool,
     progress: Callable[[str], None],
 ) -> tuple[list[BuildRow], list[tuple[BuildRow, list[BuildRow]]]]:
     """Keep the builds that a remaining build defers to; return what goes and what --force breaks.
@@ -512,6 +571,7 @@ def _spare_bases(
     that names the base (`--ref`) is refused outright; a sweep (`--keep`,
     `--older-than`, `--all`, ...) keeps such bases and cleans the rest.
     """
+
     def needed_by_the_rest(going: list[BuildRow]) -> list[tuple[BuildRow, list[BuildRow]]]:
         leaving = {(r.commit, r.context) for r in going}
         remaining = [r for r in everything if (r.commit, r.context) not in leaving]
@@ -527,8 +587,7 @@ def _spare_bases(
 
     if selection.commit is not None:
         raise DeferralError(
-            "refusing to clean " + "; ".join(why(r, u) for r, u in needed)
-            + ": clean the dependants first, or pass --force to break them"
+            "refusing to clean " + "; ".join(why(r, u) for r, u in needed) + ": clean the dependants first, or pass --force to break them"
         )
     # A kept build keeps its own base in turn (a chain of deferrals), until nothing changes.
     going = rows

@@ -40,8 +40,7 @@ def hold(path: Path, what: str, timeout: float, shared: bool = False) -> Iterato
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise LockTimeout(
-                        f"gave up after {timeout:g}s waiting for {what} ({_holder(fd)}): "
-                        "let that run finish, or raise dot.lock_timeout"
+                        f"gave up after {timeout:g}s waiting for {what} ({_holder(fd)}): let that run finish, or raise dot.lock_timeout"
                     ) from None
                 if not said:
                     print(f"dot-tasks: waiting for {what} ({_holder(fd)})", file=sys.stderr, flush=True)
@@ -96,7 +95,7 @@ def describe_process(pid: int, limit: int = 80) -> str:
     # One line whatever the arguments hold (a `python -c` script has newlines).
     command = " ".join(" ".join(w.decode(errors="replace") for w in words).split())
     if len(command) > limit:
-        command = command[:limit - 3] + "..."
+        command = command[: limit - 3] + "..."
     return f"pid {pid}: {command}" if command else f"pid {pid}"
 
 

@@ -52,8 +52,7 @@ class UsageError(DotError):
 # --- the grammar of each command ----------------------------------------------------
 
 #: Commands whose bare words are not a spec: what each bare word fills, in order.
-_POSITIONAL = {"diff": ("base", "head"), "rollback": ("context",), "live": ("context",),
-               "retire": ("context",), "ci-recipe": ("name",)}
+_POSITIONAL = {"diff": ("base", "head"), "rollback": ("context",), "live": ("context",), "retire": ("context",), "ci-recipe": ("name",)}
 #: Short flags, and the long flag each stands for when the command has it.
 _SHORT = {"-o": "--output"}
 _HELP_FLAGS = ("-h", "--help")
@@ -62,10 +61,23 @@ _GLOBAL_SWITCHES = {"-V": "--version", "--version": "--version", "-l": "--list",
 
 #: How each option's value is shown in help, by parameter name.
 _METAVARS = {
-    "ref": "REF", "to": "REF", "context": "CTX", "spec": "CTX@REF", "defer_to": "CTX@REF",
-    "base": "SIDE", "head": "SIDE", "project_dir": "DIR", "profiles_dir": "DIR", "command": "CMD",
-    "select": "SELECTOR", "exclude": "SELECTOR", "key": "MODEL=COL", "output": "FILE",
-    "format": "FORMAT", "older_than": "AGE", "name": "NAME",
+    "ref": "REF",
+    "to": "REF",
+    "context": "CTX",
+    "spec": "CTX@REF",
+    "defer_to": "CTX@REF",
+    "base": "SIDE",
+    "head": "SIDE",
+    "project_dir": "DIR",
+    "profiles_dir": "DIR",
+    "command": "CMD",
+    "select": "SELECTOR",
+    "exclude": "SELECTOR",
+    "key": "MODEL=COL",
+    "output": "FILE",
+    "format": "FORMAT",
+    "older_than": "AGE",
+    "name": "NAME",
 }
 
 #: One example per command, as `git help` and `dbt --help` give them.
@@ -87,8 +99,10 @@ EXAMPLES = {
 
 #: What a bare word means, for the usage line and the help's list of arguments.
 _POSITIONAL_HELP = {
-    "spec": ("[CTX@REF | @REF | REF]", "What to act on: a context and a git ref (dev@main), a ref in the "
-                                       "default context (@main), or just the ref (main)."),
+    "spec": (
+        "[CTX@REF | @REF | REF]",
+        "What to act on: a context and a git ref (dev@main), a ref in the default context (@main), or just the ref (main).",
+    ),
     "ref": ("[REF]", "The git ref: branch, tag, HEAD~2, short or full hash."),
     "base": ("[BASE [HEAD]]", "The two sides, each CTX@REF, @REF or REF (same as --base and --head)."),
     "context": ("[CTX]", "The context (same as --context)."),
@@ -148,8 +162,11 @@ def _read_grammars(collection: Collection) -> dict[str, Grammar]:
         task = collection[context.name]
         # Annotations stay text (no eval): a name imported only for type checking cannot break the parse.
         parameters = inspect.signature(task.body).parameters
-        integers = {_flag(name) for name, p in parameters.items()
-                    if _INTEGER_ANNOTATION.fullmatch(str(p.annotation).replace(" ", "")) or type(p.default) is int}
+        integers = {
+            _flag(name)
+            for name, p in parameters.items()
+            if _INTEGER_ANNOTATION.fullmatch(str(p.annotation).replace(" ", "")) or type(p.default) is int
+        }
         flags = {flag: context.flags[flag] for flag in context.flags}
         doc = inspect.getdoc(task.body) or ""
         if context.name in _POSITIONAL:
@@ -158,8 +175,7 @@ def _read_grammars(collection: Collection) -> dict[str, Grammar]:
             positional = ("spec",) if "--context" in flags or "--spec" in flags else ("ref",)
         else:
             positional = ()
-        found[context.name] = Grammar(context.name, doc.split("\n")[0], doc, flags, dict(context.inverse_flags),
-                                      integers, positional)
+        found[context.name] = Grammar(context.name, doc.split("\n")[0], doc, flags, dict(context.inverse_flags), integers, positional)
     return found
 
 
@@ -212,11 +228,10 @@ def canonical_argv(argv: list[str], collection: Collection = ns) -> list[str]:
     if command not in known:
         if command == "--":
             raise UsageError("'--' passes flags to dbt, after a command: e.g. dot-tasks run -- --fail-fast")
-        raise UsageError(f"unknown command {command!r}{_suggest(command, list(known))}: "
-                         "dot-tasks --help lists the commands")
+        raise UsageError(f"unknown command {command!r}{_suggest(command, list(known))}: dot-tasks --help lists the commands")
     grammar = known[command]
-    rest = words[i + 1:]
-    ours = rest[:rest.index("--")] if "--" in rest else rest  # after `--`, words are dbt's
+    rest = words[i + 1 :]
+    ours = rest[: rest.index("--")] if "--" in rest else rest  # after `--`, words are dbt's
     if any(word in _HELP_FLAGS for word in ours):
         return [program, "--help", command]
     return out + [command, *_command_words(grammar, rest)]
@@ -247,8 +262,13 @@ def _command_words(grammar: Grammar, words: list[str]) -> list[str]:
                 continue
             if not eq:
                 following = words[i + 1] if i + 1 < len(words) else None
-                if following is None or following == "--" or following.split("=")[0] in grammar.flags \
-                        or following in grammar.inverse or following in _HELP_FLAGS:
+                if (
+                    following is None
+                    or following == "--"
+                    or following.split("=")[0] in grammar.flags
+                    or following in grammar.inverse
+                    or following in _HELP_FLAGS
+                ):
                     example = f"{flag} 3" if flag in grammar.integers else f"{flag} {_METAVARS.get(flag[2:].replace('-', '_'), 'VALUE')}"
                     raise UsageError(f"{word} needs a value, e.g. {example} {hint}")
                 value = following
@@ -279,13 +299,14 @@ def _bare_words(grammar: Grammar, bare: list[str], given: dict[str, str], hint: 
     """The flags that `grammar`'s bare words stand for."""
     roles = grammar.positional
     if len(bare) > len(roles):
-        extra = bare[len(roles):]
+        extra = bare[len(roles) :]
         if not roles:
             raise UsageError(f"{grammar.name} takes no bare words (got {' '.join(extra)}) {hint}")
-        raise UsageError(f"{grammar.name} takes at most {len(roles)} bare word(s); "
-                         f"{' '.join(repr(w) for w in extra)} is one too many {hint}")
+        raise UsageError(
+            f"{grammar.name} takes at most {len(roles)} bare word(s); {' '.join(repr(w) for w in extra)} is one too many {hint}"
+        )
     out: list[str] = []
-    for role, word in zip(roles, bare):
+    for role, word in zip(roles, bare, strict=False):
         if role in ("spec", "ref"):
             out += _spec_words(grammar, word, given, hint)
             continue
@@ -303,15 +324,13 @@ def _spec_words(grammar: Grammar, word: str, given: dict[str, str], hint: str) -
     context, ref = parse_spec(word) if _is_spec(word) else (None, word)
     for flag, part in (("--context", context), ("--ref", ref)):
         if part is not None and flag in given:
-            raise UsageError(f"{grammar.name} was given two {flag[2:]}s, {flag} {given[flag]} and {word}: "
-                             f"give one {hint}")
+            raise UsageError(f"{grammar.name} was given two {flag[2:]}s, {flag} {given[flag]} and {word}: give one {hint}")
     if "--spec" in given:
         raise UsageError(f"{grammar.name} was given --spec {given['--spec']} and {word}: give one {hint}")
     if "--spec" in grammar.flags and (context is not None or "--ref" not in grammar.flags):
         return ["--spec", word]
     if context is not None and "--context" not in grammar.flags:
-        raise UsageError(f"{grammar.name} takes a ref, not a context: give {ref!r} alone, "
-                         f"e.g. dot-tasks {grammar.name} {ref}")
+        raise UsageError(f"{grammar.name} takes a ref, not a context: give {ref!r} alone, e.g. dot-tasks {grammar.name} {ref}")
     return (["--context", context] if context else []) + ["--ref", ref]
 
 
@@ -354,14 +373,24 @@ def program_help(collection: Collection = ns) -> str:
         if names:
             parts += ["", f"{title}:", _columns([(n, known[n].summary) for n in names])]
     parts += [
-        "", "Options:",
-        _columns([("-h, --help", "Show this help; dot-tasks <command> --help shows a command's."),
-                  ("-V, --version", "Print dot-tasks' version."),
-                  ("-l, --list", "List the commands, one a line.")]),
-        "", "Examples:",
-        _columns([("dot-tasks run dev@main", "Build main in the dev context, into dev_<short hash>."),
-                  ("dot-tasks diff prod@main dev@HEAD", "What your change does to the data, model by model."),
-                  ("dot-tasks help run", "Everything `run` takes.")]),
+        "",
+        "Options:",
+        _columns(
+            [
+                ("-h, --help", "Show this help; dot-tasks <command> --help shows a command's."),
+                ("-V, --version", "Print dot-tasks' version."),
+                ("-l, --list", "List the commands, one a line."),
+            ]
+        ),
+        "",
+        "Examples:",
+        _columns(
+            [
+                ("dot-tasks run dev@main", "Build main in the dev context, into dev_<short hash>."),
+                ("dot-tasks diff prod@main dev@HEAD", "What your change does to the data, model by model."),
+                ("dot-tasks help run", "Everything `run` takes."),
+            ]
+        ),
     ]
     return "\n".join(parts)
 
@@ -471,8 +500,7 @@ class DotProgram(Program):
         print("\n".join(f"{name:<{width}}{grammar.summary}" for name, grammar in known.items()))
 
 
-program = DotProgram(namespace=ns, version=__version__, name="dot-tasks", binary="dot-tasks",
-                     binary_names=["dot-tasks"])
+program = DotProgram(namespace=ns, version=__version__, name="dot-tasks", binary="dot-tasks", binary_names=["dot-tasks"])
 
 
 # --- the shorthands before canonical_argv ---------------------------------------------
@@ -494,10 +522,10 @@ def accept_positional_spec(argv: list[str]) -> list[str]:
         if following.startswith("-"):
             continue
         if token in _SPEC_TASKS and "@" in following:
-            out[i + 1:i + 2] = ["--spec", following]
+            out[i + 1 : i + 2] = ["--spec", following]
             break
         if token in _CONTEXT_TASKS and "@" not in following and (i == 0 or not out[i - 1].startswith("-")):
-            out[i + 1:i + 2] = ["--context", following]
+            out[i + 1 : i + 2] = ["--context", following]
             break
     return out
 
@@ -534,4 +562,3 @@ def accept_diff_sides(argv: list[str]) -> list[str]:
             out.append(word)
         i += 1
     return out
-

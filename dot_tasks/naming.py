@@ -17,12 +17,7 @@ RESERVED_CONTEXTS = frozenset({"worktree"})
 
 def check_context_name(context: str) -> str:
     """Return `context` if it is safe as a directory name, else raise."""
-    if (
-        not _CONTEXT_NAME.fullmatch(context)
-        or ".." in context
-        or context in RESERVED_CONTEXTS
-        or len(context) > 100
-    ):
+    if not _CONTEXT_NAME.fullmatch(context) or ".." in context or context in RESERVED_CONTEXTS or len(context) > 100:
         raise ContextError(
             f"context {context!r} is not a plain name: use letters, digits, '_', '-' "
             "or '.', with no path separators or '..' (e.g. --context dev)"
@@ -34,8 +29,7 @@ def short_hash(commit: str, length: int = DEFAULT_SHORT_LENGTH) -> str:
     """The commit prefix that suffixes schema names."""
     if not MIN_SHORT_LENGTH <= length <= len(commit):
         raise DotError(
-            f"short-hash length {length} is out of range: "
-            f"set dot.short_hash_length between {MIN_SHORT_LENGTH} and {len(commit)}"
+            f"short-hash length {length} is out of range: set dot.short_hash_length between {MIN_SHORT_LENGTH} and {len(commit)}"
         )
     return commit[:length]
 
@@ -53,15 +47,15 @@ def suffixed_schema(schema: str, short: str) -> str:
 # (DuckDB) or one that depends on where it stores data (Trino's connectors,
 # ClickHouse's file names).
 IDENTIFIER_LIMITS = {
-    "postgres": 63,     # NAMEDATALEN - 1 bytes ("Identifiers and Key Words")
-    "redshift": 127,    # bytes, UTF-8 ("Names and identifiers")
-    "mysql": 64,        # characters, databases and tables ("Identifier Length Limits")
-    "snowflake": 255,   # characters ("Identifier requirements")
-    "bigquery": 1024,   # characters for a dataset, UTF-8 bytes for a table ("Datasets", "Tables")
+    "postgres": 63,  # NAMEDATALEN - 1 bytes ("Identifiers and Key Words")
+    "redshift": 127,  # bytes, UTF-8 ("Names and identifiers")
+    "mysql": 64,  # characters, databases and tables ("Identifier Length Limits")
+    "snowflake": 255,  # characters ("Identifier requirements")
+    "bigquery": 1024,  # characters for a dataset, UTF-8 bytes for a table ("Datasets", "Tables")
     "databricks": 255,  # characters, Unity Catalog ("Names")
-    "sqlserver": 128,   # characters, T-SQL sysname ("Database identifiers")
-    "fabric": 128,      # characters, T-SQL sysname, as in SQL Server
-    "spark": 128,       # the Hive 2.3 metastore schema Spark creates: DBS.NAME is VARCHAR(128)
+    "sqlserver": 128,  # characters, T-SQL sysname ("Database identifiers")
+    "fabric": 128,  # characters, T-SQL sysname, as in SQL Server
+    "spark": 128,  # the Hive 2.3 metastore schema Spark creates: DBS.NAME is VARCHAR(128)
 }
 
 
@@ -92,7 +86,5 @@ def parse_spec(spec: str) -> tuple[str | None, str]:
     """
     context, sep, ref = spec.partition("@")
     if not sep or not ref:
-        raise DotError(
-            f"{spec!r} is not of the form CTX@REF or @REF (e.g. dev@main, @HEAD~1)"
-        )
+        raise DotError(f"{spec!r} is not of the form CTX@REF or @REF (e.g. dev@main, @HEAD~1)")
     return (context or None), ref

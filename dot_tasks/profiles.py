@@ -30,9 +30,7 @@ ADAPTER_DEFAULT_SCHEMA = {"duckdb": "main"}
 _NON_FILE_DUCKDB = (":memory:", "md:", "motherduck:")
 
 
-def find_profiles_file(
-    flag_dir: str | None, env: Mapping[str, str], project_dir: Path, home: Path, cwd: Path | None = None
-) -> Path:
+def find_profiles_file(flag_dir: str | None, env: Mapping[str, str], project_dir: Path, home: Path, cwd: Path | None = None) -> Path:
     """The profiles.yml dbt itself would read, in dbt's order of precedence.
 
     dbt looks in the current directory; users of dot-tasks may run it from
@@ -52,9 +50,7 @@ def find_profiles_file(
         if (directory / PROFILES_FILE).is_file():
             return (directory / PROFILES_FILE).resolve()
     looked = ", ".join(f"{directory} ({origin})" for origin, directory in candidates)
-    raise ProfileError(
-        f"no {PROFILES_FILE} found in {looked}: create one or pass --profiles-dir"
-    )
+    raise ProfileError(f"no {PROFILES_FILE} found in {looked}: create one or pass --profiles-dir")
 
 
 @dataclass(frozen=True)
@@ -98,10 +94,7 @@ def render_default_target(value: str) -> str:
         if name in os.environ:
             return os.environ[name]
         if default is None:
-            raise ProfileError(
-                f"the profile's default target uses env_var({name!r}), which is not set: "
-                "set it or pass --context"
-            )
+            raise ProfileError(f"the profile's default target uses env_var({name!r}), which is not set: set it or pass --context")
         return default
 
     env = jinja2.sandbox.SandboxedEnvironment()
@@ -110,21 +103,16 @@ def render_default_target(value: str) -> str:
     try:
         return env.from_string(value).render(env_var=env_var).strip()
     except jinja2.TemplateError as exc:
-        raise ProfileError(
-            f"the profile's default target {value!r} cannot be worked out here ({exc}): pass --context"
-        ) from None
+        raise ProfileError(f"the profile's default target {value!r} cannot be worked out here ({exc}): pass --context") from None
 
 
-def choose_output(
-    profiles: Mapping[str, Any], source: Path, profile_name: str, target_name: str | None
-) -> ChosenOutput:
+def choose_output(profiles: Mapping[str, Any], source: Path, profile_name: str, target_name: str | None) -> ChosenOutput:
     """The output `target_name` (default: the profile's `target:`) of `profile_name`."""
     profile_names = sorted(k for k in profiles if k != "config")
     profile = profiles.get(profile_name)
     if not isinstance(profile, dict):
         raise ProfileError(
-            f"profile {profile_name!r} (named in dbt_project.yml) is not in {source}; "
-            f"it has: {', '.join(profile_names) or 'no profiles'}"
+            f"profile {profile_name!r} (named in dbt_project.yml) is not in {source}; it has: {', '.join(profile_names) or 'no profiles'}"
         )
     outputs = profile.get("outputs")
     if not isinstance(outputs, dict) or not outputs:
@@ -133,15 +121,13 @@ def choose_output(
         default = profile.get("target")
         if not default:
             raise ContextError(
-                f"profile {profile_name!r} in {source} sets no default `target:`: pass --context "
-                f"(one of: {', '.join(sorted(outputs))})"
+                f"profile {profile_name!r} in {source} sets no default `target:`: pass --context (one of: {', '.join(sorted(outputs))})"
             )
         target_name = render_default_target(str(default))
     output = outputs.get(target_name)
     if not isinstance(output, dict):
         raise ContextError(
-            f"target {target_name!r} is not an output of profile {profile_name!r} in {source}; "
-            f"choose one of: {', '.join(sorted(outputs))}"
+            f"target {target_name!r} is not an output of profile {profile_name!r} in {source}; choose one of: {', '.join(sorted(outputs))}"
         )
     user_config = profiles.get("config") if isinstance(profiles.get("config"), dict) else None
     return ChosenOutput(source, profile_name, target_name, output, user_config)
@@ -149,10 +135,7 @@ def choose_output(
 
 def _is_local_file(path: Any) -> bool:
     """Whether a DuckDB `path` names a file here (not memory, MotherDuck, a URL or a template)."""
-    return (
-        isinstance(path, str) and bool(path)
-        and "{{" not in path and "://" not in path and not path.startswith(_NON_FILE_DUCKDB)
-    )
+    return isinstance(path, str) and bool(path) and "{{" not in path and "://" not in path and not path.startswith(_NON_FILE_DUCKDB)
 
 
 def _absolute_duckdb_path(value: Any, project_dir: Path) -> Any:
@@ -175,8 +158,7 @@ def isolate_output(output: Mapping[str, Any], short: str, project_dir: Path) -> 
     base = isolated.get(key) or ADAPTER_DEFAULT_SCHEMA.get(adapter)
     if not base:
         raise ProfileError(
-            f"this output (type {adapter or 'unknown'}) sets no `{key}:`: add one, so the "
-            "isolated build has a schema to suffix"
+            f"this output (type {adapter or 'unknown'}) sets no `{key}:`: add one, so the isolated build has a schema to suffix"
         )
     schema = suffixed_schema(str(base), short)
     if rules_for(adapter).database_is_schema and isolated.get("database") == isolated.get(key):
@@ -209,8 +191,12 @@ _DERBY_LOG = re.compile(r"(-Dderby\.stream\.error\.file=)(\S+)")
 
 def _is_relative_local(value: str) -> bool:
     """A plain relative path: not absolute, not a URI (s3a://, file:/...), not a template."""
-    return bool(value) and "{{" not in value and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value) \
+    return (
+        bool(value)
+        and "{{" not in value
+        and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value)
         and not Path(value).expanduser().is_absolute()
+    )
 
 
 def _absolute_local(value: str, project_dir: Path) -> str:
@@ -225,7 +211,7 @@ def _derby_parts(url: str) -> tuple[str, list[str]] | None:
     """
     if not url.startswith(_DERBY) or url.startswith(_DERBY + "//"):
         return None
-    head, *attributes = url[len(_DERBY):].split(";")
+    head, *attributes = url[len(_DERBY) :].split(";")
     named = [a for a in attributes if a.startswith("databaseName=")]
     path = named[-1].partition("=")[2] if named else head
     return path, [a for a in attributes if a and not a.startswith("databaseName=")]
@@ -237,8 +223,7 @@ def derby_url(database: str, attributes: list[str] | None = None) -> str:
 
 def _metastore_key(params: Mapping[str, Any]) -> str:
     """The key the user pinned the metastore with; Spark also passes the bare Hive one through."""
-    return next((k for k in (SPARK_METASTORE_URL, SPARK_METASTORE_URL.removeprefix("spark.hadoop.")) if params.get(k)),
-                SPARK_METASTORE_URL)
+    return next((k for k in (SPARK_METASTORE_URL, SPARK_METASTORE_URL.removeprefix("spark.hadoop.")) if params.get(k)), SPARK_METASTORE_URL)
 
 
 def _pinned_spark_session(parameters: Any, project_dir: Path) -> dict[str, Any]:
@@ -291,6 +276,7 @@ def duckdb_file(output: Mapping[str, Any]) -> Path | None:
 def connection_identity(output: Mapping[str, Any]) -> tuple[str, ...]:
     """What identifies the database an output connects to (schema and threads aside)."""
     database_file = duckdb_file(output)
-    return tuple(str(database_file) if k == "path" and database_file else str(output.get(k))
-                 for k in ("type", "host", "port", "dbname", "database", "path", "account",
-                           "project", "catalog", "server", "http_path"))
+    return tuple(
+        str(database_file) if k == "path" and database_file else str(output.get(k))
+        for k in ("type", "host", "port", "dbname", "database", "path", "account", "project", "catalog", "server", "http_path")
+    )

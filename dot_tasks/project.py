@@ -19,19 +19,13 @@ def find_project_dir(start: Path, explicit: str | None = None) -> Path:
     if explicit:
         candidate = (start / explicit).resolve()
         if not (candidate / PROJECT_FILE).is_file():
-            raise ProjectError(
-                f"no {PROJECT_FILE} in {candidate}: point --project-dir (or dot.project_dir) "
-                "at your dbt project's root"
-            )
+            raise ProjectError(f"no {PROJECT_FILE} in {candidate}: point --project-dir (or dot.project_dir) at your dbt project's root")
         return candidate
     start = start.resolve()
     for directory in (start, *start.parents):
         if (directory / PROJECT_FILE).is_file():
             return directory
-    raise ProjectError(
-        f"no {PROJECT_FILE} in {start} or any parent: run inside a dbt project "
-        "or pass --project-dir"
-    )
+    raise ProjectError(f"no {PROJECT_FILE} in {start} or any parent: run inside a dbt project or pass --project-dir")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ from .errors import DotError
 
 #: Recipe name → (file, what it is).
 RECIPES = {
-    "github": ("github-actions.yml", "GitHub Actions workflow: slim CI on pull requests, build and promote on main "
-                                     "(save as .github/workflows/dbt.yml, beside the shell recipe as ci/slim-ci.sh)"),
+    "github": (
+        "github-actions.yml",
+        "GitHub Actions workflow: slim CI on pull requests, build and promote on main "
+        "(save as .github/workflows/dbt.yml, beside the shell recipe as ci/slim-ci.sh)",
+    ),
     "shell": ("slim-ci.sh", "the same steps as a POSIX shell script, for any CI: sh slim-ci.sh pr | main"),
 }
 
@@ -26,6 +29,5 @@ def recipe_dir() -> Path:
 
 def recipe_text(name: str) -> str:
     if name not in RECIPES:
-        raise DotError(f"no CI recipe named {name!r}: the recipes are {', '.join(RECIPES)} "
-                       "(dot-tasks ci-recipe lists them)")
+        raise DotError(f"no CI recipe named {name!r}: the recipes are {', '.join(RECIPES)} (dot-tasks ci-recipe lists them)")
     return (recipe_dir() / RECIPES[name][0]).read_text(encoding="utf-8")

@@ -27,7 +27,7 @@ from .builds import Workspace, _project_config_at, _user_profiles, resolve, ware
 from .errors import DotError, WarehouseError
 from .files import write_atomic
 from .layout import dot_dir, locks_dir, ops_logs_dir, registry_profile_dir
-from .locks import hold, is_held
+from .locks import is_held
 
 #: The registry's schema is the context's base schema with this suffix: `analytics_dot`.
 #: Not hexadecimal, so it can never be a build's `<schema>_<short>`.
@@ -72,8 +72,9 @@ def live_base(build_schema: str, short: str) -> str | None:
     return None
 
 
-def build_event(ws: Workspace, *, commit: str, short: str, context: str, build_schema: str,
-                command: str, deferred_to: Mapping[str, str] | None) -> dict[str, Any]:
+def build_event(
+    ws: Workspace, *, commit: str, short: str, context: str, build_schema: str, command: str, deferred_to: Mapping[str, str] | None
+) -> dict[str, Any]:
     """The registry row a build writes when it starts; the child fills in the end."""
     return {
         "project": _project_config_at(ws, commit).name,
@@ -144,8 +145,9 @@ class RegisteredBuild:
         return data
 
 
-def current_status(recorded: str, commit: str, context: str, host: str | None, workdir: str | None,
-                   started: str | None, now: float | None = None) -> str:
+def current_status(
+    recorded: str, commit: str, context: str, host: str | None, workdir: str | None, started: str | None, now: float | None = None
+) -> str:
     """What a recorded status means now: a `running` build whose process is gone was interrupted.
 
     On the machine that built it (same host, its project directory here) the
@@ -169,18 +171,29 @@ def _registered(row: Mapping[str, Any], ws: Workspace, warehouse: str) -> Regist
     except (TypeError, ValueError):
         schemas = []
     commit, context = str(row["commit_sha"]), str(row["context"])
-    deferred = ({"commit": str(row["deferred_commit"]), "context": str(row.get("deferred_context")),
-                 "schema": str(row.get("deferred_schema"))} if row.get("deferred_commit") else None)
+    deferred = (
+        {"commit": str(row["deferred_commit"]), "context": str(row.get("deferred_context")), "schema": str(row.get("deferred_schema"))}
+        if row.get("deferred_commit")
+        else None
+    )
     return RegisteredBuild(
-        project=str(row.get("project") or ""), commit=commit, short=str(row.get("short") or commit[:8]),
-        context=context, schema=str(row.get("build_schema") or ""), schemas=schemas,
+        project=str(row.get("project") or ""),
+        commit=commit,
+        short=str(row.get("short") or commit[:8]),
+        context=context,
+        schema=str(row.get("build_schema") or ""),
+        schemas=schemas,
         recorded_status=str(row.get("status")),
-        status=current_status(str(row.get("status")), commit, context, row.get("host"), row.get("workdir"),
-                              row.get("started_at")),
-        started=row.get("started_at"), finished=row.get("finished_at"), built_by=row.get("built_by"),
-        host=row.get("host"), workdir=row.get("workdir"), registry=str(row.get("registry") or ""),
-        deferred_to=deferred, local=ws.paths(commit).context(context).record.is_file()
-        if _plain_name(context) else False, warehouse=warehouse,
+        status=current_status(str(row.get("status")), commit, context, row.get("host"), row.get("workdir"), row.get("started_at")),
+        started=row.get("started_at"),
+        finished=row.get("finished_at"),
+        built_by=row.get("built_by"),
+        host=row.get("host"),
+        workdir=row.get("workdir"),
+        registry=str(row.get("registry") or ""),
+        deferred_to=deferred,
+        local=ws.paths(commit).context(context).record.is_file() if _plain_name(context) else False,
+        warehouse=warehouse,
     )
 
 
@@ -228,9 +241,15 @@ def registry_target(ws: Workspace, commit: str, context: str) -> tuple[Any, dict
     choice, chosen = choose_context(ws, commit, context)
     output, _schema = isolate_output(chosen.output, REGISTRY_SUFFIX, ws.project_dir)
     folder = registry_profile_dir(ws.project_dir, choice.context)
-    text = render_profiles(commit=commit, context=choice.context, profile_name=chosen.profile_name,
-                           target_name=chosen.target_name, output=output, user_config=chosen.user_config,
-                           source=chosen.source)
+    text = render_profiles(
+        commit=commit,
+        context=choice.context,
+        profile_name=chosen.profile_name,
+        target_name=chosen.target_name,
+        output=output,
+        user_config=chosen.user_config,
+        source=chosen.source,
+    )
     write_atomic(folder / "profiles.yml", text, mode=0o600)
     return OpsTarget(str(folder), chosen.profile_name, chosen.target_name, str(ops_logs_dir(ws.project_dir))), output
 
@@ -239,7 +258,7 @@ def warehouses(ws: Workspace, context: str | None, progress: Callable[[str], Non
     """One way into each distinct warehouse of the project's contexts (or of `context`)."""
     head = resolve(ws, "HEAD")
     found: dict[str, Warehouse] = {}
-    for name in ([context] if context else _contexts(ws, head)):
+    for name in [context] if context else _contexts(ws, head):
         try:
             target, output = registry_target(ws, head, name)
         except DotError as exc:
@@ -263,13 +282,14 @@ def read(ws: Workspace, context: str | None, progress: Callable[[str], None]) ->
     places = warehouses(ws, context, progress)
     if not places:
         return []
-    with warehouse_locks(ws, [w.output for w in places]) as fds, \
-            tempfile.TemporaryDirectory(prefix="registry-", dir=dot_dir(ws.project_dir)) as scratch:
-        outcomes = call_macros([MacroCall(w.target, "dot_registry_read", {}) for w in places], Path(scratch),
-                               lock_fds=fds)
+    with (
+        warehouse_locks(ws, [w.output for w in places]) as fds,
+        tempfile.TemporaryDirectory(prefix="registry-", dir=dot_dir(ws.project_dir)) as scratch,
+    ):
+        outcomes = call_macros([MacroCall(w.target, "dot_registry_read", {}) for w in places], Path(scratch), lock_fds=fds)
     builds: list[RegisteredBuild] = []
     failures = []
-    for place, outcome in zip(places, outcomes):
+    for place, outcome in zip(places, outcomes, strict=False):
         if outcome.error:
             failures.append(f"{place.name} (context {place.context}): {outcome.error}")
             continue
@@ -278,8 +298,7 @@ def read(ws: Workspace, context: str | None, progress: Callable[[str], None]) ->
         for row in value.get("builds") or []:
             build = _registered(row, ws, place.name)
             state = live.get(live_base(build.schema, build.short) or "") or {}
-            build.live = ("live" if state.get("commit") == build.commit
-                          else "rollback" if state.get("previous") == build.commit else "")
+            build.live = "live" if state.get("commit") == build.commit else "rollback" if state.get("previous") == build.commit else ""
             builds.append(build)
     if failures and not builds:
         raise WarehouseError("could not read the build registry: " + "; ".join(failures))
@@ -298,19 +317,30 @@ def format_table(builds: list[RegisteredBuild]) -> str:
     header = ("SHORT", "CONTEXT", "SCHEMA", "STATUS", "LIVE", "AGE", "BY", "HOST", "PROJECT", "HERE")
     now = time.time()
     table = [header] + [
-        (b.short, b.context, b.schema, b.status, b.live or "-", human_age(now - b.built_at), b.built_by or "-",
-         b.host or "-", b.project, "yes" if b.local else "-")
+        (
+            b.short,
+            b.context,
+            b.schema,
+            b.status,
+            b.live or "-",
+            human_age(now - b.built_at),
+            b.built_by or "-",
+            b.host or "-",
+            b.project,
+            "yes" if b.local else "-",
+        )
         for b in builds
     ]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in table)
 
 
 # --- clean --warehouse ----------------------------------------------------------
 
 
-def clean_warehouse(ws: Workspace, selection: Any, *, dry_run: bool, force: bool, say: Callable[[str], None],
-                    progress: Callable[[str], None]) -> None:
+def clean_warehouse(
+    ws: Workspace, selection: Any, *, dry_run: bool, force: bool, say: Callable[[str], None], progress: Callable[[str], None]
+) -> None:
     """Apply `selection` to every build the registries hold, whichever machine made it.
 
     Only schemas a registry names are dropped, and only those carrying the
@@ -326,8 +356,10 @@ def clean_warehouse(ws: Workspace, selection: Any, *, dry_run: bool, force: bool
     if selection.unreachable:
         unknown = sorted({r.commit for r in rows if r.commit not in ws.repo})
         if unknown:
-            progress(f"{len(unknown)} registered commit(s) are not in this clone, so --unreachable cannot tell: "
-                     "left alone (fetch them, or clean them with --ref)")
+            progress(
+                f"{len(unknown)} registered commit(s) are not in this clone, so --unreachable cannot tell: "
+                "left alone (fetch them, or clean them with --ref)"
+            )
         rows = [r for r in rows if r.commit in ws.repo]
     chosen = [by_key[(r.commit, r.context)] for r in select(ws, rows, selection, {})]
     busy = [b for b in chosen if b.status == "running"]
@@ -345,17 +377,23 @@ def clean_warehouse(ws: Workspace, selection: Any, *, dry_run: bool, force: bool
         place = places.get(build.warehouse)
         schemas = owned_schemas({"schema": build.schema, "schemas": build.schemas}, build.short)
         if place is None or not schemas:
-            progress(f"{build.label}: its registered schema {build.schema} does not carry its suffix: "
-                     "only its registry row goes")
-        plan = drop_plan(schemas=schemas, short=build.short, live_schema=live_base(build.schema, build.short),
-                         key=build.key, leaving=leaving, force=force, dry_run=dry_run, cleaned_by=cleaned_by)
+            progress(f"{build.label}: its registered schema {build.schema} does not carry its suffix: only its registry row goes")
+        plan = drop_plan(
+            schemas=schemas,
+            short=build.short,
+            live_schema=live_base(build.schema, build.short),
+            key=build.key,
+            leaving=leaving,
+            force=force,
+            dry_run=dry_run,
+            cleaned_by=cleaned_by,
+        )
         plan["defers"] = build.deferred_to is not None
         if place is not None:
             drops.append(Drop(build.label, build.commit, build.context, place.target, place.output, plan))
     failures, stayed = run_drops(ws, drops, dry_run=dry_run, force=force, say=say, progress=progress)
     for build in chosen:
-        if (build.commit, build.context) in stayed or (build.commit, build.context) not in {
-                (d.commit, d.context) for d in drops}:
+        if (build.commit, build.context) in stayed or (build.commit, build.context) not in {(d.commit, d.context) for d in drops}:
             continue
         if dry_run:
             say(f"would forget {build.label} ({build.built_by or '?'} on {build.host or '?'})")

@@ -145,7 +145,7 @@ def _samples(values: dict[str, Any] | None) -> dict[str, Any] | None:
                         columns.append(str(name))
                 sides[side] = got
             elif isinstance(got, list):
-                sides[side] = dict(zip(columns, got))
+                sides[side] = dict(zip(columns, got, strict=False))
             else:
                 sides[side] = None
         rows.append({"kind": str(item.get("kind", "")), "key": key, **sides})
@@ -188,7 +188,9 @@ def _nodes_and_edges(diff: dict[str, Any]) -> tuple[list[Node], list[tuple[int, 
                 "order_changed": bool(columns.get("order_changed")),
             },
             "rows": {"base": (full.get("rows") or {}).get("base"), "head": (full.get("rows") or {}).get("head")},
-            "values": None if values is None else {
+            "values": None
+            if values is None
+            else {
                 "key": [str(k) for k in values.get("key") or []],
                 **{k: int(values.get(k) or 0) for k in ("added", "removed", "changed", "unchanged")},
                 "columns": {str(c): int(n or 0) for c, n in (values.get("columns") or {}).items()},
@@ -198,12 +200,20 @@ def _nodes_and_edges(diff: dict[str, Any]) -> tuple[list[Node], list[tuple[int, 
             "values_skipped": full.get("values_skipped"),
             "samples": _samples(values),
         }
-        nodes.append(Node(
-            index=index, uid=uid, name=detail["name"], resource_type=detail["type"],
-            state=_state(code, impacted), in_selection=detail["in_selection"],
-            data_differs=bool(full) and _data_differs(full),
-            rows_badge=_rows_badge(full), share_badge=_share_badge(values), detail=detail,
-        ))
+        nodes.append(
+            Node(
+                index=index,
+                uid=uid,
+                name=detail["name"],
+                resource_type=detail["type"],
+                state=_state(code, impacted),
+                in_selection=detail["in_selection"],
+                data_differs=bool(full) and _data_differs(full),
+                rows_badge=_rows_badge(full),
+                share_badge=_share_badge(values),
+                detail=detail,
+            )
+        )
     position = {n.uid: n.index for n in nodes}
     edges = []
     for pair in lineage.get("edges") or []:
@@ -256,7 +266,8 @@ def _collapse(nodes: list[Node], edges: list[tuple[int, int]]) -> list[list[int]
         contracted.add_nodes_from(("g", g) if i in member else ("n", i) for i in range(len(nodes)) for g in [member.get(i)])
         contracted.add_edges_from(
             (("g", member[p]) if p in member else ("n", p), ("g", member[c]) if c in member else ("n", c))
-            for p, c in edges if not (p in member and c in member and member[p] == member[c])
+            for p, c in edges
+            if not (p in member and c in member and member[p] == member[c])
         )
         try:
             cycle = nx.find_cycle(contracted)
@@ -360,9 +371,13 @@ def _short(name: str) -> str:
 def _svg(drawing: Drawing, nodes: list[Node], groups: list[list[int]], view: str) -> str:
     pad = 20
     # Inline SVG in an HTML page needs no xmlns: the page names no URL at all.
-    out = [(f'<svg class="graph" id="graph-{view}" data-view="{view}" '
+    out = [
+        (
+            f'<svg class="graph" id="graph-{view}" data-view="{view}" '
             f'data-width="{drawing.width + 2 * pad:.0f}" data-height="{drawing.height + 2 * pad:.0f}">'
-            f'<g class="viewport"><g transform="translate({pad},{pad})"><g class="edges">')]
+            f'<g class="viewport"><g transform="translate({pad},{pad})"><g class="edges">'
+        )
+    ]
     for src, dst, middle in drawing.edges:
         (sx, sy), (tx, ty) = drawing.boxes[src], drawing.boxes[dst]
         start, end = (sx + NODE_W / 2, sy), (tx - NODE_W / 2 - 4, ty)
@@ -376,10 +391,11 @@ def _svg(drawing: Drawing, nodes: list[Node], groups: list[list[int]], view: str
             names = " ".join(nodes[i].name.lower() for i in members)
             out.append(
                 f'<g class="box group" data-group="{number}" data-names="{_e(names)}" transform="translate({left:.1f},{top:.1f})" tabindex="0">'
-                f'<title>{_e(", ".join(nodes[i].name for i in members[:40]))}{"…" if len(members) > 40 else ""}</title>'
+                f"<title>{_e(', '.join(nodes[i].name for i in members[:40]))}{'…' if len(members) > 40 else ''}</title>"
                 f'<rect class="shape" width="{NODE_W}" height="{NODE_H}" rx="8"/>'
                 f'<text class="name" x="12" y="21">{len(members)} unchanged nodes</text>'
-                f'<text class="sub" x="12" y="38">collapsed: click to list</text></g>')
+                f'<text class="sub" x="12" y="38">collapsed: click to list</text></g>'
+            )
             continue
         node = nodes[int(number)]
         classes = f"box node state-{node.state}" + ("" if node.in_selection else " context")
@@ -389,11 +405,12 @@ def _svg(drawing: Drawing, nodes: list[Node], groups: list[list[int]], view: str
         out.append(
             f'<g class="{classes}" data-node="{node.index}" data-state="{node.state}" data-name="{_e(node.name.lower())}" '
             f'transform="translate({left:.1f},{top:.1f})" tabindex="0">'
-            f'<title>{_e(node.uid)} ({node.state})</title>'
+            f"<title>{_e(node.uid)} ({node.state})</title>"
             f'<rect class="shape" width="{NODE_W}" height="{NODE_H}" rx="8"/>'
             f'<text class="name" x="12" y="21">{_e(_short(node.name))}</text>'
             f'<text class="sub" x="12" y="38"><tspan class="type">{_e(node.resource_type)}</tspan>'
-            f'{"  " if badges else ""}<tspan class="badges">{_e(badges)}</tspan></text></g>')
+            f'{"  " if badges else ""}<tspan class="badges">{_e(badges)}</tspan></text></g>'
+        )
     out.append("</g></g></g></svg>")
     return "".join(out)
 
@@ -443,16 +460,20 @@ def render_html(diff: dict[str, Any]) -> str:
     colours = "".join(f"--{s}:{COLOURS[s]};--{s}-border:{BORDERS[s]};" for s in STATES)
     legend = "".join(
         f'<span class="legend-item"><span class="swatch" style="background:var(--{s});border-color:var(--{s}-border)"></span>'
-        f'{s} <b class="count" data-count="{s}">{counts[s]}</b></span>' for s in STATES)
+        f'{s} <b class="count" data-count="{s}">{counts[s]}</b></span>'
+        for s in STATES
+    )
 
     def side_html(label: str, side: dict[str, str]) -> str:
-        return (f'<div class="side"><span class="label">{label}</span> <b>{_e(side["ref"] or side["commit"][:8])}</b> '
-                f'<code title="{_e(side["commit"])}">{_e(side["commit"][:12])}</code> '
-                f'<span class="muted">{_e(side["context"])} \u00b7 {_e(side["schema"])}</span></div>')
+        return (
+            f'<div class="side"><span class="label">{label}</span> <b>{_e(side["ref"] or side["commit"][:8])}</b> '
+            f'<code title="{_e(side["commit"])}">{_e(side["commit"][:12])}</code> '
+            f'<span class="muted">{_e(side["context"])} \u00b7 {_e(side["schema"])}</span></div>'
+        )
 
     verdict = "differs" if data["differs"] else "no differences"
     svgs = (collapsed and _svg(collapsed, nodes, groups, "collapsed") or "") + _svg(full, nodes, groups, "full")
-    toggle = (f'<button id="toggle" type="button">Show all {len(nodes)} nodes</button>' if collapsed else "")
+    toggle = f'<button id="toggle" type="button">Show all {len(nodes)} nodes</button>' if collapsed else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{csp}">
@@ -462,8 +483,8 @@ def render_html(diff: dict[str, Any]) -> str:
 <body>
 <header>
   <div class="sides">{side_html("base", base)}<span class="arrow">\u2192</span>{side_html("head", head)}
-    <span class="verdict {'yes' if data['differs'] else 'no'}">{verdict}</span></div>
-  <div class="bar"><div class="legend">{legend}<span class="legend-item muted">data differs in <b>{data['data_differs']}</b></span></div>
+    <span class="verdict {"yes" if data["differs"] else "no"}">{verdict}</span></div>
+  <div class="bar"><div class="legend">{legend}<span class="legend-item muted">data differs in <b>{data["data_differs"]}</b></span></div>
     <div class="tools"><input id="filter" type="search" placeholder="Filter by name" aria-label="Filter nodes by name" autocomplete="off">
     <span id="matches" class="muted"></span>{toggle}<button id="fit" type="button" title="Fit to window">Fit</button>
     <button id="zoom-in" type="button" title="Zoom in">+</button><button id="zoom-out" type="button" title="Zoom out">\u2212</button></div></div>

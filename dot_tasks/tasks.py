@@ -15,6 +15,5 @@ from .commands.lifecycle import clean, list_
 from .commands.recipes import ci_recipe
 from .commands.steps import build, profile, resolve, run, worktree
 
-ns = Collection(resolve, worktree, profile, build, run, list_, clean, diff, promote, rollback, live, retire,
-                ci_recipe)
+ns = Collection(resolve, worktree, profile, build, run, list_, clean, diff, promote, rollback, live, retire, ci_recipe)
 ns.configure({"dot": DEFAULTS})

@@ -57,14 +57,18 @@ def render_profiles(
     user_config: dict[str, Any] | None,
     source: Path,
 ) -> str:
-    text = _environment().get_template(TEMPLATE).render(
-        version=__version__,
-        commit=commit,
-        context=context,
-        profile_name=profile_name,
-        target_name=target_name,
-        output=output,
-        user_config=user_config,
-        source=str(source),
+    text = (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            version=__version__,
+            commit=commit,
+            context=context,
+            profile_name=profile_name,
+            target_name=target_name,
+            output=output,
+            user_config=user_config,
+            source=str(source),
+        )
     )
     return text if text.endswith("\n") else text + "\n"

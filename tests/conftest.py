@@ -56,8 +56,12 @@ class Result:
 def dot(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
     """Run the real `dot-tasks` program."""
     proc = subprocess.run(
-        [sys.executable, "-m", "dot_tasks", *args], cwd=cwd, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=timeout,
+        [sys.executable, "-m", "dot_tasks", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -73,7 +77,9 @@ def write(path: Path, text: str) -> None:
 
 def write_project_config(project_dir: Path, models_config: str) -> None:
     """The test project's dbt_project.yml, with one line of config for all its models."""
-    write(project_dir / "dbt_project.yml", f"""
+    write(
+        project_dir / "dbt_project.yml",
+        f"""
         name: shop
         profile: shop
         config-version: 2
@@ -81,7 +87,8 @@ def write_project_config(project_dir: Path, models_config: str) -> None:
         models:
           shop:
             {models_config}
-        """)
+        """,
+    )
 
 
 def duckdb_profile(schema: str = "dev") -> str:
@@ -108,8 +115,7 @@ def pg_output_fields() -> str:
     user_host, _, dbname = url.partition("/")
     user, _, hostport = user_host.rpartition("@")
     host, _, port = hostport.partition(":")
-    return (f"host: {host}\nport: {port or 5432}\nuser: {user.split(':')[0] or 'postgres'}\n"
-            f"dbname: {dbname.split('?')[0] or 'postgres'}")
+    return f"host: {host}\nport: {port or 5432}\nuser: {user.split(':')[0] or 'postgres'}\ndbname: {dbname.split('?')[0] or 'postgres'}"
 
 
 def postgres_profile(schema: str) -> str:
@@ -154,28 +160,33 @@ def make_project(root: Path, subdir: str = "", profile: str | None = None) -> Pr
     repo_dir.mkdir(parents=True)
     git("init", "-q", "-b", "main", cwd=repo_dir)
     write_project_config(project_dir, "+materialized: table")
-    write(project_dir / "seeds" / "raw_orders.csv", """
+    write(
+        project_dir / "seeds" / "raw_orders.csv",
+        """
         order_id,amount
         1,10
         2,20
         3,30
-        """)
+        """,
+    )
     write(project_dir / "models" / "orders.sql", "select order_id, amount from {{ ref('raw_orders') }}\n")
-    write(project_dir / "models" / "schema.yml", """
+    write(
+        project_dir / "models" / "schema.yml",
+        """
         version: 2
         models:
           - name: orders
             columns:
               - name: order_id
                 data_tests: [unique, not_null]
-        """)
+        """,
+    )
     write(project_dir / ".gitignore", "target/\nlogs/\ndbt_packages/\n*.duckdb*\n")
     write(project_dir / "profiles.yml", profile or duckdb_profile())
     git("add", "-A", cwd=repo_dir)
     git("commit", "-q", "-m", "first", cwd=repo_dir)
     first = git("rev-parse", "HEAD", cwd=repo_dir)
-    write(project_dir / "models" / "orders.sql",
-          "select order_id, amount * 2 as amount from {{ ref('raw_orders') }} where order_id > 1\n")
+    write(project_dir / "models" / "orders.sql", "select order_id, amount * 2 as amount from {{ ref('raw_orders') }} where order_id > 1\n")
     git("commit", "-q", "-am", "second: double amounts, drop order 1", cwd=repo_dir)
     second = git("rev-parse", "HEAD", cwd=repo_dir)
     return Project(repo_dir, project_dir, first, second)

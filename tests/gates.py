@@ -18,7 +18,7 @@ from conftest import Project, write
 
 # A dbt Python model (dbt-duckdb runs it in the dbt process) that waits at the gate
 # named by DOT_TEST_GATE, so a run can be held in the middle of its SQL.
-GATE_MODEL = '''
+GATE_MODEL = """
 import os
 import time
 
@@ -33,7 +33,7 @@ def model(dbt, session):
         while not os.path.exists(gate + ".open") and time.monotonic() < deadline:
             time.sleep(0.05)
     return session.sql("select 1 as x")
-'''
+"""
 
 # A `git` that waits at the gate after the real git has done `clone` (dbt deps of a
 # git package) or `worktree add` (the checkout), before it returns.
@@ -95,8 +95,12 @@ class Run:
 
     def __init__(self, project: Project, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dot_tasks", *args], cwd=project.project_dir,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            [sys.executable, "-m", "dot_tasks", *args],
+            cwd=project.project_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
             env={**os.environ, **(env or {})},
         )
         self.lines: list[str] = []

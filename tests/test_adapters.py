@@ -24,20 +24,54 @@ SHORT = "abc12345"
 
 # adapter → (output as a user writes it, key suffixed, database the guard also checks, limit)
 MATRIX: dict[str, tuple[dict[str, Any], str, str | None, int | None]] = {
-    "snowflake": ({"account": "xy12345", "user": "u", "password": "{{ env_var('SF_PW') }}", "role": "transformer",
-                   "database": "ANALYTICS", "warehouse": "wh", "schema": "dev"}, "schema", "ANALYTICS", 255),
+    "snowflake": (
+        {
+            "account": "xy12345",
+            "user": "u",
+            "password": "{{ env_var('SF_PW') }}",
+            "role": "transformer",
+            "database": "ANALYTICS",
+            "warehouse": "wh",
+            "schema": "dev",
+        },
+        "schema",
+        "ANALYTICS",
+        255,
+    ),
     "bigquery": ({"method": "oauth", "project": "my-gcp", "dataset": "dev", "location": "EU"}, "dataset", "my-gcp", 1024),
-    "databricks": ({"host": "x.cloud.databricks.com", "http_path": "/sql/1.0/warehouses/1", "token": "{{ env_var('T') }}",
-                    "catalog": "main", "schema": "dev"}, "schema", "main", 255),
-    "trino": ({"method": "ldap", "host": "trino", "port": 443, "user": "u", "catalog": "hive", "schema": "dev"},
-              "schema", "hive", None),
-    "redshift": ({"host": "r.example.com", "port": 5439, "user": "u", "dbname": "warehouse", "schema": "dev"},
-                 "schema", "warehouse", 127),
+    "databricks": (
+        {
+            "host": "x.cloud.databricks.com",
+            "http_path": "/sql/1.0/warehouses/1",
+            "token": "{{ env_var('T') }}",
+            "catalog": "main",
+            "schema": "dev",
+        },
+        "schema",
+        "main",
+        255,
+    ),
+    "trino": ({"method": "ldap", "host": "trino", "port": 443, "user": "u", "catalog": "hive", "schema": "dev"}, "schema", "hive", None),
+    "redshift": ({"host": "r.example.com", "port": 5439, "user": "u", "dbname": "warehouse", "schema": "dev"}, "schema", "warehouse", 127),
     "clickhouse": ({"host": "ch", "port": 8123, "schema": "dev"}, "schema", None, None),
-    "sqlserver": ({"driver": "ODBC Driver 18 for SQL Server", "server": "sql", "port": 1433, "database": "dw",
-                   "schema": "dev"}, "schema", "dw", 128),
-    "fabric": ({"driver": "ODBC Driver 18 for SQL Server", "server": "x.datawarehouse.fabric.microsoft.com",
-                "database": "dw", "schema": "dev", "authentication": "CLI"}, "schema", "dw", 128),
+    "sqlserver": (
+        {"driver": "ODBC Driver 18 for SQL Server", "server": "sql", "port": 1433, "database": "dw", "schema": "dev"},
+        "schema",
+        "dw",
+        128,
+    ),
+    "fabric": (
+        {
+            "driver": "ODBC Driver 18 for SQL Server",
+            "server": "x.datawarehouse.fabric.microsoft.com",
+            "database": "dw",
+            "schema": "dev",
+            "authentication": "CLI",
+        },
+        "schema",
+        "dw",
+        128,
+    ),
     "mysql": ({"server": "mysql", "port": 3306, "username": "u", "schema": "dev"}, "schema", None, 64),
     "postgres": ({"host": "pg", "user": "u", "dbname": "dw", "schema": "dev"}, "schema", "dw", 63),
     "duckdb": ({"path": "/abs/w.duckdb", "schema": "dev"}, "schema", None, None),
@@ -48,8 +82,9 @@ MATRIX: dict[str, tuple[dict[str, Any], str, str | None, int | None]] = {
 def _generated(output: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     """The output as the generated profiles.yml gives it back to dbt."""
     isolated, _schema = isolate_output(output, SHORT, tmp_path)
-    text = render_profiles(commit="a" * 40, context="dev", profile_name="shop", target_name="dev",
-                           output=isolated, user_config=None, source=tmp_path)
+    text = render_profiles(
+        commit="a" * 40, context="dev", profile_name="shop", target_name="dev", output=isolated, user_config=None, source=tmp_path
+    )
     return yaml.safe_load(text)["shop"]["outputs"]["dev"]
 
 
@@ -76,12 +111,16 @@ def test_guard_checks_the_database_or_catalog_where_there_is_one(adapter: str, t
     written, key, database, _limit = MATRIX[adapter]
     generated = _generated({"type": adapter, **written}, tmp_path)
     schema = generated[key]
-    nodes = [{"unique_id": "model.shop.ok", "schema": schema, "database": database},
-             {"unique_id": "model.shop.custom", "schema": f"{schema}_marts", "database": database},
-             {"unique_id": "model.shop.other_catalog", "schema": schema, "database": "elsewhere"},
-             {"unique_id": "model.shop.shared", "schema": "dev", "database": database}]
+    nodes = [
+        {"unique_id": "model.shop.ok", "schema": schema, "database": database},
+        {"unique_id": "model.shop.custom", "schema": f"{schema}_marts", "database": database},
+        {"unique_id": "model.shop.other_catalog", "schema": schema, "database": "elsewhere"},
+        {"unique_id": "model.shop.shared", "schema": "dev", "database": database},
+    ]
     assert writes_outside(nodes, schema, database_of(generated)) == [
-        ("model.shop.other_catalog", f"elsewhere.{schema}"), ("model.shop.shared", f"{database}.dev")]
+        ("model.shop.other_catalog", f"elsewhere.{schema}"),
+        ("model.shop.shared", f"{database}.dev"),
+    ]
 
 
 @pytest.mark.parametrize("adapter", ["spark", "mysql", "clickhouse"])
@@ -112,11 +151,14 @@ def test_unknown_adapter_builds_into_schema_with_one_warning_line(project: Proje
     known = project.run("profile")
     assert known.code == 0 and "warning" not in known.stderr
     (project.project_dir / "profiles.yml").write_text(
-        "shop:\n  target: dev\n  outputs:\n    dev:\n      type: exasol\n      dsn: x\n      schema: dev\n")
+        "shop:\n  target: dev\n  outputs:\n    dev:\n      type: exasol\n      dsn: x\n      schema: dev\n"
+    )
     result = project.run("profile")
     assert result.code == 0, result.stderr
     generated = yaml.safe_load((Path(result.out) / "profiles.yml").read_text())
     assert generated["shop"]["outputs"]["dev"]["schema"] == f"dev_{project.second[:8]}"
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
-    assert warnings == [f"dot-tasks: warning: the exasol adapter has not been checked with dot-tasks: building "
-                        f"into its `schema` key (dev_{project.second[:8]}); check that its models land there"]
+    assert warnings == [
+        f"dot-tasks: warning: the exasol adapter has not been checked with dot-tasks: building "
+        f"into its `schema` key (dev_{project.second[:8]}); check that its models land there"
+    ]

@@ -36,10 +36,8 @@ def test_two_commits_side_by_side_in_one_duckdb_file(project: Project) -> None:
     database = project.project_dir / "warehouse.duckdb"  # the user's own file, not one in the worktree
     assert database.is_file()
     assert not list((project.build_dir(project.first) / "worktree").rglob("*.duckdb"))
-    assert duckdb_rows(database, f"select order_id, amount from dev_{project.first[:8]}.orders order by 1") == [
-        (1, 10), (2, 20), (3, 30)]
-    assert duckdb_rows(database, f"select order_id, amount from dev_{project.second[:8]}.orders order by 1") == [
-        (2, 40), (3, 60)]
+    assert duckdb_rows(database, f"select order_id, amount from dev_{project.first[:8]}.orders order by 1") == [(1, 10), (2, 20), (3, 30)]
+    assert duckdb_rows(database, f"select order_id, amount from dev_{project.second[:8]}.orders order by 1") == [(2, 40), (3, 60)]
     # The user's own schema is untouched.
     assert duckdb_rows(database, "select count(*) from information_schema.schemata where schema_name = 'dev'") == [(0,)]
 
@@ -49,16 +47,18 @@ def test_two_commits_side_by_side_in_postgres(tmp_path, pg, pg_schema) -> None:
     project = make_project(tmp_path, profile=postgres_profile(pg_schema))
     one, two = _build_both(project)
     # The two builds' schemas, and dot-tasks' registry of them beside (see docs/teams.md).
-    assert pg_schemas(pg, pg_schema) == {f"{pg_schema}_{project.first[:8]}", f"{pg_schema}_{project.second[:8]}",
-                                         f"{pg_schema}_dot"}
+    assert pg_schemas(pg, pg_schema) == {f"{pg_schema}_{project.first[:8]}", f"{pg_schema}_{project.second[:8]}", f"{pg_schema}_dot"}
     # Each build registered itself: its start, once the guard passed, and its end.
     assert pg_rows(pg, f'select commit_sha, status from "{pg_schema}_dot".dot_builds order by recorded_at') == [
-        (project.first, "running"), (project.first, "success"), (project.second, "running"), (project.second, "success")]
+        (project.first, "running"),
+        (project.first, "success"),
+        (project.second, "running"),
+        (project.second, "success"),
+    ]
     assert pg_rows(pg, f"select order_id, amount from {one['schema']}.orders order by 1") == [(1, 10), (2, 20), (3, 30)]
     assert pg_rows(pg, f"select order_id, amount from {two['schema']}.orders order by 1") == [(2, 40), (3, 60)]
     # env_var() secrets reach dbt, yet nothing under .dot holds the resolved value.
-    leaked = [p for p in (project.project_dir / ".dot").rglob("*")
-              if p.is_file() and SECRET.encode() in p.read_bytes()]
+    leaked = [p for p in (project.project_dir / ".dot").rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert leaked == []
     profile = yaml.safe_load((project.build_dir(project.second) / "dev" / "profiles.yml").read_text())
     assert profile["shop"]["outputs"]["dev"]["password"] == "{{ env_var('DOT_TEST_SECRET') }}"
@@ -113,8 +113,7 @@ def test_rerun_is_idempotent_and_reuses_the_worktree(project: Project) -> None:
     assert again.code == 0, again.stderr
     assert "worktree reused" in again.stderr
     assert marker.stat().st_mtime_ns == before
-    assert duckdb_rows(project.project_dir / "warehouse.duckdb",
-                       f"select count(*) from dev_{project.second[:8]}.orders") == [(2,)]
+    assert duckdb_rows(project.project_dir / "warehouse.duckdb", f"select count(*) from dev_{project.second[:8]}.orders") == [(2,)]
 
 
 def test_project_in_a_subdirectory(tmp_path) -> None:
@@ -131,22 +130,25 @@ def test_project_in_a_subdirectory(tmp_path) -> None:
 
 def test_local_package_is_installed_once_per_commit(tmp_path) -> None:
     project = make_project(tmp_path, subdir="dbt")
-    write(project.repo_dir / "macros_pkg" / "dbt_project.yml", """
+    write(
+        project.repo_dir / "macros_pkg" / "dbt_project.yml",
+        """
         name: macros_pkg
         config-version: 2
         version: "1.0"
-        """)
-    write(project.repo_dir / "macros_pkg" / "macros" / "double.sql",
-          "{% macro double(x) %}({{ x }} * 2){% endmacro %}\n")
+        """,
+    )
+    write(project.repo_dir / "macros_pkg" / "macros" / "double.sql", "{% macro double(x) %}({{ x }} * 2){% endmacro %}\n")
     write(project.project_dir / "packages.yml", "packages:\n  - local: ../macros_pkg\n")
-    write(project.project_dir / "models" / "doubled.sql",
-          "select order_id, {{ macros_pkg.double('amount') }} as amount from {{ ref('raw_orders') }}\n")
+    write(
+        project.project_dir / "models" / "doubled.sql",
+        "select order_id, {{ macros_pkg.double('amount') }} as amount from {{ ref('raw_orders') }}\n",
+    )
     commit = project.commit("use a local package")
     first = project.run("run", "--json")
     assert first.code == 0, first.stderr
     assert "Installing ../macros_pkg" in first.stderr or "Installed from <local @ ../macros_pkg>" in first.stderr
-    assert duckdb_rows(project.project_dir / "warehouse.duckdb",
-                       f"select sum(amount) from dev_{commit[:8]}.doubled") == [(120,)]
+    assert duckdb_rows(project.project_dir / "warehouse.duckdb", f"select sum(amount) from dev_{commit[:8]}.doubled") == [(120,)]
     second = project.run("run")
     assert second.code == 0, second.stderr
     assert first.stderr.count("Installing") == 1 and second.stderr.count("Installing") == 0

@@ -24,8 +24,7 @@ SCHEMA_MACRO = """
 
 
 def _schemas(project: Project) -> set[str]:
-    return {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb",
-                                      "select schema_name from information_schema.schemata")}
+    return {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb", "select schema_name from information_schema.schemata")}
 
 
 def _ok(result) -> None:
@@ -55,12 +54,13 @@ def test_clean_drops_exactly_the_selected_builds_under_every_selector(tmp_path) 
     # lookalike of A's schema, and into a lookalike of its own.
     write(project.project_dir / "macros" / "generate_schema_name.sql", SCHEMA_MACRO)
     write(project.project_dir / "models" / "shared.sql", "{{ config(schema='verbatim_dev') }}\nselect 1 as x\n")
-    write(project.project_dir / "models" / "a_lookalike.sql",
-          f"{{{{ config(schema='verbatim_dev_{a[:8]}_c') }}}}\nselect 1 as x\n")
+    write(project.project_dir / "models" / "a_lookalike.sql", f"{{{{ config(schema='verbatim_dev_{a[:8]}_c') }}}}\nselect 1 as x\n")
     write(project.project_dir / "models" / "own_lookalike.sql", "{{ config(schema='lookalike') }}\nselect 1 as x\n")
     write(project.project_dir / "models" / "marts.sql", "{{ config(schema='marts') }}\nselect 1 as x\n")
     # A second dbt project in the same repository, same database file, same base schema.
-    write(repo / "other" / "dbt_project.yml", """
+    write(
+        repo / "other" / "dbt_project.yml",
+        """
         name: other
         profile: shop
         config-version: 2
@@ -69,18 +69,27 @@ def test_clean_drops_exactly_the_selected_builds_under_every_selector(tmp_path) 
           other:
             +materialized: table
             +schema: other
-        """)
+        """,
+    )
     write(repo / "other" / "models" / "o.sql", "select 1 as x\n")
-    write(repo / "other" / "profiles.yml", """
+    write(
+        repo / "other" / "profiles.yml",
+        """
         shop:
           target: dev
           outputs:
             dev: {type: duckdb, path: ../warehouse.duckdb, schema: dev, threads: 1}
-        """)
+        """,
+    )
     c = project.commit("shared writes, lookalikes, and a second project")
 
-    for args in (["--ref", a], ["--ref", b], ["--ref", b, "--context", "prod"], ["--ref", "feature"],
-                 ["--ref", "HEAD", "--allow-shared-schemas"]):
+    for args in (
+        ["--ref", a],
+        ["--ref", b],
+        ["--ref", b, "--context", "prod"],
+        ["--ref", "feature"],
+        ["--ref", "HEAD", "--allow-shared-schemas"],
+    ):
         _ok(project.run("run", *args))
     _ok(dot("run", cwd=repo / "other"))
     decoys = {"dev", f"dev_{a[:8]}_c", f"dev_{c[:8]}x", f"dev_{c[:8]}_other"}
@@ -112,6 +121,7 @@ def test_clean_drops_exactly_the_selected_builds_under_every_selector(tmp_path) 
     schemas = _clean(project, schemas, {f"dev_{c[:8]}", f"dev_{c[:8]}_marts"}, "--ref", "HEAD")
     assert decoys <= schemas
     assert not (project.project_dir / ".dot" / "isolated_builds").exists() or not any(
-        (project.project_dir / ".dot" / "isolated_builds").iterdir())
+        (project.project_dir / ".dot" / "isolated_builds").iterdir()
+    )
     # The second project's build is untouched, files and schema.
     assert (repo / "other" / ".dot" / "isolated_builds" / c / "dev" / "build.json").is_file()

@@ -14,46 +14,64 @@ from conftest import Project, dot, git
 from dot_tasks.main import canonical_argv, command_help, grammars, program_help
 
 #: Invoke's core options: none of them means anything to a dot-tasks user.
-INVOKE_CORE = ("--prompt-for-sudo-password", "--pty", "--echo", "--core-opts", "--collection", "--search-root",
-               "--warn-only", "--hide", "--dry", "--complete", "--write-pyc", "--command-timeout", "--config",
-               "--debug", "Subcommands", "Docstring")
+INVOKE_CORE = (
+    "--prompt-for-sudo-password",
+    "--pty",
+    "--echo",
+    "--core-opts",
+    "--collection",
+    "--search-root",
+    "--warn-only",
+    "--hide",
+    "--dry",
+    "--complete",
+    "--write-pyc",
+    "--command-timeout",
+    "--config",
+    "--debug",
+    "Subcommands",
+    "Docstring",
+)
 
 
 def words(line: str) -> list[str]:
     return canonical_argv(["dot-tasks", *line.split()])[1:]
 
 
-@pytest.mark.parametrize("line, expected", [
-    # A spec, a bare ref, flags before or after: the same build.
-    ("run HEAD", "run --ref HEAD"),
-    ("run dev@main --json", "run --json --spec dev@main"),
-    ("run --project-dir P prod@HEAD", "run --project-dir P --spec prod@HEAD"),
-    ("run --ref HEAD~1 --context prod", "run --ref HEAD~1 --context prod"),
-    ("run --context prod @HEAD", "run --context prod --ref HEAD"),
-    ("run main@{1}", "run --ref main@{1}"),  # a reflog ref is not CTX@REF
-    ("build dev@main -- --select a+ b", "build --context dev --ref main -- --select a+ b"),
-    ("build HEAD --command=test", "build --command test --ref HEAD"),
-    ("profile @v1", "profile --ref v1"),
-    ("worktree HEAD~1", "worktree --ref HEAD~1"),
-    ("resolve main --short", "resolve --short --ref main"),
-    ("promote prod@v1 --json", "promote --json --spec prod@v1"),
-    ("rollback prod --to v1", "rollback --to v1 --context prod"),
-    ("live prod", "live --context prod"),
-    ("live --json", "live --json"),
-    ("diff main HEAD -o d.html", "diff --output d.html --base main --head HEAD"),
-    ("diff --select a+ prod@main --json HEAD", "diff --select a+ --json --base prod@main --head HEAD"),
-    ("diff --sample -1", "diff --sample -1"),  # a negative number is a value; diff refuses it itself
-    ("clean dev@abc --dry-run", "clean --dry-run --context dev --ref abc"),
-    ("clean --keep 3", "clean --keep 3"),
-    ("list --no-such-thing=1 --json", None),
-    ("run --ref diff dev@x", None),  # two refs
-    ("run --context live x", "run --context live --ref x"),
-    ("--version", "--version"),
-    ("run --help --ref x", "--help run"),
-    ("help diff", "--help diff"),
-    ("-h", "--help"),
-    ("run -- --help", "run -- --help"),  # after --, words are dbt's
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        # A spec, a bare ref, flags before or after: the same build.
+        ("run HEAD", "run --ref HEAD"),
+        ("run dev@main --json", "run --json --spec dev@main"),
+        ("run --project-dir P prod@HEAD", "run --project-dir P --spec prod@HEAD"),
+        ("run --ref HEAD~1 --context prod", "run --ref HEAD~1 --context prod"),
+        ("run --context prod @HEAD", "run --context prod --ref HEAD"),
+        ("run main@{1}", "run --ref main@{1}"),  # a reflog ref is not CTX@REF
+        ("build dev@main -- --select a+ b", "build --context dev --ref main -- --select a+ b"),
+        ("build HEAD --command=test", "build --command test --ref HEAD"),
+        ("profile @v1", "profile --ref v1"),
+        ("worktree HEAD~1", "worktree --ref HEAD~1"),
+        ("resolve main --short", "resolve --short --ref main"),
+        ("promote prod@v1 --json", "promote --json --spec prod@v1"),
+        ("rollback prod --to v1", "rollback --to v1 --context prod"),
+        ("live prod", "live --context prod"),
+        ("live --json", "live --json"),
+        ("diff main HEAD -o d.html", "diff --output d.html --base main --head HEAD"),
+        ("diff --select a+ prod@main --json HEAD", "diff --select a+ --json --base prod@main --head HEAD"),
+        ("diff --sample -1", "diff --sample -1"),  # a negative number is a value; diff refuses it itself
+        ("clean dev@abc --dry-run", "clean --dry-run --context dev --ref abc"),
+        ("clean --keep 3", "clean --keep 3"),
+        ("list --no-such-thing=1 --json", None),
+        ("run --ref diff dev@x", None),  # two refs
+        ("run --context live x", "run --context live --ref x"),
+        ("--version", "--version"),
+        ("run --help --ref x", "--help run"),
+        ("help diff", "--help diff"),
+        ("-h", "--help"),
+        ("run -- --help", "run -- --help"),  # after --, words are dbt's
+    ],
+)
 def test_argument_forms(line: str, expected: str | None) -> None:
     from dot_tasks.main import UsageError
 
@@ -64,27 +82,30 @@ def test_argument_forms(line: str, expected: str | None) -> None:
         assert words(line) == expected.split()
 
 
-@pytest.mark.parametrize("line, needles", [
-    ("run --ref HEAD~1 dev@HEAD", ["two refs", "--ref HEAD~1", "dev@HEAD"]),
-    ("run --context a b@HEAD", ["two contexts"]),
-    ("run --spec dev@x HEAD", ["--spec dev@x", "HEAD"]),
-    ("diff a b c", ["one too many", "'c'"]),
-    ("diff --base a b c", ["--base twice"]),
-    ("diff main HEAD -o", ["-o needs a value", "--output FILE"]),
-    ("clean --keep", ["--keep needs a value", "--keep 3"]),
-    ("clean --keep many", ["--keep takes a whole number", "'many'"]),
-    ("run --ref a --ref b", ["--ref was given twice"]),
-    ("run --json=yes", ["--json is a switch"]),
-    ("run --selec x", ["run has no option --selec", "did you mean --select"]),
-    ("list extra", ["list takes no bare words", "extra"]),
-    ("worktree dev@main", ["takes a ref, not a context", "dot-tasks worktree main"]),
-    ("buidl", ["unknown command 'buidl'", "did you mean build"]),
-    ("help buidl", ["no command named 'buidl'"]),
-    ("--echo run", ["unknown option --echo"]),
-    ("--ref x run", ["--ref", "belongs after the command"]),
-    ("-- x", ["'--' passes flags to dbt"]),
-    ("run dev@", ["CTX@REF"]),
-])
+@pytest.mark.parametrize(
+    "line, needles",
+    [
+        ("run --ref HEAD~1 dev@HEAD", ["two refs", "--ref HEAD~1", "dev@HEAD"]),
+        ("run --context a b@HEAD", ["two contexts"]),
+        ("run --spec dev@x HEAD", ["--spec dev@x", "HEAD"]),
+        ("diff a b c", ["one too many", "'c'"]),
+        ("diff --base a b c", ["--base twice"]),
+        ("diff main HEAD -o", ["-o needs a value", "--output FILE"]),
+        ("clean --keep", ["--keep needs a value", "--keep 3"]),
+        ("clean --keep many", ["--keep takes a whole number", "'many'"]),
+        ("run --ref a --ref b", ["--ref was given twice"]),
+        ("run --json=yes", ["--json is a switch"]),
+        ("run --selec x", ["run has no option --selec", "did you mean --select"]),
+        ("list extra", ["list takes no bare words", "extra"]),
+        ("worktree dev@main", ["takes a ref, not a context", "dot-tasks worktree main"]),
+        ("buidl", ["unknown command 'buidl'", "did you mean build"]),
+        ("help buidl", ["no command named 'buidl'"]),
+        ("--echo run", ["unknown option --echo"]),
+        ("--ref x run", ["--ref", "belongs after the command"]),
+        ("-- x", ["'--' passes flags to dbt"]),
+        ("run dev@", ["CTX@REF"]),
+    ],
+)
 def test_refusals_are_one_line_in_dot_tasks_words(tmp_path, line: str, needles: list[str]) -> None:
     result = dot(*line.split(), cwd=tmp_path)
     assert result.code == 2, result
@@ -144,8 +165,9 @@ def test_a_closed_pipe_exits_quietly(project: Project, args: list[str]) -> None:
     # The reader is gone before dot-tasks writes a byte: every write meets EPIPE.
     reader, writer = os.pipe()
     os.close(reader)
-    proc = subprocess.run([sys.executable, "-m", "dot_tasks", *args], cwd=project.project_dir, stdout=writer,
-                          stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dot_tasks", *args], cwd=project.project_dir, stdout=writer, stderr=subprocess.PIPE, text=True
+    )
     os.close(writer)
     assert proc.stderr == "" and proc.returncode == 141, proc.stderr
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import Project, dot, git, make_project, write
 
-from dot_tasks.builds import Settings, Workspace, warehouse_locks, write_profile, read_generated_profile
+from dot_tasks.builds import Settings, Workspace, read_generated_profile, warehouse_locks, write_profile
 from dot_tasks.errors import LockTimeout
 
 
@@ -57,9 +57,13 @@ def test_a_local_package_in_a_submodule_is_checked_out(tmp_path: Path, subdir: s
     up = "../" if subdir else ""
     write(project.project_dir / "packages.yml", f"packages:\n  - local: {up}pkgs/util\n")
     commit = project.commit("a local package from a submodule")
+
     def submodule_config() -> list[str]:
-        return [line for line in (project.repo_dir / ".git" / "config").read_text().splitlines()
-                if "submodule" in line or "url" in line or "active" in line]
+        return [
+            line
+            for line in (project.repo_dir / ".git" / "config").read_text().splitlines()
+            if "submodule" in line or "url" in line or "active" in line
+        ]
 
     config_before = submodule_config()
     result = project.run("worktree")
@@ -88,14 +92,17 @@ def test_one_duckdb_file_named_two_ways_is_one_file(project: Project, tmp_path: 
     data.mkdir()
     (project.project_dir / "link.duckdb").symlink_to(project.project_dir / "warehouse.duckdb")
     os.symlink(project.project_dir, data / "project")
-    write(project.project_dir / "profiles.yml", f"""
+    write(
+        project.project_dir / "profiles.yml",
+        f"""
         shop:
           target: dev
           outputs:
             dev: {{type: duckdb, path: warehouse.duckdb, schema: dev}}
             link: {{type: duckdb, path: link.duckdb, schema: dev}}
-            absolute: {{type: duckdb, path: "{data / 'project' / 'warehouse.duckdb'}", schema: dev}}
-        """)
+            absolute: {{type: duckdb, path: "{data / "project" / "warehouse.duckdb"}", schema: dev}}
+        """,
+    )
     ws = _workspace(project, timeout=0.3)
     outputs = {}
     for context in ("dev", "link", "absolute"):
@@ -109,7 +116,7 @@ def test_one_duckdb_file_named_two_ways_is_one_file(project: Project, tmp_path: 
         with warehouse_locks(ws, [outputs["dev"]]):
             failed: list[BaseException] = []
 
-            def second() -> None:
+            def second(other: str = other, failed: list[BaseException] = failed) -> None:
                 try:
                     with warehouse_locks(ws, [outputs[other]]):
                         pass
@@ -131,8 +138,13 @@ sys.stdin.read()
 
 
 def test_a_duckdb_file_open_elsewhere_is_named_and_the_good_record_kept(project: Project) -> None:
-    first = subprocess.Popen([sys.executable, "-m", "dot_tasks", "run", "--json"], cwd=project.project_dir,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "dot_tasks", "run", "--json"],
+        cwd=project.project_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # One progress line at once: before dbt, which takes seconds to start, says anything.
     progress = []
     assert first.stderr is not None
@@ -148,8 +160,12 @@ def test_a_duckdb_file_open_elsewhere_is_named_and_the_good_record_kept(project:
     good = record_path.read_text()
     assert json.loads(good)["status"] == "success"
 
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_DUCKDB, str(project.project_dir / "warehouse.duckdb")],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_DUCKDB, str(project.project_dir / "warehouse.duckdb")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "open\n"
         started = time.monotonic()
@@ -159,8 +175,10 @@ def test_a_duckdb_file_open_elsewhere_is_named_and_the_good_record_kept(project:
         holder.communicate("")
     assert result.code == 2, result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("dot-tasks: ")]
-    assert f"waiting for the DuckDB file {project.project_dir / 'warehouse.duckdb'}, open in another process " \
-           f"(held by pid {holder.pid}: {sys.executable} -c" in result.stderr, result.stderr
+    assert (
+        f"waiting for the DuckDB file {project.project_dir / 'warehouse.duckdb'}, open in another process "
+        f"(held by pid {holder.pid}: {sys.executable} -c" in result.stderr
+    ), result.stderr
     assert ours[-1].startswith("dot-tasks: gave up after 1s") and f"pid {holder.pid}" in ours[-1], ours
     assert "Traceback" not in result.stderr and "Running with dbt" not in result.stderr
     assert record_path.read_text() == good  # the build that never started left the good record alone
@@ -186,9 +204,12 @@ sys.stdin.read()
 
 def _taken_after_the_check_keeps_the_good_record(project: Project, record_path: Path, good: str) -> None:
     """The race: the file is taken between dot-tasks' check and dbt's connection."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_WHEN_RUNNING, str(record_path),
-                               str(project.project_dir / "warehouse.duckdb")],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WHEN_RUNNING, str(record_path), str(project.project_dir / "warehouse.duckdb")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         result = project.run("run")
         assert holder.stdout is not None and holder.stdout.readline() == "open\n"  # the race really happened

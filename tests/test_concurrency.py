@@ -16,15 +16,20 @@ from conftest import Project, duckdb_rows, git, make_project, pg_rows, postgres_
 
 
 def _popen(project: Project, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dot_tasks", *args], cwd=project.project_dir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dot_tasks", *args],
+        cwd=project.project_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _more_commits(project: Project, n: int) -> list[str]:
     commits = []
     for i in range(n):
-        write(project.project_dir / "models" / "orders.sql",
-              f"select order_id, amount + {i} as amount from {{{{ ref('raw_orders') }}}}\n")
+        write(project.project_dir / "models" / "orders.sql", f"select order_id, amount + {i} as amount from {{{{ ref('raw_orders') }}}}\n")
         commits.append(project.commit(f"variant {i}"))
     return commits
 

@@ -63,17 +63,17 @@ def _make(root: Path, profile: str) -> tuple[Project, str, str, str]:
     write(repo / "models" / "orders.sql", "select order_id, amount from {{ ref('raw_orders') }}\n")
     write(repo / "models" / "order_totals.sql", "select count(*) as n from {{ ref('orders') }}\n")
     write(repo / "models" / "legacy.sql", "select 1 as x\n")
-    write(repo / "models" / "marts" / "summary.sql",
-          "{{ config(schema='marts') }}\nselect sum(amount) as total from {{ ref('orders') }}\n")
+    write(repo / "models" / "marts" / "summary.sql", "{{ config(schema='marts') }}\nselect sum(amount) as total from {{ ref('orders') }}\n")
     write(repo / "models" / "schema.yml", SCHEMA_YML)
     write(repo / ".gitignore", "target/\nlogs/\n*.duckdb*\n")
     write(repo / "profiles.yml", profile)
     project = Project(repo, repo, "", "")
     a = project.commit("A")
-    write(repo / "models" / "orders.sql",
-          "select order_id, amount * 2 as amount_doubled from {{ ref('raw_orders') }} where order_id > 1\n")
-    write(repo / "models" / "marts" / "summary.sql",
-          "{{ config(schema='marts') }}\nselect sum(amount_doubled) as total from {{ ref('orders') }}\n")
+    write(repo / "models" / "orders.sql", "select order_id, amount * 2 as amount_doubled from {{ ref('raw_orders') }} where order_id > 1\n")
+    write(
+        repo / "models" / "marts" / "summary.sql",
+        "{{ config(schema='marts') }}\nselect sum(amount_doubled) as total from {{ ref('orders') }}\n",
+    )
     (repo / "models" / "legacy.sql").unlink()
     b = project.commit("B: fewer orders, another shape, no legacy")
     git("checkout", "-q", "-b", "broken", cwd=repo)
@@ -82,7 +82,6 @@ def _make(root: Path, profile: str) -> tuple[Project, str, str, str]:
     git("checkout", "-q", "main", cwd=repo)
     project.first, project.second = a, b
     return project, a, b, c
-
 
 
 @dataclass
@@ -135,9 +134,7 @@ class Env:
             con.close()
 
     def relations(self, schema: str) -> dict[str, str]:
-        found = self.rows(
-            "select table_name, table_type from information_schema.tables "
-            f"where table_schema = '{schema}'")
+        found = self.rows(f"select table_name, table_type from information_schema.tables where table_schema = '{schema}'")
         return {name: "view" if kind.upper() == "VIEW" else "table" for name, kind in found}
 
     def state(self, schema: str) -> tuple:
@@ -153,26 +150,31 @@ STATE_B = (2, 2, 100, False)
 
 
 def _duckdb_profile() -> str:
-    outputs = "".join(f"""
+    outputs = "".join(
+        f"""
             {name}:
               type: duckdb
               path: warehouse.duckdb
               schema: {schema}
-              threads: 2""" for name, schema in (("prod", "analytics"), ("dev", "sandbox")))
+              threads: 2"""
+        for name, schema in (("prod", "analytics"), ("dev", "sandbox"))
+    )
     return f"shop:\n  target: prod\n  outputs:{textwrap.indent(textwrap.dedent(outputs), '    ')}\n"
 
 
 def _postgres_profile(base: str) -> str:
     fields = textwrap.indent(pg_output_fields(), " " * 14).lstrip()
-    outputs = "".join(f"""
+    outputs = "".join(
+        f"""
             {name}:
               type: postgres
               {fields}
               password: ""
               schema: {schema}
-              threads: 2""" for name, schema in (("prod", base), ("dev", base + "_dev")))
+              threads: 2"""
+        for name, schema in (("prod", base), ("dev", base + "_dev"))
+    )
     return f"shop:\n  target: prod\n  outputs:{textwrap.indent(textwrap.dedent(outputs), '    ')}\n"
-
 
 
 def _build_all(env: Env) -> None:
@@ -195,8 +197,7 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             env = Env(engine, project, a, b, c, {"prod": base, "dev": base + "_dev"})
         else:
             project, a, b, c = _make(root, _duckdb_profile())
-            env = Env(engine, project, a, b, c, {"prod": "analytics", "dev": "sandbox"},
-                      database=project.project_dir / "warehouse.duckdb")
+            env = Env(engine, project, a, b, c, {"prod": "analytics", "dev": "sandbox"}, database=project.project_dir / "warehouse.duckdb")
         _build_all(env)
         yield env
     finally:
@@ -247,7 +248,10 @@ def test_promote_promote_rollback_shows_exactly_each_commit(env: Env) -> None:
 
     history = _history(env)
     assert [(h["action"], h["commit"], h["previous_commit"]) for h in history[:3]] == [
-        ("rollback", env.a, env.b), ("promote", env.b, env.a), ("promote", env.a, None)]
+        ("rollback", env.a, env.b),
+        ("promote", env.b, env.a),
+        ("promote", env.a, None),
+    ]
     for h in history[:3]:
         assert h["context"] == "prod" and h["node_count"] in (4, 5) and h["gate_overridden"] in (False, 0)
         assert h["promoted_by"] and h["short"] in (sa, sb) and h["promoted_at"]
@@ -271,8 +275,7 @@ def test_drift_after_a_live_view_is_replaced_by_hand(env: Env) -> None:
     assert drifted.code == 1  # drift fails the command, for a monitor; --exit-zero only reports
     report = json.loads(env.ok("live", "prod", "--json", "--exit-zero").stdout)
     problems = {d["relation"]: d["problem"] for d in report["drift"]}
-    assert problems == {f"{live}.order_totals": f"no longer a view over {live}_{env.a[:8]}.order_totals",
-                        f"{live}.legacy": "missing"}
+    assert problems == {f"{live}.order_totals": f"no longer a view over {live}_{env.a[:8]}.order_totals", f"{live}.legacy": "missing"}
     shown = env.run("live", "prod").stdout
     assert "drift     " in shown and "order_totals" in shown
     # The next promotion puts its own views back.
@@ -374,61 +377,68 @@ def test_gate_judges_every_node_across_invocations() -> None:
     from dot_tasks.builds import node_statuses
 
     commit, ctx = "a" * 40, "prod"
-    manifest = {"nodes": {
-        "model.shop.orders": {"resource_type": "model", "config": {}},
-        "model.shop.eph": {"resource_type": "model", "config": {"materialized": "ephemeral"}},
-        "seed.shop.raw": {"resource_type": "seed", "config": {}},
-        "test.shop.unique_orders.1": {"resource_type": "test", "depends_on": {"nodes": ["model.shop.orders"]}},
-        "test.shop.check_raw.2": {"resource_type": "test", "depends_on": {"nodes": ["seed.shop.raw"]}},
-    }}
+    manifest = {
+        "nodes": {
+            "model.shop.orders": {"resource_type": "model", "config": {}},
+            "model.shop.eph": {"resource_type": "model", "config": {"materialized": "ephemeral"}},
+            "seed.shop.raw": {"resource_type": "seed", "config": {}},
+            "test.shop.unique_orders.1": {"resource_type": "test", "depends_on": {"nodes": ["model.shop.orders"]}},
+            "test.shop.check_raw.2": {"resource_type": "test", "depends_on": {"nodes": ["seed.shop.raw"]}},
+        }
+    }
 
     def results(*pairs: tuple[str, str], at: str = "2026-11-29T10:01:00Z") -> dict:
         return {"metadata": {"generated_at": at}, "results": [{"unique_id": u, "status": s} for u, s in pairs]}
 
     started = "2026-11-29T10:00:00+00:00"
-    everything = results(("model.shop.orders", "success"), ("seed.shop.raw", "success"),
-                         ("test.shop.unique_orders.1", "fail"), ("test.shop.check_raw.2", "pass"))
+    everything = results(
+        ("model.shop.orders", "success"),
+        ("seed.shop.raw", "success"),
+        ("test.shop.unique_orders.1", "fail"),
+        ("test.shop.check_raw.2", "pass"),
+    )
     nodes = node_statuses(None, ["build"], [], everything, manifest, started)
-    record = {"commit": commit, "context": ctx, "command": "build", "status": "success", "exit_code": 0,
-              "nodes": nodes}
+    record = {"commit": commit, "context": ctx, "command": "build", "status": "success", "exit_code": 0, "nodes": nodes}
 
     def problems(nodes: dict, **kw: Any) -> str:
         return "; ".join(deploy.gate_problems({**record, "nodes": nodes}, manifest, commit, ctx, **kw))
 
     assert problems(nodes) == "1 test(s) failed: unique_orders"
     # A selection that passes does not repair what it did not run ...
-    walked = node_statuses(nodes, ["build"], ["--select", "raw"],
-                           results(("seed.shop.raw", "success"), ("test.shop.check_raw.2", "pass")), manifest, started)
+    walked = node_statuses(
+        nodes, ["build"], ["--select", "raw"], results(("seed.shop.raw", "success"), ("test.shop.check_raw.2", "pass")), manifest, started
+    )
     assert problems(walked) == "1 test(s) failed: unique_orders"
     # ... a model rebuilt without its tests leaves them stale ...
-    rerun = node_statuses(nodes, ["run"], ["--select", "orders"], results(("model.shop.orders", "success")),
-                          manifest, started)
-    assert problems(rerun) == ("1 test(s) ran before the node they test was rebuilt, and have not run since: "
-                               "unique_orders")
+    rerun = node_statuses(nodes, ["run"], ["--select", "orders"], results(("model.shop.orders", "success")), manifest, started)
+    assert problems(rerun) == ("1 test(s) ran before the node they test was rebuilt, and have not run since: unique_orders")
     # ... and one that covers the failed node repairs it by passing it.
-    fixed = node_statuses(nodes, ["build"], ["--select", "orders+"],
-                          results(("model.shop.orders", "success"), ("test.shop.unique_orders.1", "pass")),
-                          manifest, started)
+    fixed = node_statuses(
+        nodes,
+        ["build"],
+        ["--select", "orders+"],
+        results(("model.shop.orders", "success"), ("test.shop.unique_orders.1", "pass")),
+        manifest,
+        started,
+    )
     assert problems(fixed) == ""
     # A full `run` starts the models afresh; the tests stay until a full `test` starts them afresh too.
     run_only = node_statuses(None, ["run"], [], results(("model.shop.orders", "success")), manifest, started)
     assert "1 node(s) were never built: raw" in problems(run_only) and "2 test(s) never ran" in problems(run_only)
-    tested = node_statuses({**fixed, "model.shop.orders": "error"}, ["run"], [],
-                           results(("model.shop.orders", "success")), manifest, started)
+    tested = node_statuses(
+        {**fixed, "model.shop.orders": "error"}, ["run"], [], results(("model.shop.orders", "success")), manifest, started
+    )
     assert "unique_orders" in problems(tested)  # stale after the rebuild
     # Old run_results (another invocation's) change nothing.
     assert node_statuses(nodes, ["build"], [], results(at="2026-11-29T09:00:00Z"), manifest, started) == nodes
-    assert "warned (--fail-on-warn): unique_orders" in problems({**fixed, "test.shop.unique_orders.1": "warn"},
-                                                                  fail_on_warn=True)
+    assert "warned (--fail-on-warn): unique_orders" in problems({**fixed, "test.shop.unique_orders.1": "warn"}, fail_on_warn=True)
     assert problems({**fixed, "test.shop.unique_orders.1": "warn"}) == ""
     assert "skipped after an upstream failure" in problems({**fixed, "test.shop.unique_orders.1": "skipped"})
     assert "did not build: orders" in problems({**fixed, "model.shop.orders": "error"})
     assert "unit_orders" in problems({**fixed, "unit_test.shop.orders.unit_orders": "fail"})
-    text = "; ".join(deploy.gate_problems({**record, "status": "failed", "exit_code": 1, "nodes": fixed},
-                                          manifest, commit, ctx))
+    text = "; ".join(deploy.gate_problems({**record, "status": "failed", "exit_code": 1, "nodes": fixed}, manifest, commit, ctx))
     assert text == "its last dbt build failed (exit 1)"
-    assert "being built right now" in "; ".join(deploy.gate_problems({**record, "status": "running"}, manifest,
-                                                                       commit, ctx))
+    assert "being built right now" in "; ".join(deploy.gate_problems({**record, "status": "running"}, manifest, commit, ctx))
     assert "no per-node results" in "; ".join(deploy.gate_problems({**record, "nodes": None}, manifest, commit, ctx))
     assert "manifest.json is missing" in "; ".join(deploy.gate_problems(record, None, commit, ctx))
     assert "another commit" in "; ".join(deploy.gate_problems({**record, "commit": "b" * 40}, manifest, commit, ctx))
@@ -443,12 +453,14 @@ def test_live_locations_take_the_suffix_out() -> None:
     assert deploy.live_schema_for("analytics_ab12cd34x", "analytics_ab12cd34", "analytics") is None
     with pytest.raises(deploy.PromotionRefused):
         deploy.live_base("analytics", "ab12cd34")
-    manifest = {"nodes": {
-        "model.p.a": {"resource_type": "model", "schema": "s_1234", "name": "a", "alias": "a_alias", "config": {}},
-        "model.p.e": {"resource_type": "model", "schema": "s_1234", "name": "e", "config": {"materialized": "ephemeral"}},
-        "test.p.t": {"resource_type": "test", "schema": "s_1234", "name": "t", "config": {}},
-        "seed.p.s": {"resource_type": "seed", "schema": "s_1234_raw", "name": "s", "config": {}},
-    }}
+    manifest = {
+        "nodes": {
+            "model.p.a": {"resource_type": "model", "schema": "s_1234", "name": "a", "alias": "a_alias", "config": {}},
+            "model.p.e": {"resource_type": "model", "schema": "s_1234", "name": "e", "config": {"materialized": "ephemeral"}},
+            "test.p.t": {"resource_type": "test", "schema": "s_1234", "name": "t", "config": {}},
+            "seed.p.s": {"resource_type": "seed", "schema": "s_1234_raw", "name": "s", "config": {}},
+        }
+    }
     assert deploy.plan_relations(manifest, "s_1234", "s") == [["s_1234", "s", "a_alias"], ["s_1234_raw", "s_raw", "s"]]
     manifest["nodes"]["model.p.x"] = {"resource_type": "model", "schema": "elsewhere", "name": "x", "config": {}}
     with pytest.raises(deploy.PromotionRefused, match="outside s_1234"):
@@ -467,8 +479,7 @@ def test_repairing_the_live_commit_keeps_the_real_previous_release(env: Env) -> 
     repair = json.loads(env.ok("promote", f"prod@{env.b}", "--json", "--verbose").stdout)
     assert repair["action"] == "repair" and repair["previous_commit"] == env.a
     history = _history(env)
-    assert [(h["action"], h["commit"], h["previous_commit"]) for h in history[:2]] == [
-        ("repair", env.b, env.a), ("promote", env.b, env.a)]
+    assert [(h["action"], h["commit"], h["previous_commit"]) for h in history[:2]] == [("repair", env.b, env.a), ("promote", env.b, env.a)]
     back = env.ok("rollback", "prod")
     assert f"prod is now {env.a}" in back.stdout
     assert env.state(env.live["prod"]) == STATE_A
@@ -493,8 +504,13 @@ def test_rebuilding_the_live_commit_is_refused_unless_rebuild_live(env: Env) -> 
 def _plain_dbt(env: Env, context: str, *args: str) -> subprocess.CompletedProcess:
     """The user's own `dbt build` from their checkout, without dot-tasks."""
     dbt = Path(sys.executable).with_name("dbt")
-    return subprocess.run([str(dbt), *args, "--target", context, "--profiles-dir", ".", "--project-dir", "."],
-                          cwd=env.project.project_dir, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(dbt), *args, "--target", context, "--profiles-dir", ".", "--project-dir", "."],
+        cwd=env.project.project_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_retire_then_plain_dbt_then_replace_existing_over_dbts_own_views(env: Env) -> None:
@@ -504,8 +520,7 @@ def test_retire_then_plain_dbt_then_replace_existing_over_dbts_own_views(env: En
     retired = json.loads(env.ok("retire", "dev", "--json").stdout)
     assert retired["retired"] == env.a and f"{live}.orders" in retired["dropped"]
     # Every view the promotion made is gone from the warehouse, not only from the report.
-    made = json.loads(env.rows(
-        f"select relations from {live}.dot_promotions where action <> 'retire' order by seq desc limit 1")[0][0])
+    made = json.loads(env.rows(f"select relations from {live}.dot_promotions where action <> 'retire' order by seq desc limit 1")[0][0])
     assert made and not ({rel[2] for rel in made} & set(env.relations(live))), env.relations(live)
     assert "nothing is live" in env.ok("live", "dev").stdout
     assert (env.a, "dev") not in deploy.live_marks(_workspace(env))
@@ -540,7 +555,7 @@ def test_retire_then_plain_dbt_then_replace_existing_over_dbts_own_views(env: En
     assert env.rows(f"select count(*) from {live}.raw_orders") == [(3,)]
     if env.engine == "postgres":
         assert env.rows(f'select mine from {live}."ORDERS"') == [(7,)]  # left alone, never in the way
-        assert f'{live}.ORDERS' not in json.dumps(result)
+        assert f"{live}.ORDERS" not in json.dumps(result)
 
 
 def test_gate_walk_around_is_refused_until_the_failed_nodes_pass(env: Env) -> None:
@@ -548,9 +563,11 @@ def test_gate_walk_around_is_refused_until_the_failed_nodes_pass(env: Env) -> No
         pytest.skip("the gate reads only files; DuckDB shows it")
     repo = env.project.repo_dir
     git("checkout", "-q", "-b", "dup", env.b, cwd=repo)
-    write(repo / "models" / "orders.sql",
-          "select order_id, amount * 2 as amount_doubled from {{ ref('raw_orders') }} where order_id > 1\n"
-          "{% if var('dup', false) %}union all select 2, 40{% endif %}\n")
+    write(
+        repo / "models" / "orders.sql",
+        "select order_id, amount * 2 as amount_doubled from {{ ref('raw_orders') }} where order_id > 1\n"
+        "{% if var('dup', false) %}union all select 2, 40{% endif %}\n",
+    )
     d = env.project.commit("D: orders duplicates a key when asked")
     git("checkout", "-q", "main", cwd=repo)
     failed = env.run("run", f"prod@{d}", "--", "--vars", "{dup: true}")
@@ -607,8 +624,14 @@ def _workspace(env: Env) -> Any:
 
 
 def _popen(env: Env, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dot_tasks", *args], cwd=env.project.project_dir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dot_tasks", *args],
+        cwd=env.project.project_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_two_promotes_at_once_serialize(env: Env) -> None:
@@ -667,9 +690,12 @@ def test_four_readers_in_both_orders_never_fail_nor_see_a_mix_during_10_switches
     live = env.live["prod"]
     env.ok("promote", f"prod@{env.a}")
     stop = tmp_path / "stop"
-    readers = [subprocess.Popen([sys.executable, "-c", READER, PG_DSN, live, str(stop), order],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for order in ("forward", "backward", "forward", "backward")]
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, PG_DSN, live, str(stop), order], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for order in ("forward", "backward", "forward", "backward")
+    ]
     switches = []
     try:
         for _ in range(5):  # 5 promote/rollback cycles: 10 switches
@@ -700,15 +726,17 @@ def _pg_rows(sql: str) -> list[tuple]:
 
 def _waiting_pids(live: str) -> set[int]:
     """Backends waiting for the promotion lock of `live`, or for the lock of its orders view."""
-    return {row[0] for row in _pg_rows(
-        "select pid from pg_locks where not granted and (locktype = 'advisory' or "
-        f"relation = '{live}.orders'::regclass)")}
+    return {
+        row[0]
+        for row in _pg_rows(
+            f"select pid from pg_locks where not granted and (locktype = 'advisory' or relation = '{live}.orders'::regclass)"
+        )
+    }
 
 
 def test_the_whole_promotion_is_one_transaction_holding_the_promotion_lock(env: Env, tmp_path: Path) -> None:
     _postgres_only(env)
     import psycopg2
-
     from gates import Run
 
     live = env.live["prod"]
@@ -725,11 +753,12 @@ def test_the_whole_promotion_is_one_transaction_holding_the_promotion_lock(env: 
             time.sleep(0.01)
         [(pid, state, xact_age)] = _pg_rows(
             "select a.pid, a.state, extract(epoch from now() - a.xact_start) from pg_locks l "
-            "join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.granted")
+            "join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.granted"
+        )
         # The promoting backend holds the transaction-scoped lock while it waits: one transaction since.
         assert state in ("active", "idle in transaction") and xact_age > 0
         time.sleep(0.3)
-        assert _pg_rows(f"select pid from pg_locks where locktype = 'advisory' and granted") == [(pid,)]
+        assert _pg_rows("select pid from pg_locks where locktype = 'advisory' and granted") == [(pid,)]
     finally:
         reader.rollback()
         reader.close()
@@ -745,7 +774,6 @@ def test_two_clones_promoting_at_once_are_serialised_by_the_warehouse(env: Env, 
     """Two machines (two clones, each its own .dot), one warehouse: the advisory lock is what orders them."""
     _postgres_only(env)
     import psycopg2
-
     from gates import Run
 
     live = env.live["prod"]
@@ -759,8 +787,7 @@ def test_two_clones_promoting_at_once_are_serialised_by_the_warehouse(env: Env, 
     try:
         with holder.cursor() as cur:
             cur.execute(f"lock table {live}.orders in access share mode")
-        runs = [Run(env.project, "promote", f"prod@{env.b}"),
-                Run(clone, "promote", f"prod@{env.c}", "--allow-untested")]
+        runs = [Run(env.project, "promote", f"prod@{env.b}"), Run(clone, "promote", f"prod@{env.c}", "--allow-untested")]
         seen: set[int] = set()
         deadline = time.monotonic() + 120
         while len(seen) < 2 and time.monotonic() < deadline:
@@ -810,8 +837,11 @@ def _promote_until(env: Env, marker: str, ref: str, blocked_on: str | None = Non
         seen.append(line)
         if marker in line:
             deadline = time.monotonic() + 60
-            while blocked_on and time.monotonic() < deadline and not env.rows(
-                    f"select count(*) from pg_locks where not granted and relation = '{blocked_on}'::regclass")[0][0]:
+            while (
+                blocked_on
+                and time.monotonic() < deadline
+                and not env.rows(f"select count(*) from pg_locks where not granted and relation = '{blocked_on}'::regclass")[0][0]
+            ):
                 time.sleep(0.05)
             os.killpg(proc.pid, signal.SIGKILL)
             break
@@ -835,10 +865,10 @@ def test_promote_killed_at_any_moment_leaves_one_commit_live(env: Env, moment: s
 
     live = env.live["prod"]
     marker = {
-        "before dbt": "promote: switching",                # ours, before dbt starts
-        "lock taken": "promotion lock taken",              # inside the transaction, before any change
-        "mid-switch": "dot-tasks: switching ",             # dbt's line: the switch under way, held mid-way (below)
-        "at commit": "committing the switch",              # at the commit itself: either side, never between
+        "before dbt": "promote: switching",  # ours, before dbt starts
+        "lock taken": "promotion lock taken",  # inside the transaction, before any change
+        "mid-switch": "dot-tasks: switching ",  # dbt's line: the switch under way, held mid-way (below)
+        "at commit": "committing the switch",  # at the commit itself: either side, never between
     }[moment]
     env.ok("promote", f"prod@{env.a}")
     blocker = None
@@ -900,11 +930,15 @@ def test_kill_9_of_promote_alone_leaves_no_orphan_and_everything_agrees(env: Env
 def test_promote_rollback_and_live_take_their_words_positionally() -> None:
     from dot_tasks.main import accept_positional_spec
 
-    assert accept_positional_spec(["dot-tasks", "promote", "prod@v1", "--json"]) == [
-        "dot-tasks", "promote", "--spec", "prod@v1", "--json"]
+    assert accept_positional_spec(["dot-tasks", "promote", "prod@v1", "--json"]) == ["dot-tasks", "promote", "--spec", "prod@v1", "--json"]
     assert accept_positional_spec(["dot-tasks", "rollback", "prod", "--to", "v1"]) == [
-        "dot-tasks", "rollback", "--context", "prod", "--to", "v1"]
+        "dot-tasks",
+        "rollback",
+        "--context",
+        "prod",
+        "--to",
+        "v1",
+    ]
     assert accept_positional_spec(["dot-tasks", "live", "prod"]) == ["dot-tasks", "live", "--context", "prod"]
     assert accept_positional_spec(["dot-tasks", "live", "--json"]) == ["dot-tasks", "live", "--json"]
-    assert accept_positional_spec(["dot-tasks", "run", "--context", "live", "x"]) == [
-        "dot-tasks", "run", "--context", "live", "x"]
+    assert accept_positional_spec(["dot-tasks", "run", "--context", "live", "x"]) == ["dot-tasks", "run", "--context", "live", "x"]

@@ -23,8 +23,10 @@ def _package_repo(root) -> str:
 
 def _uses_package(project: Project, packages_yml: str) -> str:
     write(project.project_dir / "packages.yml", packages_yml)
-    write(project.project_dir / "models" / "doubled.sql",
-          "select order_id, {{ macros_pkg.double('amount') }} as amount from {{ ref('raw_orders') }}\n")
+    write(
+        project.project_dir / "models" / "doubled.sql",
+        "select order_id, {{ macros_pkg.double('amount') }} as amount from {{ ref('raw_orders') }}\n",
+    )
     return project.commit("use a package")
 
 
@@ -46,7 +48,7 @@ def test_no_deps_really_skips_dbt_deps(tmp_path) -> None:
 
 def test_run_killed_during_dbt_deps_can_be_repeated(project: Project, tmp_path) -> None:
     url = _package_repo(tmp_path / "pkg")
-    commit = _uses_package(project, f"packages:\n  - git: \"{url}\"\n")
+    commit = _uses_package(project, f'packages:\n  - git: "{url}"\n')
     gate = Gate(tmp_path / "gate")
     path = f"{git_wrapper(tmp_path / 'bin', 'clone')}:{os.environ['PATH']}"
     run = Run(project, "run", env={**gate.env, "PATH": path})
@@ -60,5 +62,4 @@ def test_run_killed_during_dbt_deps_can_be_repeated(project: Project, tmp_path) 
     again = project.run("run", "--json", env={**gate.env, "PATH": path})
     assert again.code == 0, again.stderr
     assert summary(again)["status"] == "success" and paths.deps_marker.is_file()
-    assert duckdb_rows(project.project_dir / "warehouse.duckdb",
-                       f"select sum(amount) from dev_{commit[:8]}.doubled") == [(120,)]
+    assert duckdb_rows(project.project_dir / "warehouse.duckdb", f"select sum(amount) from dev_{commit[:8]}.doubled") == [(120,)]

@@ -23,16 +23,19 @@ import pytest
 from conftest import PG_DSN, Project, git, make_hermetic, pg_connect_or_skip, postgres_profile, write
 
 ORDERS_V1 = "select order_id, customer_id, amount, status, note from {{ ref('raw_orders') }}\n"
-ORDERS_V2 = ("select order_id, customer_id, case when status = 'returned' then 0 else amount end as amount, "
-             "status, note from {{ ref('raw_orders') }}\n")
-
+ORDERS_V2 = (
+    "select order_id, customer_id, case when status = 'returned' then 0 else amount end as amount, "
+    "status, note from {{ ref('raw_orders') }}\n"
+)
 
 
 def make_diff_project(root: Path, profile: str) -> Project:
     repo = root / "repo"
     repo.mkdir(parents=True)
     git("init", "-q", "-b", "main", cwd=repo)
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: shop
         profile: shop
         config-version: 2
@@ -44,8 +47,11 @@ def make_diff_project(root: Path, profile: str) -> Project:
           shop:
             raw_orders:
               +column_types: {order_id: integer, customer_id: integer, amount: integer, status: varchar, note: varchar}
-        """)
-    write(repo / "seeds" / "raw_orders.csv", """
+        """,
+    )
+    write(
+        repo / "seeds" / "raw_orders.csv",
+        """
         order_id,customer_id,amount,status,note
         1,1,10,placed,
         2,1,20,returned,gift
@@ -57,29 +63,38 @@ def make_diff_project(root: Path, profile: str) -> Project:
         8,4,80,placed,
         9,5,90,placed,
         10,5,100,placed,
-        """)
-    write(repo / "seeds" / "raw_customers.csv", """
+        """,
+    )
+    write(
+        repo / "seeds" / "raw_customers.csv",
+        """
         customer_id,name
         1,Ann
         2,Bob
         3,Cid
         4,Dee
         5,Eve
-        """)
+        """,
+    )
     models = repo / "models"
     write(models / "orders.sql", ORDERS_V1)
-    write(models / "order_totals.sql",
-          "select customer_id, sum(amount) as total, count(*) as n from {{ ref('orders') }} group by customer_id\n")
-    write(models / "order_lines.sql",
-          "select o.order_id, l.line_no, o.amount * l.line_no as qty from {{ ref('orders') }} o "
-          "cross join (select 1 as line_no union all select 2 as line_no) l\n")
+    write(
+        models / "order_totals.sql",
+        "select customer_id, sum(amount) as total, count(*) as n from {{ ref('orders') }} group by customer_id\n",
+    )
+    write(
+        models / "order_lines.sql",
+        "select o.order_id, l.line_no, o.amount * l.line_no as qty from {{ ref('orders') }} o "
+        "cross join (select 1 as line_no union all select 2 as line_no) l\n",
+    )
     write(models / "customers.sql", "select customer_id, name from {{ ref('raw_customers') }}\n")
     write(models / "dupes.sql", "select customer_id, amount from {{ ref('raw_orders') }}\n")
-    write(models / "widened.sql",
-          "select order_id, cast(amount as integer) as amount from {{ ref('raw_orders') }}\n")
+    write(models / "widened.sql", "select order_id, cast(amount as integer) as amount from {{ ref('raw_orders') }}\n")
     write(models / "old_model.sql", "select order_id from {{ ref('raw_orders') }}\n")
     write(models / "eph.sql", "{{ config(materialized='ephemeral') }}\nselect 1 as x\n")
-    write(models / "schema.yml", """
+    write(
+        models / "schema.yml",
+        """
         version: 2
         models:
           - name: orders
@@ -102,15 +117,15 @@ def make_diff_project(root: Path, profile: str) -> Project:
           - name: widened
             config:
               meta: {primary_key: order_id}
-        """)
+        """,
+    )
     write(repo / ".gitignore", "target/\nlogs/\n*.duckdb*\n")
     write(repo / "profiles.yml", profile)
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", "base", cwd=repo)
     first = git("rev-parse", "HEAD", cwd=repo)
     write(models / "orders.sql", ORDERS_V2)
-    write(models / "widened.sql",
-          "select order_id, cast(amount as bigint) as amount, status from {{ ref('raw_orders') }}\n")
+    write(models / "widened.sql", "select order_id, cast(amount as bigint) as amount, status from {{ ref('raw_orders') }}\n")
     (models / "old_model.sql").unlink()
     write(models / "new_model.sql", "select customer_id from {{ ref('raw_customers') }}\n")
     git("add", "-A", cwd=repo)
@@ -188,8 +203,11 @@ def relations(adapter: str, project: Project) -> set[tuple[str, str]]:
     schema = json.loads((project.build_dir(project.second) / "dev" / "build.json").read_text())["schema"]
     prefix = schema.rsplit("_", 1)[0]
     with psycopg2.connect(PG_DSN) as conn, conn.cursor() as cur:
-        cur.execute("select n.nspname, coalesce(c.relname, '') from pg_namespace n left join pg_class c "
-                    "on c.relnamespace = n.oid where n.nspname like %s", (prefix + "%",))
+        cur.execute(
+            "select n.nspname, coalesce(c.relname, '') from pg_namespace n left join pg_class c "
+            "on c.relnamespace = n.oid where n.nspname like %s",
+            (prefix + "%",),
+        )
         return set(cur.fetchall())
 
 
@@ -200,8 +218,19 @@ def test_every_level_is_counted_exactly(built) -> None:
     assert diff["base"]["context"] == diff["head"]["context"] == "dev"
     assert diff["base"]["schema"].endswith("_" + project.first[:8])
     by = nodes(diff)
-    assert set(by) == {"orders", "order_totals", "order_lines", "customers", "dupes", "widened", "old_model",
-                       "new_model", "eph", "raw_orders", "raw_customers"}
+    assert set(by) == {
+        "orders",
+        "order_totals",
+        "order_lines",
+        "customers",
+        "dupes",
+        "widened",
+        "old_model",
+        "new_model",
+        "eph",
+        "raw_orders",
+        "raw_customers",
+    }
 
     orders = by["orders"]
     assert (orders["code"], orders["impacted"]) == ("modified", False)
@@ -229,18 +258,22 @@ def test_every_level_is_counted_exactly(built) -> None:
     lines = by["order_lines"]  # a composite key from meta
     assert (lines["code"], lines["impacted"]) == ("unchanged", True)
     lv = lines["values"]
-    assert (lv["key"], lv["added"], lv["removed"], lv["changed"], lv["unchanged"]) == (
-        ["order_id", "line_no"], 0, 0, 6, 14)
+    assert (lv["key"], lv["added"], lv["removed"], lv["changed"], lv["unchanged"]) == (["order_id", "line_no"], 0, 0, 6, 14)
     assert lv["columns"] == {"qty": 6}
     assert [s["key"] for s in lv["sample"]] == [
-        {"order_id": 2, "line_no": 1}, {"order_id": 2, "line_no": 2}, {"order_id": 4, "line_no": 1},
-        {"order_id": 4, "line_no": 2}, {"order_id": 7, "line_no": 1}]  # --sample default 5
+        {"order_id": 2, "line_no": 1},
+        {"order_id": 2, "line_no": 2},
+        {"order_id": 4, "line_no": 1},
+        {"order_id": 4, "line_no": 2},
+        {"order_id": 7, "line_no": 1},
+    ]  # --sample default 5
 
     widened = by["widened"]
     assert widened["code"] == "modified"
     assert widened["columns"]["added"] == ["status"] and widened["columns"]["removed"] == []
     assert [(t["name"], t["base"].lower(), t["head"].lower()) for t in widened["columns"]["type_changed"]] == [
-        ("amount", "integer", "bigint")]
+        ("amount", "integer", "bigint")
+    ]
     wv = widened["values"]  # status is on one side only: left out of the value comparison
     assert (wv["added"], wv["removed"], wv["changed"], wv["unchanged"], wv["columns"]) == (0, 0, 0, 10, {"amount": 0})
 
@@ -258,15 +291,20 @@ def test_every_level_is_counted_exactly(built) -> None:
     dupes = by["dupes"]  # a duplicated key stops this model's value diff, and only this one
     assert dupes["values"] is None and dupes["rows"] == {"base": 10, "head": 10}
     assert "duplicate" in dupes["values_skipped"]
-    assert dupes["key_problems"] == {"base": {"duplicate_keys": 5, "null_key_rows": 0},
-                                     "head": {"duplicate_keys": 5, "null_key_rows": 0}}
+    assert dupes["key_problems"] == {"base": {"duplicate_keys": 5, "null_key_rows": 0}, "head": {"duplicate_keys": 5, "null_key_rows": 0}}
     assert dupes["differs"] is False
 
     assert by["raw_orders"]["values_skipped"] == "no key" and by["raw_orders"]["rows"] == {"base": 10, "head": 10}
     assert by["eph"]["values_skipped"] == "ephemeral" and by["eph"]["rows"] == {"base": None, "head": None}
 
     assert {n["name"] for n in diff["nodes"] if n["differs"]} == {
-        "orders", "order_totals", "order_lines", "widened", "old_model", "new_model"}
+        "orders",
+        "order_totals",
+        "order_lines",
+        "widened",
+        "old_model",
+        "new_model",
+    }
     graph = diff["lineage"]
     assert graph["nodes"]["model.shop.order_totals"]["impacted"] is True
     assert ["model.shop.orders", "model.shop.order_totals"] in graph["edges"]
@@ -294,8 +332,7 @@ def test_same_build_is_empty_and_reads_only(built) -> None:
 
 def test_select_state_modified_and_keys(built) -> None:
     _, project, _ = built
-    result = project.run("diff", project.first, project.second, "--no-build", "--json",
-                         "--select", "state:modified+")
+    result = project.run("diff", project.first, project.second, "--no-build", "--json", "--select", "state:modified+")
     assert result.code == 1, result.stderr
     selected = {n["name"] for n in json.loads(result.stdout)["nodes"]}
     # modified, their descendants, and what was removed; not customers, dupes or the seeds.
@@ -308,9 +345,21 @@ def test_select_state_modified_and_keys(built) -> None:
     record["deferred_to"] = {"commit": project.first, "context": "dev", "schema": "unused"}
     record_path.write_text(json.dumps(record))
     try:
-        result = project.run("diff", "--head", f"dev@{project.second}", "--no-build", "--json",
-                             "--select", "dupes orders", "--key", "dupes=customer_id,amount",
-                             "--key", "orders=amount", "--sample", "0")
+        result = project.run(
+            "diff",
+            "--head",
+            f"dev@{project.second}",
+            "--no-build",
+            "--json",
+            "--select",
+            "dupes orders",
+            "--key",
+            "dupes=customer_id,amount",
+            "--key",
+            "orders=amount",
+            "--sample",
+            "0",
+        )
     finally:
         record_path.write_text(saved)
     assert result.code == 1, result.stderr
@@ -320,8 +369,7 @@ def test_select_state_modified_and_keys(built) -> None:
     # amount as the key of orders: head has 0 three times, all unmatched in base, so only the
     # multiplicity among one side's unmatched rows can show it.
     assert orders["values"] is None and "not unique" in orders["values_skipped"]
-    assert orders["key_problems"] == {"base": {"duplicate_keys": 0, "null_key_rows": 0},
-                                      "head": {"duplicate_keys": 1, "null_key_rows": 0}}
+    assert orders["key_problems"] == {"base": {"duplicate_keys": 0, "null_key_rows": 0}, "head": {"duplicate_keys": 1, "null_key_rows": 0}}
     assert dupes["key_source"] == "--key"
     v = dupes["values"]
     assert (v["key"], v["added"], v["removed"], v["changed"], v["unchanged"]) == (["customer_id", "amount"], 0, 0, 0, 10)
@@ -347,7 +395,11 @@ def test_two_databases_give_the_same_counts(built) -> None:
     for name, node in nodes(same).items():
         other = nodes(apart)[name]
         assert (other["code"], other["impacted"], other["rows"], other["values_skipped"]) == (
-            node["code"], node["impacted"], node["rows"], node["values_skipped"]), name
+            node["code"],
+            node["impacted"],
+            node["rows"],
+            node["values_skipped"],
+        ), name
         assert other["columns"] == node["columns"], name
         if node["values"] is None:
             assert other["values"] is None, name
@@ -355,10 +407,14 @@ def test_two_databases_give_the_same_counts(built) -> None:
         counts = ("key", "added", "removed", "changed", "unchanged", "columns")
         assert {k: other["values"][k] for k in counts} == {k: node["values"][k] for k in counts}, name
         assert [(s["kind"], s.get("changed")) for s in other["values"]["sample"]] == [
-            (s["kind"], s.get("changed")) for s in node["values"]["sample"]], name
+            (s["kind"], s.get("changed")) for s in node["values"]["sample"]
+        ], name
     # Only rows of differing key ranges left the warehouse: the changed ones and a few neighbours.
-    assert 0 < apart["rows_transferred"] <= 2 * sum(
-        n["rows"]["base"] + n["rows"]["head"] for n in same["nodes"] if n["values"] and n["differs"])
+    assert (
+        0
+        < apart["rows_transferred"]
+        <= 2 * sum(n["rows"]["base"] + n["rows"]["head"] for n in same["nodes"] if n["values"] and n["differs"])
+    )
     transfer = nodes(apart)["customers"]["values"]["transfer"]
     assert transfer["rows"] == 0 and transfer["buckets"] == 0  # equal checksums: nothing fetched
 
@@ -368,30 +424,49 @@ def test_pure_parts() -> None:
     from dot_tasks.main import accept_diff_sides
 
     assert accept_diff_sides(["diff", "--select", "a+", "prod@main", "-o", "x", "HEAD", "--json"]) == [
-        "diff", "--select", "a+", "--base", "prod@main", "--output", "x", "--head", "HEAD", "--json"]
+        "diff",
+        "--select",
+        "a+",
+        "--base",
+        "prod@main",
+        "--output",
+        "x",
+        "--head",
+        "HEAD",
+        "--json",
+    ]
     # Only the task name turns bare words into sides: a ref named "diff" is left alone.
-    assert accept_diff_sides(["dot-tasks", "run", "--ref", "diff", "dev@x"]) == [
-        "dot-tasks", "run", "--ref", "diff", "dev@x"]
+    assert accept_diff_sides(["dot-tasks", "run", "--ref", "diff", "dev@x"]) == ["dot-tasks", "run", "--ref", "diff", "dev@x"]
     assert parse_side("main") == (None, "main") and parse_side("prod@v1") == ("prod", "v1")
     node = {"checksum": {"checksum": "a"}, "config": {"materialized": "table"}}
     assert code_state(node, dict(node)) == "unchanged"
     assert code_state(node, {**node, "config": {"materialized": "view"}}) == "modified"
+
     def manifest(sql: dict[str, str]) -> dict:
         parents = {"model.p.a": [], "model.p.b": ["model.p.a"], "model.p.c": ["model.p.b"], "model.p.d": []}
-        return {"nodes": {uid: {"unique_id": uid, "name": uid.split(".")[-1], "resource_type": "model",
-                                "checksum": {"checksum": sql[uid]}, "config": {"materialized": "table"},
-                                "depends_on": {"nodes": parents[uid]}} for uid in sql},
-                "parent_map": {uid: parents[uid] for uid in sql}}
+        return {
+            "nodes": {
+                uid: {
+                    "unique_id": uid,
+                    "name": uid.split(".")[-1],
+                    "resource_type": "model",
+                    "checksum": {"checksum": sql[uid]},
+                    "config": {"materialized": "table"},
+                    "depends_on": {"nodes": parents[uid]},
+                }
+                for uid in sql
+            },
+            "parent_map": {uid: parents[uid] for uid in sql},
+        }
 
     same = {"model.p.a": "1", "model.p.b": "2", "model.p.c": "3", "model.p.d": "4"}
     planned = {p.name: (p.code, p.impacted) for p in plan(manifest(same), manifest({**same, "model.p.a": "9"}), {})}
-    assert planned == {"a": ("modified", False), "b": ("unchanged", True), "c": ("unchanged", True),
-                       "d": ("unchanged", False)}
-    changes = column_changes([{"name": "a", "type": "int"}, {"name": "b", "type": "int"}],
-                             [{"name": "b", "type": "int"}, {"name": "a", "type": "int"}])
+    assert planned == {"a": ("modified", False), "b": ("unchanged", True), "c": ("unchanged", True), "d": ("unchanged", False)}
+    changes = column_changes(
+        [{"name": "a", "type": "int"}, {"name": "b", "type": "int"}], [{"name": "b", "type": "int"}, {"name": "a", "type": "int"}]
+    )
     assert changes == {"added": [], "removed": [], "type_changed": [], "order_changed": True}
 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
-

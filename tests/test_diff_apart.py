@@ -38,25 +38,35 @@ class FakeSide:
             out = [[b, n, s] for b, (n, s) in sorted(buckets.items())]
         else:
             mask = 2 ** args["bits"]
-            out = [[kh, k, *values] for kh, k, values in sorted(self.rows, key=lambda r: r[0])
-                   if args["buckets"] is None or kh % mask in args["buckets"]]
+            out = [
+                [kh, k, *values]
+                for kh, k, values in sorted(self.rows, key=lambda r: r[0])
+                if args["buckets"] is None or kh % mask in args["buckets"]
+            ]
         self.streamed += len(out)
         return iter(out)
 
 
 def truth(base: dict[str, tuple[Any, ...]], head: dict[str, tuple[Any, ...]], tolerance: float | None) -> dict:
-    changed = [k for k in base.keys() & head.keys()
-               if any(not diffing._same("float", b, h, tolerance) for b, h in zip(base[k], head[k]))]
-    return {"added": len(head.keys() - base.keys()), "removed": len(base.keys() - head.keys()),
-            "changed": len(changed), "unchanged": len(base.keys() & head.keys()) - len(changed)}
+    changed = [
+        k
+        for k in base.keys() & head.keys()
+        if any(not diffing._same("float", b, h, tolerance) for b, h in zip(base[k], head[k], strict=False))
+    ]
+    return {
+        "added": len(head.keys() - base.keys()),
+        "removed": len(base.keys() - head.keys()),
+        "changed": len(changed),
+        "unchanged": len(base.keys() & head.keys()) - len(changed),
+    }
 
 
-def compare(base: dict, head: dict, key_hash: Callable[[str], int], tolerance: float | None = None,
-            sample: int = 3) -> tuple[dict, FakeSide, FakeSide]:
+def compare(
+    base: dict, head: dict, key_hash: Callable[[str], int], tolerance: float | None = None, sample: int = 3
+) -> tuple[dict, FakeSide, FakeSide]:
     b, h = FakeSide(base, key_hash), FakeSide(head, key_hash)
     spec = [{"base": "v", "head": "v", "kind": "float", "cast": None}]
-    plan = diffing.ApartPlan({}, {}, [{"base": "id", "head": "id", "kind": "text", "cast": None}], spec,
-                             tolerance, False)
+    plan = diffing.ApartPlan({}, {}, [{"base": "id", "head": "id", "kind": "text", "cast": None}], spec, tolerance, False)
     values = diffing.compare_values_apart(b, h, plan, sample, {"base": len(base), "head": len(head)})
     return values, b, h
 
@@ -64,8 +74,7 @@ def compare(base: dict, head: dict, key_hash: Callable[[str], int], tolerance: f
 def test_many_differing_buckets_fall_back_to_their_parents_and_count_exactly(monkeypatch) -> None:
     with monkeypatch.context() as mp:
         mp.setattr(diffing, "MAX_BUCKETS", 100)
-        everything, _, _ = compare({f"{i}": ("1",) for i in range(5_000)}, {f"{i}": ("2",) for i in range(5_000)},
-                                   spread)
+        everything, _, _ = compare({f"{i}": ("1",) for i in range(5_000)}, {f"{i}": ("2",) for i in range(5_000)}, spread)
     # More first-level buckets differ than one query may name: the whole table is read, unfiltered.
     assert everything["changed"] == 5_000 and everything["transfer"]["buckets"] is None
     base = {f"{i:06d}": (str(i / 7),) for i in range(20_000)}
@@ -76,7 +85,7 @@ def test_many_differing_buckets_fall_back_to_their_parents_and_count_exactly(mon
     # Every first-level bucket differs, and more second-level ones than one query may name: the rows of
     # the first level's buckets (here all of them) are read once, in one stream per side.
     first = diffing.first_level_bits(len(base))
-    assert (values["transfer"]["bits"], values["transfer"]["buckets"]) == (first, 2 ** first)
+    assert (values["transfer"]["bits"], values["transfer"]["buckets"]) == (first, 2**first)
     assert values["transfer"]["rows"] == len(base) + len(head)
     # The sample is the first keys of each kind, in key order, however many differ.
     assert [s["key"]["id"] for s in values["sample"] if s["kind"] == "changed"] == ["000003", "000006", "000009"]
@@ -99,7 +108,10 @@ def test_colliding_key_hashes_are_matched_by_key_and_tolerance_applies() -> None
     head["k40"] = (None,)
     del head["k7"]
     values, _, _ = compare(base, head, lambda k: len(k) % 2, tolerance=1e-6)  # two hashes for 41 keys
-    assert {k: values[k] for k in ("added", "removed", "changed", "unchanged")} == truth(base, head, 1e-6) == {
-        "added": 1, "removed": 1, "changed": 1, "unchanged": 38}
+    assert (
+        {k: values[k] for k in ("added", "removed", "changed", "unchanged")}
+        == truth(base, head, 1e-6)
+        == {"added": 1, "removed": 1, "changed": 1, "unchanged": 38}
+    )
     exact, _, _ = compare(base, head, spread)
     assert exact["changed"] == 39

@@ -72,36 +72,44 @@ def literal(value: object) -> str:
 def model_sql(rows: dict[int, tuple], decimal_type: str) -> str:
     """A model from literals, every column cast to its type (the decimal's scale differs by commit on DuckDB)."""
     # Floats travel as text, so that -0 reaches the cast as -0 (a numeric literal would make it 0).
-    values = ",\n  ".join("(" + ", ".join(literal(str(v) if n == 3 and v is not None else v)
-                                          for n, v in enumerate((i, *row))) + ")"
-                          for i, row in sorted(rows.items()))
-    types = ["integer", "varchar", "varchar", "double precision", "{{ decimal }}", "timestamptz", "json",
-             "integer", "varchar"]
-    casts = ", ".join(f'cast(v.c{i} as {t}) as "{c.replace(chr(34), chr(34) * 2)}"'
-                      for i, (c, t) in enumerate(zip(COLUMNS, types)))
-    return (f"{{% set decimal = 'numeric' if target.type == 'postgres' else '{decimal_type}' %}}\n"
-            f"select {casts}\nfrom (values\n  {values}\n) as v({', '.join(f'c{i}' for i in range(len(COLUMNS)))})\n")
+    values = ",\n  ".join(
+        "(" + ", ".join(literal(str(v) if n == 3 and v is not None else v) for n, v in enumerate((i, *row))) + ")"
+        for i, row in sorted(rows.items())
+    )
+    types = ["integer", "varchar", "varchar", "double precision", "{{ decimal }}", "timestamptz", "json", "integer", "varchar"]
+    casts = ", ".join(
+        f'cast(v.c{i} as {t}) as "{c.replace(chr(34), chr(34) * 2)}"' for i, (c, t) in enumerate(zip(COLUMNS, types, strict=False))
+    )
+    return (
+        f"{{% set decimal = 'numeric' if target.type == 'postgres' else '{decimal_type}' %}}\n"
+        f"select {casts}\nfrom (values\n  {values}\n) as v({', '.join(f'c{i}' for i in range(len(COLUMNS)))})\n"
+    )
 
 
-RETYPED_V1 = ("select cast(id as integer) as k, cast('{\"x\": 1}' as json) as j, 7 as dot__kh, "
-              "cast(id * 10 as numeric) as m, cast(id as integer) as w, cast('2024-01-02' as date) as d, "
-              "cast('2024-01-02 03:04:05.5' as timestamp) as tsn, id > 1 as flag, "
-              "{{ 'array[id, 2]' if target.type == 'postgres' else '[id, 2]' }} as arr "
-              "from (values (1), (2), (3)) as v(id)\n")
+RETYPED_V1 = (
+    "select cast(id as integer) as k, cast('{\"x\": 1}' as json) as j, 7 as dot__kh, "
+    "cast(id * 10 as numeric) as m, cast(id as integer) as w, cast('2024-01-02' as date) as d, "
+    "cast('2024-01-02 03:04:05.5' as timestamp) as tsn, id > 1 as flag, "
+    "{{ 'array[id, 2]' if target.type == 'postgres' else '[id, 2]' }} as arr "
+    "from (values (1), (2), (3)) as v(id)\n"
+)
 # The key becomes text (joined as text); m becomes a double and w a decimal (compared by value).
-RETYPED_V2 = RETYPED_V1.replace("cast(id as integer) as k", "cast(id as varchar) as k").replace(
-    "cast(id * 10 as numeric)", "cast(id * 10 as double precision)").replace(
-    "cast(id as integer) as w", "cast(id as numeric) as w")
+RETYPED_V2 = (
+    RETYPED_V1.replace("cast(id as integer) as k", "cast(id as varchar) as k")
+    .replace("cast(id * 10 as numeric)", "cast(id * 10 as double precision)")
+    .replace("cast(id as integer) as w", "cast(id as numeric) as w")
+)
 # Unescaped, the third column's name would select nextval() of the sequence.
-HOSTILE = ("{{ config(enabled=target.type == 'postgres') }}\n"
-           "select 1 as id, 2 as k, VALUE as \"k\"\", nextval('dd_seq'), \"\"k\"\n")
+HOSTILE = '{{ config(enabled=target.type == \'postgres\') }}\nselect 1 as id, 2 as k, VALUE as "k"", nextval(\'dd_seq\'), ""k"\n'
 
 
 def make_trap_project(root: Path, profile: str) -> Project:
     repo = root / "repo"
     repo.mkdir(parents=True)
     git("init", "-q", "-b", "main", cwd=repo)
-    write(repo / "dbt_project.yml", """
+    write(
+        repo / "dbt_project.yml",
+        """
         name: shop
         profile: shop
         config-version: 2
@@ -109,13 +117,16 @@ def make_trap_project(root: Path, profile: str) -> Project:
         models:
           shop:
             +materialized: table
-        """)
+        """,
+    )
     models = repo / "models"
     write(models / "t.sql", model_sql(BASE_ROWS, "decimal(10,1)"))
     write(models / "retyped.sql", RETYPED_V1)
     write(models / "hostile.sql", HOSTILE.replace("VALUE", "3"))
     write(models / "steady.sql", "select 1 as id, 'same' as v\n")
-    write(models / "schema.yml", """
+    write(
+        models / "schema.yml",
+        """
         version: 2
         models:
           - name: t
@@ -126,7 +137,8 @@ def make_trap_project(root: Path, profile: str) -> Project:
             config: {meta: {primary_key: id}}
           - name: steady
             config: {meta: {primary_key: id}}
-        """)
+        """,
+    )
     write(repo / ".gitignore", "target/\nlogs/\n*.duckdb*\n")
     write(repo / "profiles.yml", profile)
     git("add", "-A", cwd=repo)
@@ -178,8 +190,12 @@ def traps(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         with seq, seq.cursor() as cur:
             cur.execute("create sequence dd_seq")
         seq.close()
-        profile = ("shop:\n  target: dev\n  outputs:\n" + _pg_output("dev", databases[0], "dev")
-                   + _pg_output("slim", databases[0], "slim") + _pg_output("other", databases[1], "dev"))
+        profile = (
+            "shop:\n  target: dev\n  outputs:\n"
+            + _pg_output("dev", databases[0], "dev")
+            + _pg_output("slim", databases[0], "slim")
+            + _pg_output("other", databases[1], "dev")
+        )
     else:
         profile = DUCKDB_PROFILE
     try:
@@ -200,6 +216,7 @@ def by_name(diff: dict) -> dict[str, dict]:
 
 def no_bare_nan(text: str) -> dict:
     """JSON as a strict parser (JavaScript's) reads it: NaN or Infinity unquoted is an error."""
+
     def refuse(constant: str) -> None:
         raise AssertionError(f"{constant} is not JSON")
 
@@ -207,8 +224,7 @@ def no_bare_nan(text: str) -> dict:
 
 
 def expected_t(adapter: str, tolerance: bool = False) -> dict:
-    changed = {"a": 3, "b": 4, "f": 2 if tolerance else 3, "n": 0, "ts": 0, "j": 1 if adapter == "duckdb" else 0,
-               "dot__in": 0, 'we"ird': 1}
+    changed = {"a": 3, "b": 4, "f": 2 if tolerance else 3, "n": 0, "ts": 0, "j": 1 if adapter == "duckdb" else 0, "dot__in": 0, 'we"ird': 1}
     rows = 9 - tolerance + (adapter == "duckdb")
     return {"added": 1, "removed": 1, "changed": rows, "unchanged": 13 - rows, "columns": changed}
 
@@ -243,17 +259,27 @@ def test_one_database_and_two_count_every_trap_alike(traps) -> None:
         assert seven["changed"] == ["b"] and str(seven["base"]["f"]).lower() == "nan"
         retyped = by_name(diff)["retyped"]
         assert [c["name"] for c in retyped["columns"]["type_changed"]] == ["k", "m", "w"]
-        assert counts(retyped) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 3, "columns": dict.fromkeys(
-            ["j", "dot__kh", "m", "w", "d", "tsn", "flag", "arr"], 0)}
+        assert counts(retyped) == {
+            "added": 0,
+            "removed": 0,
+            "changed": 0,
+            "unchanged": 3,
+            "columns": dict.fromkeys(["j", "dot__kh", "m", "w", "d", "tsn", "flag", "arr"], 0),
+        }
     if adapter == "postgres":
         assert counts(by_name(same)["hostile"])["changed"] == 1 == counts(by_name(apart)["hostile"])["changed"]
     apart_t = by_name(apart)["t"]["values"]
     # Only the differing keys' buckets left either database: a few rows, not the table.
     assert apart_t["transfer"]["rows"] <= 2 * (apart_t["changed"] + 2) + 8
 
-    tolerant = [no_bare_nan(project.run("diff", f"dev@{project.first}", f"{ctx}@{project.second}", "--json",
-                                        "--no-build", "--float-tolerance", "1e-6").stdout)
-                for ctx in ("dev", "other")]
+    tolerant = [
+        no_bare_nan(
+            project.run(
+                "diff", f"dev@{project.first}", f"{ctx}@{project.second}", "--json", "--no-build", "--float-tolerance", "1e-6"
+            ).stdout
+        )
+        for ctx in ("dev", "other")
+    ]
     for diff in tolerant:
         assert counts(by_name(diff)["t"]) == expected_t(adapter, tolerance=True), diff["same_database"]
 
@@ -268,20 +294,17 @@ def test_markdown_prints_null_and_selections_are_checked(traps) -> None:
     if adapter != "duckdb":
         pytest.skip("output and argument checks do not depend on the adapter")
     # Each test builds what it needs (the first diff builds missing sides), so any one runs alone.
-    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}",
-                         "--format", "markdown", "--sample", "20")
+    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--format", "markdown", "--sample", "20")
     assert result.code == 1, result.stderr
     assert "| changed | 8 | c8 | b8 | NULL → 5 |" in result.stdout, result.stdout
     assert "None" not in result.stdout
     for sides in ((f"dev@{project.first}", f"dev@{project.second}"), (f"dev@{project.first}", f"other@{project.second}")):
         result = project.run("diff", *sides, "--select", "nosuch_model")
         assert result.code == 2 and "--select nosuch_model matches no model" in result.stderr, result.stderr
-    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--no-build", "--select", "t",
-                         "--exclude", "t")
+    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--no-build", "--select", "t", "--exclude", "t")
     assert result.code == 2 and "--select t --exclude t matches no model" in result.stderr, result.stderr
     missing = project.repo_dir / "no" / "such"
-    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--no-build", "-o",
-                         str(missing / "x.md"))
+    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--no-build", "-o", str(missing / "x.md"))
     assert result.code == 2 and "does not exist" in result.stderr and not missing.parent.exists()
     result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--float-tolerance", "2")
     assert result.code == 2 and "--float-tolerance 2" in result.stderr

@@ -7,9 +7,10 @@ import email
 import re
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
+
+import tomllib
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
@@ -21,8 +22,7 @@ _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 def markdown_files() -> list[Path]:
     try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--", "*.md"], cwd=REPO_ROOT, check=True,
-                                capture_output=True, text=True).stdout
+        listed = subprocess.run(["git", "ls-files", "-z", "--", "*.md"], cwd=REPO_ROOT, check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):  # an unpacked sdist: no git
         return sorted(p for p in REPO_ROOT.rglob("*.md") if not {".venv", ".dot", ".git"} & set(p.parts))
     return sorted(REPO_ROOT / name for name in listed.split("\0") if name)
@@ -62,19 +62,23 @@ def test_every_relative_markdown_link_resolves_inside_the_repository() -> None:
 def test_the_link_checker_sees_what_it_must(tmp_path: Path) -> None:
     text = (
         "See [the design](docs/design.md#the-guard), [ADR](../shared/adr/0001.md), "
-        "[site](https://example.com), [top](#top) and ![img](img/a.png \"title\").\n"
+        '[site](https://example.com), [top](#top) and ![img](img/a.png "title").\n'
         "```sh\n[not](a-link.md)\n```\n`[nor](this.md)`\n[ref]: ../outside.md\n"
     )
-    assert relative_links(text) == ["docs/design.md#the-guard", "../shared/adr/0001.md", "img/a.png",
-                                    "../outside.md"]
+    assert relative_links(text) == ["docs/design.md#the-guard", "../shared/adr/0001.md", "img/a.png", "../outside.md"]
     assert links("[a](https://x.org/a) [b](#b)") == ["https://x.org/a", "#b"]
     r = "https://x.org/r"
-    assert readme_problems(f"[a](docs/a.md) [b](#top) [c]({r}/blob/main/nope.md) [d]({r}/blob/main/README.md) "
-                           f"[e]({r}/tree/main/docs) [f]({r}/wiki) [g]({r}/blob/main/../x)", r) == [
-        "docs/a.md is relative: dead on the package index", "#top is an anchor: dead on the package index",
+    assert readme_problems(
+        f"[a](docs/a.md) [b](#top) [c]({r}/blob/main/nope.md) [d]({r}/blob/main/README.md) "
+        f"[e]({r}/tree/main/docs) [f]({r}/wiki) [g]({r}/blob/main/../x)",
+        r,
+    ) == [
+        "docs/a.md is relative: dead on the package index",
+        "#top is an anchor: dead on the package index",
         f"{r}/blob/main/nope.md names no file of the repository",
         f"{r}/wiki is not {r}/blob/main/<file> or {r}/tree/main/<dir>",
-        f"{r}/blob/main/../x names no file of the repository"]
+        f"{r}/blob/main/../x names no file of the repository",
+    ]
 
 
 def repository_url() -> str:
@@ -101,8 +105,11 @@ def readme_problems(text: str, repository: str) -> list[str]:
 
 def test_the_readme_works_from_the_package_index(tmp_path: Path) -> None:
     """The README as the wheel carries it (the package index's page): absolute links to files that exist."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(REPO_ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO_ROOT)],
+        check=True,
+        capture_output=True,
+    )
     wheel = zipfile.ZipFile(next(tmp_path.glob("dot_tasks-*.whl")))
     metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
     page = email.message_from_string(metadata).get_payload()

@@ -56,8 +56,7 @@ def test_no_dbt_project(tmp_path: Path) -> None:
 
 def test_commit_before_the_project_existed(project: Project) -> None:
     write(project.repo_dir / "other" / "dbt_project.yml", "name: other\n")
-    _one_line_error(project.run("profile", "--ref", project.first, "--project-dir", "../repo/other"),
-                    "has no other/dbt_project.yml")
+    _one_line_error(project.run("profile", "--ref", project.first, "--project-dir", "../repo/other"), "has no other/dbt_project.yml")
 
 
 def test_missing_profile_lists_the_ones_that_exist(project: Project) -> None:
@@ -95,12 +94,15 @@ def test_dbt_missing(project: Project, tmp_path: Path) -> None:
 
 
 def test_adapter_missing_is_named(project: Project) -> None:
-    write(project.project_dir / "profiles.yml", """
+    write(
+        project.project_dir / "profiles.yml",
+        """
         shop:
           target: dev
           outputs:
             dev: {type: nosuchdb, schema: s}
-        """)
+        """,
+    )
     assert project.run("worktree").code == 0
     assert project.run("profile").code == 0
     _one_line_error(project.run("build"), "nosuchdb", "pip install dbt-nosuchdb")
@@ -118,12 +120,15 @@ def test_bad_spec(project: Project) -> None:
 
 @pytest.mark.parametrize("target", ["{{ env_var('X' }}", "{{ var('t') }}", "{{ env_var('DBT_ENV_SECRET_T') }}"])
 def test_default_target_that_cannot_be_worked_out(project: Project, target: str) -> None:
-    write(project.project_dir / "profiles.yml", f"""
+    write(
+        project.project_dir / "profiles.yml",
+        f"""
         shop:
           target: "{target}"
           outputs:
             dev: {{type: duckdb, path: w.duckdb, schema: dev}}
-        """)
+        """,
+    )
     _one_line_error(project.run("profile", env={"DBT_ENV_SECRET_T": "dev"}), "--context")
     assert project.run("profile", "--context", "dev").code == 0
 

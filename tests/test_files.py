@@ -48,8 +48,7 @@ def small_disk(tmp_path):
     """A 64 KiB tmpfs (mounting needs root; otherwise, the same error injected on write)."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-                             capture_output=True).returncode == 0
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True).returncode == 0
     yield mount_point, mounted
     if mounted:
         subprocess.run(["umount", str(mount_point)], check=True)
@@ -61,6 +60,7 @@ def test_a_full_disk_keeps_the_old_file_and_leaves_no_temporary(small_disk, monk
     write_atomic(target, "old: profile\n", mode=0o600)
     big = "x" * (256 * 1024)  # four times the disk
     if not mounted:
+
         def full(fd):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

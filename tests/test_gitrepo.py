@@ -16,8 +16,13 @@ def test_refs_of_every_kind_resolve_to_the_full_hash(project: Project, tmp_path)
     clone = tmp_path / "clone"
     git("clone", "-q", str(repo), str(clone), cwd=tmp_path)
     cases = {
-        "HEAD": project.second, "main": project.second, "HEAD~1": project.first, "v1": project.first,
-        "light": project.second, "feature": project.first, project.first[:7]: project.first,
+        "HEAD": project.second,
+        "main": project.second,
+        "HEAD~1": project.first,
+        "v1": project.first,
+        "light": project.second,
+        "feature": project.first,
+        project.first[:7]: project.first,
         project.second: project.second,
     }
     for ref, expected in cases.items():

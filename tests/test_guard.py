@@ -28,7 +28,7 @@ def _schemas(project: Project) -> set[str]:
 
 def _refused(result, *needles: str) -> str:
     assert result.code == 2, result.stderr
-    lines = [l for l in result.stderr.splitlines() if l.startswith("dot-tasks: refusing")]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("dot-tasks: refusing")]
     assert lines, result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
@@ -53,9 +53,15 @@ def test_every_reserved_flag_is_refused_before_dbt_runs(project: Project) -> Non
     # into the commit's schema.
     (project.project_dir / "models" / "uncommitted.sql").write_text("select 1 as edited\n")
     assert project.run("worktree").code == 0 and project.run("profile").code == 0
-    values = {"--project-dir": str(project.project_dir), "--profiles-dir": str(project.project_dir),
-              "--profile": "shop", "--target": "prod", "-t": "prod", "--target-path": "elsewhere",
-              "--log-path": "elsewhere"}
+    values = {
+        "--project-dir": str(project.project_dir),
+        "--profiles-dir": str(project.project_dir),
+        "--profile": "shop",
+        "--target": "prod",
+        "-t": "prod",
+        "--target-path": "elsewhere",
+        "--log-path": "elsewhere",
+    }
     for flag in ALL_SEVEN:
         result = project.run("build", "--command", "seed", "--", flag, values[flag])
         assert result.code == 2, (flag, result.stderr)
@@ -68,7 +74,8 @@ def _project_with_tests_config(project: Project, *lines: str) -> None:
     config = "".join(f"\n    {line}" for line in lines)
     (project.project_dir / "dbt_project.yml").write_text(
         "name: shop\nprofile: shop\nconfig-version: 2\nversion: '1.0'\n"
-        f"models:\n  shop:\n    +materialized: table\ndata_tests:\n  shop:{config}\n")
+        f"models:\n  shop:\n    +materialized: table\ndata_tests:\n  shop:{config}\n"
+    )
 
 
 def test_failure_storing_tests_outside_the_build_are_refused(project: Project) -> None:
@@ -80,8 +87,7 @@ def test_failure_storing_tests_outside_the_build_are_refused(project: Project) -
     assert plain.code == 0, plain.stderr
     assert "audit_shared" not in _schemas(project)
     # With --store-failures every test would write into audit_shared.
-    _refused(project.run("build", "--", "--store-failures"),
-             "test.shop.unique_orders_order_id", "→ warehouse.audit_shared")
+    _refused(project.run("build", "--", "--store-failures"), "test.shop.unique_orders_order_id", "→ warehouse.audit_shared")
     # And so with store_failures set in the project.
     _project_with_tests_config(project, "+schema: audit_shared", "+store_failures: true")
     project.commit("store failures in the project")
@@ -90,15 +96,21 @@ def test_failure_storing_tests_outside_the_build_are_refused(project: Project) -
 
 
 def test_seed_only_and_snapshot_only_commands_are_guarded(project: Project) -> None:
-    write(project.project_dir / "macros" / "generate_schema_name.sql", """
+    write(
+        project.project_dir / "macros" / "generate_schema_name.sql",
+        """
         {% macro generate_schema_name(custom_schema_name, node) %}analytics{% endmacro %}
-        """)
-    write(project.project_dir / "snapshots" / "orders_snapshot.sql", """
+        """,
+    )
+    write(
+        project.project_dir / "snapshots" / "orders_snapshot.sql",
+        """
         {% snapshot orders_snapshot %}
         {{ config(unique_key='order_id', strategy='check', check_cols='all') }}
         select * from {{ ref('raw_orders') }}
         {% endsnapshot %}
-        """)
+        """,
+    )
     project.commit("everything into the shared schema analytics")
     assert project.run("worktree").code == 0 and project.run("profile").code == 0
     line = _refused(project.run("build", "--command", "seed"), "seed.shop.raw_orders → warehouse.analytics")

@@ -17,7 +17,7 @@ def _schemas(project: Project) -> set[str]:
 
 def _refused(result, *needles: str) -> None:
     assert result.code == 2, result.stderr
-    line = [l for l in result.stderr.splitlines() if l.startswith("dot-tasks: refusing")]
+    line = [each for each in result.stderr.splitlines() if each.startswith("dot-tasks: refusing")]
     assert line, result.stderr
     for needle in needles:
         assert needle in line[0]
@@ -25,23 +25,34 @@ def _refused(result, *needles: str) -> None:
 
 
 def test_generate_schema_name_that_ignores_the_target_is_refused(project: Project) -> None:
-    write(project.project_dir / "macros" / "generate_schema_name.sql", """
+    write(
+        project.project_dir / "macros" / "generate_schema_name.sql",
+        """
         {% macro generate_schema_name(custom_schema_name, node) %}analytics{% endmacro %}
-        """)
+        """,
+    )
     commit = project.commit("hard-code the schema")
     before = _schemas(project)
-    _refused(project.run("run"), "model.shop.orders → warehouse.analytics", "seed.shop.raw_orders",
-             f"outside dev_{commit[:8]}", "--allow-shared-schemas")
+    _refused(
+        project.run("run"),
+        "model.shop.orders → warehouse.analytics",
+        "seed.shop.raw_orders",
+        f"outside dev_{commit[:8]}",
+        "--allow-shared-schemas",
+    )
     assert _schemas(project) == before  # nothing was written, not even the build's own schema
 
 
 def test_snapshot_target_schema_is_refused(project: Project) -> None:
-    write(project.project_dir / "snapshots" / "orders_snapshot.sql", """
+    write(
+        project.project_dir / "snapshots" / "orders_snapshot.sql",
+        """
         {% snapshot orders_snapshot %}
         {{ config(target_schema='snapshots', unique_key='order_id', strategy='check', check_cols='all') }}
         select * from {{ ref('raw_orders') }}
         {% endsnapshot %}
-        """)
+        """,
+    )
     project.commit("a snapshot with a fixed schema")
     _refused(project.run("run"), "snapshot.shop.orders_snapshot → warehouse.snapshots")
     # The guard checks what dbt itself selected: leaving the snapshot out is allowed,
@@ -71,9 +82,12 @@ def test_custom_schemas_inside_the_suffix_are_allowed(project: Project) -> None:
 
 
 def test_allow_shared_schemas_builds_with_a_warning(project: Project) -> None:
-    write(project.project_dir / "macros" / "generate_schema_name.sql", """
+    write(
+        project.project_dir / "macros" / "generate_schema_name.sql",
+        """
         {% macro generate_schema_name(custom_schema_name, node) %}shared_{{ target.name }}{% endmacro %}
-        """)
+        """,
+    )
     project.commit("shared schema")
     result = project.run("run", "--allow-shared-schemas")
     assert result.code == 0, result.stderr
@@ -114,9 +128,12 @@ def test_names_too_long_counts_bytes() -> None:
 
 
 def test_flags_that_would_escape_the_build_are_refused(project: Project) -> None:
-    write(project.project_dir / "macros" / "generate_schema_name.sql", """
+    write(
+        project.project_dir / "macros" / "generate_schema_name.sql",
+        """
         {% macro generate_schema_name(custom_schema_name, node) %}analytics{% endmacro %}
-        """)
+        """,
+    )
     project.commit("hard-code the schema")
     assert project.run("worktree").code == 0 and project.run("profile").code == 0
     before = _schemas(project)

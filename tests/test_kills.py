@@ -26,8 +26,7 @@ def _tables(project: Project, schema: str) -> set[str]:
 
 
 def _schemas(project: Project) -> set[str]:
-    return {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb",
-                                      "select schema_name from information_schema.schemata")}
+    return {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb", "select schema_name from information_schema.schemata")}
 
 
 def _rerun_succeeds(project: Project, env: dict[str, str] | None = None) -> dict:

@@ -20,8 +20,7 @@ def _rows(project: Project) -> list[dict]:
 
 
 def _duck_schemas(project: Project) -> set[str]:
-    return {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb",
-                                      "select schema_name from information_schema.schemata")}
+    return {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb", "select schema_name from information_schema.schemata")}
 
 
 def _make_decoys_duckdb(project: Project, commit: str) -> list[str]:
@@ -134,8 +133,7 @@ def test_keep_older_than_and_unreachable_choose_the_right_builds(project: Projec
 @pytest.mark.postgres
 def test_clean_on_postgres_spares_decoys_and_custom_variants_go(tmp_path, pg, pg_schema) -> None:
     project = make_project(tmp_path, profile=postgres_profile(pg_schema))
-    (project.project_dir / "models" / "marts.sql").write_text(
-        "{{ config(schema='marts') }}\nselect * from {{ ref('orders') }}\n")
+    (project.project_dir / "models" / "marts.sql").write_text("{{ config(schema='marts') }}\nselect * from {{ ref('orders') }}\n")
     commit = project.commit("a custom schema")
     assert project.run("run").code == 0
     assert project.run("run", "--ref", "HEAD~1").code == 0
@@ -205,8 +203,9 @@ def test_clean_after_a_killed_build_drops_its_schema(project: Project) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "dot_tasks", "run"], cwd=project.project_dir,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dot_tasks", "run"], cwd=project.project_dir, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     for line in proc.stderr:  # dbt has created the schema once a model starts
         if "START sql table model" in line:
             break

@@ -79,15 +79,18 @@ def test_clean_skips_a_build_that_is_running(project: Project, tmp_path) -> None
     schema = f"dev_{commit[:8]}"
     cleaned = project.run("clean", "--ref", "HEAD")
     assert cleaned.code == 2
-    assert f"dot-tasks: {commit[:12]} is in use right now (being built, or read by a deferred build): " \
-           "rerun the clean when it is done" in cleaned.stderr
+    assert (
+        f"dot-tasks: {commit[:12]} is in use right now (being built, or read by a deferred build): "
+        "rerun the clean when it is done" in cleaned.stderr
+    )
     assert "dropped" not in cleaned.stdout and "removed" not in cleaned.stdout
     assert project.build_dir(commit).joinpath("dev", "profiles.yml").is_file()
     assert project.build_dir(commit).joinpath("worktree", "dbt_project.yml").is_file()
     gate.open()
     assert run.wait() == 0, run.stderr
-    assert schema in {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb",
-                                                "select schema_name from information_schema.schemata")}
+    assert schema in {
+        r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb", "select schema_name from information_schema.schemata")
+    }
     after = project.run("clean", "--ref", "HEAD")
     assert after.code == 0, after.stderr
     assert f"dropped {schema}" in after.stdout and not project.build_dir(commit).exists()
@@ -106,8 +109,7 @@ sys.stdin.read()
 def test_another_process_posix_lock_is_seen_and_waited_for(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     lock = tmp_path / "dbex.lck"
     assert posix_lock_holder(lock) is None  # no file yet
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
         assert posix_lock_holder(lock) == holder.pid

@@ -6,11 +6,11 @@ import email
 import os
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,20 +21,23 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     where = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(where), str(ROOT)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     wheel = next(where.glob("dot_tasks-*.whl"))
     target = where / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], check=True, capture_output=True
+    )
     return wheel, target
 
 
 def _from_installed(target: Path, code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     # The installed copy first, then this environment's dependencies (invoke, pygit2, ...).
     path = os.pathsep.join([str(target), *[p for p in sys.path if p and "site-packages" in p]])
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env={"PYTHONPATH": path, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True
+    )
 
 
 def test_installed_wheel_finds_its_template(installed: tuple[Path, Path], tmp_path: Path) -> None:
@@ -52,16 +55,18 @@ def test_the_ci_recipe_ships_and_prints_from_an_installed_copy(installed: tuple[
     names = zipfile.ZipFile(wheel).namelist()
     assert {"dot_tasks/ci/github-actions.yml", "dot_tasks/ci/slim-ci.sh"} <= set(names)
     for name, file in (("github", "github-actions.yml"), ("shell", "slim-ci.sh")):
-        printed = _from_installed(target, "import dot_tasks, sys; from dot_tasks.main import program; "
-                                          f"assert dot_tasks.__file__.startswith({str(target)!r}); "
-                                          f"program.run(['dot-tasks', 'ci-recipe', {name!r}])", tmp_path)
+        printed = _from_installed(
+            target,
+            "import dot_tasks, sys; from dot_tasks.main import program; "
+            f"assert dot_tasks.__file__.startswith({str(target)!r}); "
+            f"program.run(['dot-tasks', 'ci-recipe', {name!r}])",
+            tmp_path,
+        )
         assert printed.returncode == 0, printed.stderr
         assert printed.stdout == (ROOT / "examples" / "ci" / file).read_text()
-    listed = _from_installed(target, "from dot_tasks.main import program; program.run(['dot-tasks', 'ci-recipe'])",
-                             tmp_path)
+    listed = _from_installed(target, "from dot_tasks.main import program; program.run(['dot-tasks', 'ci-recipe'])", tmp_path)
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["github", "shell"], listed.stderr
-    wrong = _from_installed(target, "from dot_tasks.main import program; program.run(['dot-tasks', 'ci-recipe', 'x'])",
-                            tmp_path)
+    wrong = _from_installed(target, "from dot_tasks.main import program; program.run(['dot-tasks', 'ci-recipe', 'x'])", tmp_path)
     assert wrong.returncode == 2 and wrong.stderr.startswith("dot-tasks: no CI recipe named 'x'"), wrong.stderr
 
 

@@ -55,8 +55,12 @@ def test_isolated_output_suffixes_schema_or_dataset(tmp_path: Path) -> None:
 
 
 def test_duckdb_paths_become_absolute_against_the_users_project(tmp_path: Path) -> None:
-    output = {"type": "duckdb", "path": "data/w.duckdb", "schema": "s",
-              "attach": [{"path": "other.duckdb", "alias": "o"}, {"path": "s3://bucket/x.duckdb"}]}
+    output = {
+        "type": "duckdb",
+        "path": "data/w.duckdb",
+        "schema": "s",
+        "attach": [{"path": "other.duckdb", "alias": "o"}, {"path": "s3://bucket/x.duckdb"}],
+    }
     out, _ = isolate_output(output, "abc12345", tmp_path)
     assert out["path"] == str(tmp_path / "data" / "w.duckdb")
     assert out["attach"][0]["path"] == str(tmp_path / "other.duckdb")
@@ -69,10 +73,24 @@ def test_duckdb_paths_become_absolute_against_the_users_project(tmp_path: Path) 
 
 
 def test_rendered_profile_round_trips_and_keeps_jinja_as_text(tmp_path: Path) -> None:
-    output = {"type": "postgres", "schema": "dev_abc12345", "password": "{{ env_var('PW') }}",
-              "port": 5432, "keepalives_idle": 0, "search_path": "yes", "role": "on"}
-    text = render_profiles(commit="a" * 40, context="dev", profile_name="on", target_name="no",
-                           output=output, user_config={"send_anonymous_usage_stats": False}, source=tmp_path)
+    output = {
+        "type": "postgres",
+        "schema": "dev_abc12345",
+        "password": "{{ env_var('PW') }}",
+        "port": 5432,
+        "keepalives_idle": 0,
+        "search_path": "yes",
+        "role": "on",
+    }
+    text = render_profiles(
+        commit="a" * 40,
+        context="dev",
+        profile_name="on",
+        target_name="no",
+        output=output,
+        user_config={"send_anonymous_usage_stats": False},
+        source=tmp_path,
+    )
     data = yaml.safe_load(text)
     assert data["on"]["target"] == "no"
     assert data["on"]["outputs"]["no"] == output
@@ -85,8 +103,7 @@ def test_template_is_found_in_a_checkout() -> None:
 
 # --- Spark -------------------------------------------------------------------------
 
-WAREHOUSE, METASTORE, JAVA = ("spark.sql.warehouse.dir", "spark.hadoop.javax.jdo.option.ConnectionURL",
-                              "spark.driver.extraJavaOptions")
+WAREHOUSE, METASTORE, JAVA = ("spark.sql.warehouse.dir", "spark.hadoop.javax.jdo.option.ConnectionURL", "spark.driver.extraJavaOptions")
 
 
 def _session(**params: str) -> dict:
@@ -106,8 +123,14 @@ def test_spark_session_metastore_and_warehouse_are_pinned_to_the_project(tmp_pat
 
 
 def test_spark_session_relative_pins_become_absolute_and_absolute_ones_stay(tmp_path: Path) -> None:
-    user = _session(**{WAREHOUSE: "data/wh", METASTORE: "jdbc:derby:meta/db;create=true",
-                       JAVA: "-Xss4m -Dderby.stream.error.file=logs/derby.log", "spark.executor.memory": "2g"})
+    user = _session(
+        **{
+            WAREHOUSE: "data/wh",
+            METASTORE: "jdbc:derby:meta/db;create=true",
+            JAVA: "-Xss4m -Dderby.stream.error.file=logs/derby.log",
+            "spark.executor.memory": "2g",
+        }
+    )
     out, _ = isolate_output(user, "abc12345", tmp_path)
     params = out["server_side_parameters"]
     assert params[WAREHOUSE] == str(tmp_path / "data" / "wh")
@@ -115,20 +138,23 @@ def test_spark_session_relative_pins_become_absolute_and_absolute_ones_stay(tmp_
     assert params[JAVA] == f"-Xss4m -Dderby.stream.error.file={tmp_path / 'logs' / 'derby.log'}"
     assert params["spark.executor.memory"] == "2g"
     assert user["server_side_parameters"][WAREHOUSE] == "data/wh"  # the user's dict is not changed
-    pinned = {WAREHOUSE: "s3a://lake/wh", METASTORE: "jdbc:derby:;databaseName=/srv/meta;create=true",
-              JAVA: "-Dderby.stream.error.file=/var/log/derby.log"}
+    pinned = {
+        WAREHOUSE: "s3a://lake/wh",
+        METASTORE: "jdbc:derby:;databaseName=/srv/meta;create=true",
+        JAVA: "-Dderby.stream.error.file=/var/log/derby.log",
+    }
     assert isolate_output(_session(**pinned), "abc12345", tmp_path)[0]["server_side_parameters"] == pinned
     assert spark_metastore(_session(**pinned)) == Path("/srv/meta")
     # The bare Hive key is honoured too, and rewritten in place rather than shadowed.
-    bare = isolate_output(_session(**{"javax.jdo.option.ConnectionURL": "jdbc:derby:;databaseName=m;create=true"}),
-                          "abc12345", tmp_path)[0]["server_side_parameters"]
+    bare = isolate_output(_session(**{"javax.jdo.option.ConnectionURL": "jdbc:derby:;databaseName=m;create=true"}), "abc12345", tmp_path)[
+        0
+    ]["server_side_parameters"]
     assert bare["javax.jdo.option.ConnectionURL"] == f"jdbc:derby:;databaseName={tmp_path / 'm'};create=true"
     assert METASTORE not in bare
 
 
 def test_spark_metastores_that_are_shared_by_design_need_no_lock(tmp_path: Path) -> None:
-    for url in ("jdbc:derby://metastore:1527/db;create=true", "jdbc:mysql://metastore/hive",
-                "jdbc:derby:memory:m;create=true"):
+    for url in ("jdbc:derby://metastore:1527/db;create=true", "jdbc:mysql://metastore/hive", "jdbc:derby:memory:m;create=true"):
         out, _ = isolate_output(_session(**{METASTORE: url}), "abc12345", tmp_path)
         assert out["server_side_parameters"][METASTORE] == url
         assert spark_metastore(out) is None
@@ -136,8 +162,15 @@ def test_spark_metastores_that_are_shared_by_design_need_no_lock(tmp_path: Path)
 
 @pytest.mark.parametrize("method", ["thrift", "http", "odbc"])
 def test_spark_on_a_cluster_is_only_suffixed(method: str, tmp_path: Path) -> None:
-    output = {"type": "spark", "method": method, "host": "spark.example.com", "port": 443, "schema": "dev",
-              "token": "{{ env_var('SPARK_TOKEN') }}", "server_side_parameters": {WAREHOUSE: "wh"}}
+    output = {
+        "type": "spark",
+        "method": method,
+        "host": "spark.example.com",
+        "port": 443,
+        "schema": "dev",
+        "token": "{{ env_var('SPARK_TOKEN') }}",
+        "server_side_parameters": {WAREHOUSE: "wh"},
+    }
     out, schema = isolate_output(output, "abc12345", tmp_path)
     assert out == {**output, "schema": "dev_abc12345"} and schema == "dev_abc12345"
     assert spark_metastore(out) is None

@@ -46,7 +46,7 @@ def _warehouse_rows(project: Project) -> list[dict]:
 
 
 def _said(result, prefix: str) -> set[str]:
-    return {line[len(prefix):].split(" ")[0] for line in result.stdout.splitlines() if line.startswith(prefix)}
+    return {line[len(prefix) :].split(" ")[0] for line in result.stdout.splitlines() if line.startswith(prefix)}
 
 
 @pytest.mark.postgres
@@ -124,8 +124,7 @@ def _duck(project: Project, sql: str) -> None:
 
 
 def _duck_schemas(project: Project) -> set[str]:
-    return {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb",
-                                      "select schema_name from information_schema.schemata")}
+    return {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb", "select schema_name from information_schema.schemata")}
 
 
 def test_bases_other_machines_defer_to_and_users_views_are_kept_then_a_fresh_runner_sweeps(tmp_path) -> None:
@@ -177,30 +176,38 @@ def test_a_suffix_taken_in_the_warehouse_by_another_commit_is_lengthened(tmp_pat
     project = make_project(tmp_path)
     head = project.second
     other = head[:8] + "0" * 32  # another machine's commit, with the same first eight digits
-    columns = ("project, commit_sha, short, context, build_schema, schemas, status, started_at, finished_at, "
-               "recorded_at, dbt_version, dot_version, built_by, host, workdir, command, deferred_commit, "
-               "deferred_context, deferred_schema")
+    columns = (
+        "project, commit_sha, short, context, build_schema, schemas, status, started_at, finished_at, "
+        "recorded_at, dbt_version, dot_version, built_by, host, workdir, command, deferred_commit, "
+        "deferred_context, deferred_schema"
+    )
     _duck(project, "create schema dev_dot")
     _duck(project, f"create table dev_dot.dot_builds ({', '.join(c + ' varchar' for c in columns.split(', '))})")
-    _duck(project, f"insert into dev_dot.dot_builds ({columns}) values ('shop', '{other}', '{head[:8]}', 'dev', "
-                   f"'dev_{head[:8]}', '[]', 'success', '2026-01-01', '2026-01-01', '2026-01-01T00:00:00.000000Z', "
-                   "null, null, 'someone@example.com', 'elsewhere', '/far', 'build', null, null, null)")
+    _duck(
+        project,
+        f"insert into dev_dot.dot_builds ({columns}) values ('shop', '{other}', '{head[:8]}', 'dev', "
+        f"'dev_{head[:8]}', '[]', 'success', '2026-01-01', '2026-01-01', '2026-01-01T00:00:00.000000Z', "
+        "null, null, 'someone@example.com', 'elsewhere', '/far', 'build', null, null, null)",
+    )
     result = project.run("run", "--json")
     assert result.code == 0, result.stderr
     assert f"the suffix {head[:8]} is taken in the warehouse by {other[:12]}" in result.stderr
     assert json.loads(result.stdout)["schema"] == f"dev_{head[:9]}"
     assert f"dev_{head[:8]}" not in _duck_schemas(project)
-    assert duckdb_rows(project.project_dir / "warehouse.duckdb",
-                       f"select status from dev_dot.dot_builds where commit_sha = '{head}' order by recorded_at") == [
-        ("running",), ("success",)]
+    assert duckdb_rows(
+        project.project_dir / "warehouse.duckdb", f"select status from dev_dot.dot_builds where commit_sha = '{head}' order by recorded_at"
+    ) == [("running",), ("success",)]
 
     # A build running right now on another machine is never swept; commits this clone lacks are
     # left to --ref, since --unreachable cannot tell.
     busy = "f" * 40
-    _duck(project, f"insert into dev_dot.dot_builds ({columns}) values ('shop', '{busy}', 'ffffffff', 'dev', "
-                   "'dev_ffffffff', '[]', 'running', strftime(now(), '%Y-%m-%dT%H:%M:%S.000000Z'), null, "
-                   "strftime(now(), '%Y-%m-%dT%H:%M:%S.000000Z'), null, null, 'ci@example.com', 'runner-7', '/ci', "
-                   "'build', null, null, null)")
+    _duck(
+        project,
+        f"insert into dev_dot.dot_builds ({columns}) values ('shop', '{busy}', 'ffffffff', 'dev', "
+        "'dev_ffffffff', '[]', 'running', strftime(now(), '%Y-%m-%dT%H:%M:%S.000000Z'), null, "
+        "strftime(now(), '%Y-%m-%dT%H:%M:%S.000000Z'), null, null, 'ci@example.com', 'runner-7', '/ci', "
+        "'build', null, null, null)",
+    )
     swept = project.run("clean", "--warehouse", "--all", "--dry-run")
     assert swept.code == 0, swept.stderr
     assert "kept dev@ffffffff: it is being built right now (ci@example.com on runner-7)" in swept.out
@@ -232,8 +239,7 @@ def test_what_a_recorded_status_means_now(tmp_path) -> None:
     # Another machine's build: running, until it has been running for a day.
     now = parse_time(started) + 60
     assert current_status("running", "c", "dev", "elsewhere", "/far", started, now) == "running"
-    assert current_status("running", "c", "dev", "elsewhere", "/far", started,
-                          now + STALE_RUNNING_SECONDS) == "interrupted"
+    assert current_status("running", "c", "dev", "elsewhere", "/far", started, now + STALE_RUNNING_SECONDS) == "interrupted"
     # This machine's build whose lock nobody holds was killed.
     assert current_status("running", "c", "dev", here, str(tmp_path), started) == "interrupted"
     assert live_base("dev_1234abcd_marts", "1234abcd") is None and live_base("dev_1234abcd", "1234abcd") == "dev"

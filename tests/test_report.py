@@ -28,13 +28,20 @@ from dot_tasks import report
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "data" / "report_example_diff.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import report_diffs  # a generator module of the benchmarks, not an installed package
+import report_diffs  # noqa: E402 (a generator module of the benchmarks, not an installed package)
 
 SOURCE = "diffing" if importlib.util.find_spec("dot_tasks.diffing") is not None else "fixture-json"
 HOSTILE_NAME = '</script><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 HOSTILE_VALUE = "<img src=y onerror=window.__pwned=3>\u2028'\"&amp;"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _hostile_diff() -> dict[str, Any]:
@@ -46,9 +53,14 @@ def _hostile_diff() -> dict[str, Any]:
     lineage["nodes"][node["unique_id"]] = {**lineage["nodes"].pop(old), "name": HOSTILE_NAME}
     lineage["edges"] = [[node["unique_id"] if u == old else u for u in edge] for edge in lineage["edges"]]
     node["columns"]["added"] = [HOSTILE_VALUE]
-    node["values"]["sample"] = [{"kind": "changed", "key": {"id": HOSTILE_VALUE},
-                                 "base": {c: HOSTILE_VALUE for c in node["values"]["columns"]},
-                                 "head": {c: "</script>" for c in node["values"]["columns"]}}]
+    node["values"]["sample"] = [
+        {
+            "kind": "changed",
+            "key": {"id": HOSTILE_VALUE},
+            "base": {c: HOSTILE_VALUE for c in node["values"]["columns"]},
+            "head": {c: "</script>" for c in node["values"]["columns"]},
+        }
+    ]
     diff["base"]["ref"] = HOSTILE_VALUE
     return diff
 
@@ -88,8 +100,7 @@ def test_200_models_with_20_changes_stay_under_2_mb_and_unchanged_regions_collap
     # Every node that changed is still drawn on its own in the collapsed picture.
     changed = [n for n in diff["nodes"] if n["code"] != "unchanged" or n["impacted"]]
     assert len(changed) >= 20
-    shown = {n["name"].lower() for n in diff["nodes"]
-             if f'data-name="{n["name"].lower()}"' in collapsed}
+    shown = {n["name"].lower() for n in diff["nodes"] if f'data-name="{n["name"].lower()}"' in collapsed}
     assert {n["name"].lower() for n in changed} <= shown
 
 
@@ -116,8 +127,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
 
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=executable, headless=True,
-            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 900},
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 900},
         )
         context.set_default_timeout(5_000)
         yield context
@@ -142,7 +156,7 @@ class Opened:
 
 
 def _rgb(hex_colour: str) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgb({r}, {g}, {b})"
 
 
@@ -189,8 +203,7 @@ def test_modified_node_is_drawn_in_the_modified_colour(opened_example: Opened, e
 
 
 @pytest.mark.browser
-def test_clicking_the_modified_node_shows_its_changed_column_count(opened_example: Opened,
-                                                                    example_diff: dict[str, Any]) -> None:
+def test_clicking_the_modified_node_shows_its_changed_column_count(opened_example: Opened, example_diff: dict[str, Any]) -> None:
     values = _node(example_diff, report_diffs.CHANGED_MODEL)["values"]
     changed = sorted(c for c, n in values["columns"].items() if n)
     assert changed == ["amount"], "the example's change touches one column"
@@ -265,21 +278,46 @@ def test_collapsed_regions_open_into_the_whole_graph_and_zoom_moves_it(browser, 
 def test_sparse_odd_and_looping_diffs_still_render() -> None:
     assert "no differences" in report.render_html({})
     odd = {
-        "base": {"ref": None, "commit": "a" * 40}, "head": {}, "differs": True,
+        "base": {"ref": None, "commit": "a" * 40},
+        "head": {},
+        "differs": True,
         "nodes": [
-            {"name": "x", "unique_id": "model.p.x", "code": "removed", "rows": {"base": 3, "head": None},
-             "values": None, "values_skipped": "only in base"},
-            {"name": "y", "unique_id": "model.p.y", "code": "unchanged", "impacted": True, "rows": {"base": 3, "head": 3},
-             "values": {"key": ["a", "b"], "added": 0, "removed": 0, "changed": 1, "unchanged": 2, "columns": {"c": 1},
-                        "sample": [{"kind": "changed", "key": [1, 2], "base": [5], "head": [6]}, "not a row"]}},
+            {
+                "name": "x",
+                "unique_id": "model.p.x",
+                "code": "removed",
+                "rows": {"base": 3, "head": None},
+                "values": None,
+                "values_skipped": "only in base",
+            },
+            {
+                "name": "y",
+                "unique_id": "model.p.y",
+                "code": "unchanged",
+                "impacted": True,
+                "rows": {"base": 3, "head": 3},
+                "values": {
+                    "key": ["a", "b"],
+                    "added": 0,
+                    "removed": 0,
+                    "changed": 1,
+                    "unchanged": 2,
+                    "columns": {"c": 1},
+                    "sample": [{"kind": "changed", "key": [1, 2], "base": [5], "head": [6]}, "not a row"],
+                },
+            },
         ],
         # One hop outside the selection, a self-loop, an edge to a node nobody described.
-        "lineage": {"nodes": {"model.p.z": {"name": "z", "in_selection": False}},
-                    "edges": [["model.p.z", "model.p.y"], ["model.p.y", "model.p.y"], ["model.p.q", "model.p.y"]]},
+        "lineage": {
+            "nodes": {"model.p.z": {"name": "z", "in_selection": False}},
+            "edges": [["model.p.z", "model.p.y"], ["model.p.y", "model.p.y"], ["model.p.q", "model.p.y"]],
+        },
     }
     page = report.render_html(odd)
     assert page.count('class="box node') == 3 and 'class="box node state-unchanged context"' in page
     # Base's and head's edges together may loop: every node is drawn, nothing collapses.
-    looping = {"nodes": [{"name": n, "unique_id": n, "code": "unchanged"} for n in "abcdef"],
-               "lineage": {"nodes": {}, "edges": [["a", "b"], ["b", "c"], ["c", "a"], ["d", "e"], ["e", "f"]]}}
+    looping = {
+        "nodes": [{"name": n, "unique_id": n, "code": "unchanged"} for n in "abcdef"],
+        "lineage": {"nodes": {}, "edges": [["a", "b"], ["b", "c"], ["c", "a"], ["d", "e"], ["e", "f"]]},
+    }
     assert report.render_html(looping).count('class="box node') == 6

@@ -41,8 +41,7 @@ def test_no_secret_is_written_under_dot_on_duckdb(tmp_path) -> None:
     assert SECRET not in result.stdout + result.stderr and TOKEN not in result.stdout + result.stderr
     files = [p for p in (project.project_dir / ".dot").rglob("*") if p.is_file() and not p.is_symlink()]
     assert len(files) > 20  # the profile, the records, dbt's manifest, run results and logs
-    assert {"profiles.yml", "build.json", "commit.json", "manifest.json", "run_results.json", "dbt.log"} <= {
-        p.name for p in files}
+    assert {"profiles.yml", "build.json", "commit.json", "manifest.json", "run_results.json", "dbt.log"} <= {p.name for p in files}
     leaked = [str(p) for p in files if SECRET.encode() in p.read_bytes() or TOKEN.encode() in p.read_bytes()]
     assert leaked == []
     generated = project.build_dir(commit) / "dev" / "profiles.yml"

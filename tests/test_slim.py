@@ -56,20 +56,30 @@ class Slim:
         return str(self.record(branch, context)["schema"])
 
 
-
 def _profiles(adapter: str, prefix: str) -> str:
     if adapter == "duckdb":
-        outputs = {ctx: {"type": "duckdb", "path": "warehouse.duckdb", "schema": schema, "threads": 2}
-                   for ctx, schema in (("dev", "dev"), ("prod", "analytics"))}
+        outputs = {
+            ctx: {"type": "duckdb", "path": "warehouse.duckdb", "schema": schema, "threads": 2}
+            for ctx, schema in (("dev", "dev"), ("prod", "analytics"))
+        }
     else:
         url = PG_DSN.split("://", 1)[1]
         user_host, _, dbname = url.partition("/")
         user, _, hostport = user_host.rpartition("@")
         host, _, port = hostport.partition(":")
-        outputs = {ctx: {"type": "postgres", "host": host, "port": int(port or 5432),
-                         "user": user.split(":")[0] or "postgres", "password": "",
-                         "dbname": dbname.split("?")[0] or "postgres", "schema": f"{prefix}_{ctx}", "threads": 2}
-                   for ctx in ("dev", "prod")}
+        outputs = {
+            ctx: {
+                "type": "postgres",
+                "host": host,
+                "port": int(port or 5432),
+                "user": user.split(":")[0] or "postgres",
+                "password": "",
+                "dbname": dbname.split("?")[0] or "postgres",
+                "schema": f"{prefix}_{ctx}",
+                "threads": 2,
+            }
+            for ctx in ("dev", "prod")
+        }
     return json.dumps({"shop": {"target": "dev", "outputs": outputs}}, indent=2)  # JSON is YAML
 
 
@@ -121,8 +131,9 @@ def _duckdb_view(repo: Path) -> tuple[Callable[[str], dict[str, int]], Callable[
 
     def relations(schema: str) -> dict[str, int]:
         with duckdb.connect(str(repo / "warehouse.duckdb"), read_only=True) as con:
-            names = [r[0] for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = ?", [schema]).fetchall()]
+            names = [
+                r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = ?", [schema]).fetchall()
+            ]
             return {n: con.execute(f'select count(*) from "{schema}"."{n}"').fetchone()[0] for n in names}
 
     return relations, rows
@@ -135,8 +146,7 @@ def _postgres_view(conn) -> tuple[Callable[[str], dict[str, int]], Callable[[str
             return cur.fetchall()
 
     def relations(schema: str) -> dict[str, int]:
-        names = [r[0] for r in rows(
-            f"select table_name from information_schema.tables where table_schema = '{schema}'")]
+        names = [r[0] for r in rows(f"select table_name from information_schema.tables where table_schema = '{schema}'")]
         return {n: rows(f'select count(*) from "{schema}"."{n}"')[0][0] for n in names}
 
     return relations, rows
@@ -160,8 +170,7 @@ def slim(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             yield project
         finally:
             if conn is not None:
-                for (name,) in _postgres_view(conn)[1](
-                        f"select nspname from pg_namespace where nspname like '{prefix}%'"):
+                for (name,) in _postgres_view(conn)[1](f"select nspname from pg_namespace where nspname like '{prefix}%'"):
                     conn.cursor().execute(f'drop schema "{name}" cascade')
                 conn.close()
 
@@ -192,8 +201,7 @@ def test_one_leaf_changed_builds_exactly_one_model(slim: Slim, base_before: dict
     assert record["deferred_to"] == summary["deferred_to"]
     assert record["partial"] is True and record["cloned"] is False and record["status"] == "success"
     assert slim.relations(head_schema) == {"f05": len(RAW)}
-    assert sorted(slim.rows(f'select id, amount, extra from "{head_schema}"."f05" order by id')) == [
-        (i, a * 10 + 5, 1) for i, a in RAW]
+    assert sorted(slim.rows(f'select id, amount, extra from "{head_schema}"."f05" order by id')) == [(i, a * 10 + 5, 1) for i, a in RAW]
     assert slim.relations(base_schema) == base_before  # nothing was written to the base
 
 
@@ -205,8 +213,7 @@ def test_one_root_changed_builds_it_and_its_descendants_only(slim: Slim, base_be
     head_schema = slim.schema("root", "dev")
     assert set(slim.relations(head_schema)) == expected
     # The descendants read the head's new hub, which read the base's seed.
-    assert sorted(slim.rows(f'select id, amount from "{head_schema}"."f03" order by id')) == [
-        (i, a * 100 + 3) for i, a in RAW]
+    assert sorted(slim.rows(f'select id, amount from "{head_schema}"."f03" order by id')) == [(i, a * 100 + 3) for i, a in RAW]
     assert slim.schema("main", "prod") in slim.run_results("root")["model.shop.hub"]["compiled_code"]
     assert slim.relations(slim.schema("main", "prod")) == base_before
 
@@ -220,8 +227,7 @@ def test_clone_makes_the_head_schema_complete(slim: Slim, base_before: dict[str,
     assert record["cloned"] is True and record["partial"] is True
     assert set(slim.relations(head_schema)) == MODELS | {"raw"}
     # Cloned relations hold the base's rows; the changed model keeps the head's.
-    assert slim.rows(f'select * from "{head_schema}"."c12" order by id') == \
-        slim.rows(f'select * from "{base_schema}"."c12" order by id')
+    assert slim.rows(f'select * from "{head_schema}"."c12" order by id') == slim.rows(f'select * from "{base_schema}"."c12" order by id')
     assert len(slim.rows(f'select extra from "{head_schema}"."f05"')) == len(RAW)
     # The build's own run_results still say what was built; the clone's are kept apart.
     assert set(slim.run_results("leaf")) == {"model.shop.f05"}
@@ -310,8 +316,13 @@ def test_clean_keeps_a_base_while_a_build_defers_to_it(slim: Slim, base_before: 
 def test_deferral_flags_after_dashes_are_refused() -> None:
     from dot_tasks.errors import IsolationError
 
-    for args, deferred in ((["--defer"], False), (["--favor-state"], False), (["--state", "x"], True),
-                           (["--state=x"], True), (["--defer-state", "x"], True)):
+    for args, deferred in (
+        (["--defer"], False),
+        (["--favor-state"], False),
+        (["--state", "x"], True),
+        (["--state=x"], True),
+        (["--defer-state", "x"], True),
+    ):
         with pytest.raises(IsolationError, match="use --defer-to CTX@REF"):
             check_extra_args(args, deferred=deferred)
     check_extra_args(["--state", "some/manifest/dir"], deferred=False)  # state selection alone reads files
@@ -321,10 +332,12 @@ def test_deferral_flags_are_refused_before_anything_is_built(tmp_path: Path) -> 
     from conftest import make_project
 
     project = make_project(tmp_path)
-    for args in (["run", "--defer-to", "prod@HEAD~1", "--", "--state", "elsewhere"],
-                 ["run", "--", "--defer"],
-                 ["run", "--clone"],
-                 ["build", "--build-base"]):
+    for args in (
+        ["run", "--defer-to", "prod@HEAD~1", "--", "--state", "elsewhere"],
+        ["run", "--", "--defer"],
+        ["run", "--clone"],
+        ["build", "--build-base"],
+    ):
         result = project.run(*args)
         assert result.code == 2 and "Traceback" not in result.stderr, (args, result.stderr)
         assert "--defer-to CTX@REF" in result.stderr.strip().splitlines()[-1], (args, result.stderr)
@@ -337,8 +350,9 @@ def test_deferral_flags_are_refused_before_anything_is_built(tmp_path: Path) -> 
 def test_ci_shell_recipe_on_the_bundled_example(tmp_path: Path) -> None:
     """examples/ci/slim-ci.sh on a copy of examples/shop: a main commit, then a PR commit."""
     repo = tmp_path / "shop"
-    shutil.copytree(REPO_ROOT / "examples" / "shop", repo,
-                    ignore=shutil.ignore_patterns("*.duckdb*", ".dot", "target", "logs", "dbt_packages"))
+    shutil.copytree(
+        REPO_ROOT / "examples" / "shop", repo, ignore=shutil.ignore_patterns("*.duckdb*", ".dot", "target", "logs", "dbt_packages")
+    )
     write(repo / ".gitignore", "*.duckdb*\ntarget/\nlogs/\n")
     git("init", "-q", "-b", "main", cwd=repo)
     main_sha = _commit(repo, "main")
@@ -351,8 +365,14 @@ def test_ci_shell_recipe_on_the_bundled_example(tmp_path: Path) -> None:
     bindir.mkdir()
     (bindir / "dot-tasks").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m dot_tasks "$@"\n')
     (bindir / "dot-tasks").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "MAIN_SHA": main_sha, "PR_SHA": pr_sha,
-           "DOT_CACHE_DIR": str(tmp_path / "cache"), "COMMENT_FILE": str(tmp_path / "comment.md")}
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "MAIN_SHA": main_sha,
+        "PR_SHA": pr_sha,
+        "DOT_CACHE_DIR": str(tmp_path / "cache"),
+        "COMMENT_FILE": str(tmp_path / "comment.md"),
+    }
 
     pr = subprocess.run(["sh", str(script), "pr"], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert pr.returncode == 0, pr.stderr
@@ -363,8 +383,7 @@ def test_ci_shell_recipe_on_the_bundled_example(tmp_path: Path) -> None:
     assert (tmp_path / "cache" / f"dot-prod-{main_sha}.tar.gz").is_file()  # main's build, cached for the next run
     # The changed model and the one model that depends on it were built; nothing else.
     results = json.loads((builds / pr_sha / "dev" / "target" / "run_results.json").read_text())["results"]
-    assert {r["unique_id"] for r in results if r["unique_id"].startswith("model.")} == {
-        "model.shop.orders", "model.shop.customers"}
+    assert {r["unique_id"] for r in results if r["unique_id"].startswith("model.")} == {"model.shop.orders", "model.shop.customers"}
     # The PR comment is diff's markdown: the changed model is in its table and its chart.
     comment = (tmp_path / "comment.md").read_text()
     assert "```mermaid" in comment and "orders" in comment and "modified" in comment, comment
@@ -377,8 +396,7 @@ def test_ci_shell_recipe_on_the_bundled_example(tmp_path: Path) -> None:
     assert "restored" in again.stderr
 
     git("checkout", "-q", "main", cwd=repo)
-    main = subprocess.run(["sh", str(script), "main"], cwd=repo, env={**env, "SHA": main_sha},
-                          capture_output=True, text=True, timeout=600)
+    main = subprocess.run(["sh", str(script), "main"], cwd=repo, env={**env, "SHA": main_sha}, capture_output=True, text=True, timeout=600)
     assert main.returncode == 0, main.stderr
     assert json.loads((builds / main_sha / "prod" / "build.json").read_text())["status"] == "success"
     # ... and promoted: the live schema `analytics` reads main's build through views.
@@ -387,8 +405,9 @@ def test_ci_shell_recipe_on_the_bundled_example(tmp_path: Path) -> None:
     with duckdb.connect(str(repo / "shop.duckdb"), read_only=True) as con:
         live_orders = con.execute("select count(*) from analytics.orders").fetchall()
         built_orders = con.execute(f"select count(*) from analytics_{main_sha[:8]}.orders").fetchall()
-        kind = con.execute("select table_type from information_schema.tables "
-                           "where table_schema = 'analytics' and table_name = 'orders'").fetchall()
+        kind = con.execute(
+            "select table_type from information_schema.tables where table_schema = 'analytics' and table_name = 'orders'"
+        ).fetchall()
     assert live_orders == built_orders and live_orders[0][0] > 0 and kind == [("VIEW",)]
 
 
@@ -399,8 +418,9 @@ def test_a_sweep_keeps_a_chain_of_bases() -> None:
 
     def row(commit: str, context: str, base: tuple[str, str] | None = None, cloned: bool = False) -> BuildRow:
         deferred = {"commit": base[0], "context": base[1], "schema": "s"} if base else None
-        return BuildRow(commit * 40, commit * 8, context, "s", "success", 0.0, 0, 0,
-                        deferred_to=deferred, partial=bool(base), cloned=cloned)
+        return BuildRow(
+            commit * 40, commit * 8, context, "s", "success", 0.0, 0, 0, deferred_to=deferred, partial=bool(base), cloned=cloned
+        )
 
     a, b, c = row("a", "dev", ("b" * 40, "ci")), row("b", "ci", ("c" * 40, "prod"), cloned=True), row("c", "prod")
     said: list[str] = []
@@ -418,11 +438,14 @@ def test_the_guard_covers_the_clone_step(tmp_path: Path) -> None:
     from conftest import duckdb_rows, make_project
 
     project = make_project(tmp_path)
-    write(project.project_dir / "macros" / "generate_schema_name.sql", """
+    write(
+        project.project_dir / "macros" / "generate_schema_name.sql",
+        """
         {% macro generate_schema_name(custom_schema_name, node) -%}
           {%- if node.name == 'escape' -%}elsewhere{%- else -%}{{ target.schema }}{%- endif -%}
         {%- endmacro %}
-        """)
+        """,
+    )
     write(project.project_dir / "models" / "escape.sql", "select 1 as x\n")
     base = project.commit("a model that escapes the build's schema")
     (project.project_dir / "models" / "orders.sql").write_text("select order_id from {{ ref('raw_orders') }}\n")
@@ -437,11 +460,14 @@ def test_the_guard_covers_the_clone_step(tmp_path: Path) -> None:
     record = json.loads((project.build_dir(head) / "dev" / "build.json").read_text())
     assert record["status"] == "failed" and record["cloned"] is False
     # The deferred build itself ran (orders, in the head's schema); the clone wrote nothing anywhere.
-    schemas = {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb",
-                                         "select table_schema from information_schema.tables")}
-    head_tables = {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb",
-                                             f"select table_name from information_schema.tables "
-                                             f"where table_schema = 'dev_{head[:8]}'")}
+    schemas = {r[0] for r in duckdb_rows(project.project_dir / "warehouse.duckdb", "select table_schema from information_schema.tables")}
+    head_tables = {
+        r[0]
+        for r in duckdb_rows(
+            project.project_dir / "warehouse.duckdb",
+            f"select table_name from information_schema.tables where table_schema = 'dev_{head[:8]}'",
+        )
+    }
     assert head_tables == {"orders"} and "elsewhere" in schemas  # elsewhere: the base's, built on purpose
     assert duckdb_rows(project.project_dir / "warehouse.duckdb", "select count(*) from elsewhere.escape") == [(1,)]
 

@@ -28,9 +28,7 @@ DERBY_FAILURES = ("XSDB6", "Another instance of Derby", "SessionHiveMetaStoreCli
 
 @pytest.fixture(autouse=True)
 def spark_available() -> None:
-    missing = [what for what, ok in (("java", shutil.which("java")),
-                                     ("dbt-spark[session]", importlib.util.find_spec("pyspark")))
-               if not ok]
+    missing = [what for what, ok in (("java", shutil.which("java")), ("dbt-spark[session]", importlib.util.find_spec("pyspark"))) if not ok]
     if missing and os.environ.get("CI"):
         pytest.fail(f"{' and '.join(missing)} missing under CI: the spark tests must run there")
     if missing:
@@ -73,9 +71,15 @@ sys.stdin.readline()
 
 
 def _start(project: Project, command: str) -> subprocess.Popen:
-    return subprocess.Popen(["bash", "-c", command], cwd=project.project_dir, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    return subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=project.project_dir,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
+    )
 
 
 def _dot(*args: str) -> str:
@@ -108,8 +112,10 @@ def test_two_commits_side_by_side_then_clean(tmp_path: Path) -> None:
     # they prove nothing about isolation that the rows below do not.
     no_tests = ["--exclude", "resource_type:test"]
     by_run = _start(project, _dot("run", "--ref", first, "--json", *no_tests))
-    by_steps = _start(project, " && ".join([
-        _dot("worktree", "--ref", second), _dot("profile", "--ref", second), _dot("build", "--ref", second, *no_tests)]))
+    by_steps = _start(
+        project,
+        " && ".join([_dot("worktree", "--ref", second), _dot("profile", "--ref", second), _dot("build", "--ref", second, *no_tests)]),
+    )
     # communicate, not wait: a child blocked on a full pipe would never finish.
     results = [_finish(p) for p in (by_run, by_steps)]
     for code, _out, err in results:
@@ -118,11 +124,16 @@ def test_two_commits_side_by_side_then_clean(tmp_path: Path) -> None:
     assert any("waiting for the Spark metastore" in err for _c, _o, err in results)
     assert json.loads(results[0][1])["schema"] == f"dev_{first[:8]}"
 
-    listed = [json.loads(line) for line in subprocess.run(
-        [sys.executable, "-m", "dot_tasks", "list", "--json"], cwd=project.project_dir,
-        capture_output=True, text=True, check=True).stdout.splitlines()]
+    listed = [
+        json.loads(line)
+        for line in subprocess.run(
+            [sys.executable, "-m", "dot_tasks", "list", "--json"], cwd=project.project_dir, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    ]
     assert {(r["commit"], r["schema"], r["status"]) for r in listed if r["context"]} == {
-        (first, f"dev_{first[:8]}", "success"), (second, f"dev_{second[:8]}", "success")}
+        (first, f"dev_{first[:8]}", "success"),
+        (second, f"dev_{second[:8]}", "success"),
+    }
 
     # A third process sees both builds in one metastore, with each commit's rows.
     reader = _start(project, shlex.join([sys.executable, "-c", READER, f"dev_{first[:8]}", f"dev_{second[:8]}"]))
@@ -130,7 +141,7 @@ def test_two_commits_side_by_side_then_clean(tmp_path: Path) -> None:
     _stream(reader, reader_err)
     seen = json.loads(reader.stdout.readline() or "{}")
     assert seen, "".join(reader_err)[-3000:]
-    assert seen[f"dev_{first[:8]}"] == [[3, 60]]   # first: orders 1..3
+    assert seen[f"dev_{first[:8]}"] == [[3, 60]]  # first: orders 1..3
     assert seen[f"dev_{second[:8]}"] == [[2, 100]]  # second: order 1 dropped, amounts doubled
 
     # `clean` waits while the user's own Spark process holds the metastore.
@@ -159,9 +170,12 @@ def test_two_commits_side_by_side_then_clean(tmp_path: Path) -> None:
 
 def test_guard_refuses_a_model_outside_the_build(tmp_path: Path) -> None:
     project = spark_project(tmp_path)
-    write(project.project_dir / "macros" / "generate_schema_name.sql", """
+    write(
+        project.project_dir / "macros" / "generate_schema_name.sql",
+        """
         {% macro generate_schema_name(custom_schema_name, node) %}analytics{% endmacro %}
-        """)
+        """,
+    )
     commit = project.commit("hard-code the schema")
     result = project.run("run")
     assert result.code == 2, result.stderr

@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
-import re
 import sys
 import threading
 import time
@@ -34,9 +34,15 @@ import spark_cluster  # noqa: E402 - the cluster script of the benchmarks, not a
 
 
 def _available() -> None:
-    missing = [what for what, ok in (("java", shutil.which("java")),
-                                     ("pyspark", importlib.util.find_spec("pyspark")),
-                                     ("pyhive", importlib.util.find_spec("pyhive"))) if not ok]
+    missing = [
+        what
+        for what, ok in (
+            ("java", shutil.which("java")),
+            ("pyspark", importlib.util.find_spec("pyspark")),
+            ("pyhive", importlib.util.find_spec("pyhive")),
+        )
+        if not ok
+    ]
     if missing and os.environ.get("CI"):
         pytest.fail(f"{' and '.join(missing)} missing under CI: the spark_cluster tests must run there")
     if missing:
@@ -97,8 +103,9 @@ def unique_base() -> str:
 
 
 def _dot(project_dir: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dot_tasks", *args], cwd=project_dir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dot_tasks", *args], cwd=project_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
@@ -113,8 +120,12 @@ def _node_windows(project: Project, commit: str, context: str = "dev") -> list[t
     for result in results["results"]:
         for timing in result["timing"]:
             if timing["name"] == "execute" and timing.get("started_at"):
-                windows.append((datetime.fromisoformat(timing["started_at"].rstrip("Z")).timestamp(),
-                                datetime.fromisoformat(timing["completed_at"].rstrip("Z")).timestamp()))
+                windows.append(
+                    (
+                        datetime.fromisoformat(timing["started_at"].rstrip("Z")).timestamp(),
+                        datetime.fromisoformat(timing["completed_at"].rstrip("Z")).timestamp(),
+                    )
+                )
     return windows
 
 
@@ -134,11 +145,16 @@ def test_two_commits_at_once_then_list_and_clean(cluster: spark_cluster.Cluster,
     assert one and other
     assert any(a0 < b1 and b0 < a1 for a0, a1 in one for b0, b1 in other), (one, other)
 
-    listed = [json.loads(line) for line in subprocess.run(
-        [sys.executable, "-m", "dot_tasks", "list", "--json"], cwd=project.project_dir,
-        capture_output=True, text=True, check=True).stdout.splitlines()]
+    listed = [
+        json.loads(line)
+        for line in subprocess.run(
+            [sys.executable, "-m", "dot_tasks", "list", "--json"], cwd=project.project_dir, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    ]
     assert {(r["commit"], r["schema"], r["status"]) for r in listed if r["context"]} == {
-        (first, f"{base}_{first[:8]}", "success"), (second, f"{base}_{second[:8]}", "success")}
+        (first, f"{base}_{first[:8]}", "success"),
+        (second, f"{base}_{second[:8]}", "success"),
+    }
 
     # Another session sees both builds, each with its commit's rows.
     assert spark.rows(f"select count(*), sum(amount) from {base}_{first[:8]}.orders") == [(3, 60)]
@@ -186,18 +202,23 @@ def test_diff_counts_every_level_exactly(shop: tuple[Project, str, dict], spark:
     project, base, diff = shop
     assert diff["differs"] is True and diff["errors"] == 0 and diff["same_database"] is True
     by = {n["name"]: n for n in diff["nodes"]}
-    counts = {name: (n["code"], n["impacted"], n["differs"], n["rows"], n["values_skipped"],
-                     None if n["values"] is None else tuple(n["values"][k] for k in (
-                         "key", "added", "removed", "changed", "unchanged", "columns")))
-              for name, n in by.items()}
+    counts = {
+        name: (
+            n["code"],
+            n["impacted"],
+            n["differs"],
+            n["rows"],
+            n["values_skipped"],
+            None if n["values"] is None else tuple(n["values"][k] for k in ("key", "added", "removed", "changed", "unchanged", "columns")),
+        )
+        for name, n in by.items()
+    }
     # The same counts as on DuckDB and PostgreSQL (tests/test_diff.py).
     ten, five = {"base": 10, "head": 10}, {"base": 5, "head": 5}
     assert counts == {
-        "orders": ("modified", False, True, ten, None,
-                   (["order_id"], 0, 0, 3, 7, {"customer_id": 0, "amount": 3, "status": 0, "note": 0})),
+        "orders": ("modified", False, True, ten, None, (["order_id"], 0, 0, 3, 7, {"customer_id": 0, "amount": 3, "status": 0, "note": 0})),
         "order_totals": ("unchanged", True, True, five, None, (["customer_id"], 0, 0, 3, 2, {"total": 3, "n": 0})),
-        "order_lines": ("unchanged", True, True, {"base": 20, "head": 20}, None,
-                        (["order_id", "line_no"], 0, 0, 6, 14, {"qty": 6})),
+        "order_lines": ("unchanged", True, True, {"base": 20, "head": 20}, None, (["order_id", "line_no"], 0, 0, 6, 14, {"qty": 6})),
         "customers": ("unchanged", False, False, five, None, (["customer_id"], 0, 0, 0, 5, {"name": 0})),
         "dupes": ("unchanged", False, False, ten, by["dupes"]["values_skipped"], None),
         "widened": ("modified", False, True, ten, None, (["order_id"], 0, 0, 0, 10, {"amount": 0})),
@@ -210,10 +231,14 @@ def test_diff_counts_every_level_exactly(shop: tuple[Project, str, dict], spark:
     assert "duplicate" in by["dupes"]["values_skipped"]
     assert by["dupes"]["key_problems"]["head"] == {"duplicate_keys": 5, "null_key_rows": 0}
     assert [(s["key"], s["base"]["amount"], s["head"]["amount"]) for s in by["orders"]["values"]["sample"]] == [
-        ({"order_id": 2}, 20, 0), ({"order_id": 4}, 40, 0), ({"order_id": 7}, 70, 0)]
+        ({"order_id": 2}, 20, 0),
+        ({"order_id": 4}, 40, 0),
+        ({"order_id": 7}, 70, 0),
+    ]
     assert by["widened"]["columns"]["added"] == ["status"]
     assert [(t["name"], t["base"].lower(), t["head"].lower()) for t in by["widened"]["columns"]["type_changed"]] == [
-        ("amount", "int", "bigint")]
+        ("amount", "int", "bigint")
+    ]
 
     # A diff of a build with itself is empty, and reads only.
     schemas = spark.schemas(base)
@@ -227,8 +252,9 @@ def test_diff_counts_every_level_exactly(shop: tuple[Project, str, dict], spark:
 # --- promote, rollback, live ---------------------------------------------------------
 
 # One query over three live views that differ between the builds: which build each one shows.
-FINGERPRINT = ("select (select sum(amount) from {s}.orders), (select sum(total) from {s}.order_totals),"
-               " (select sum(qty) from {s}.order_lines)")
+FINGERPRINT = (
+    "select (select sum(amount) from {s}.orders), (select sum(total) from {s}.order_totals), (select sum(qty) from {s}.order_lines)"
+)
 BASE_ROWS, HEAD_ROWS = (550, 550, 1650), (420, 420, 1260)  # head: returned orders 2, 4, 7 at amount 0
 
 
@@ -249,7 +275,8 @@ def _reader(cluster: spark_cluster.Cluster, schema: str, stop: threading.Event, 
 
 
 def test_promote_rollback_live_and_the_window_a_reader_sees(
-        shop: tuple[Project, str, dict], cluster: spark_cluster.Cluster, spark: Spark) -> None:
+    shop: tuple[Project, str, dict], cluster: spark_cluster.Cluster, spark: Spark
+) -> None:
     project, base, _ = shop
     first = project.run("promote", f"dev@{project.first}", "--json")
     assert first.code == 0, first.stderr[-3000:]
@@ -270,8 +297,7 @@ def test_promote_rollback_live_and_the_window_a_reader_sees(
     polling.join(timeout=60)
     assert second.code == 0, second.stderr[-3000:]
     switched = json.loads(second.stdout)
-    assert (switched["previous_commit"], switched["dropped"], switched["created"]) == (
-        project.first, [f"{base}.old_model"], 1)
+    assert (switched["previous_commit"], switched["dropped"], switched["created"]) == (project.first, [f"{base}.old_model"], 1)
     window = re.search(r"(\d+) view\(s\) were switched one at a time in ([\d.]+)s", second.stderr)
     assert window and int(window.group(1)) == 9, second.stderr[-3000:]
     assert "Spark records no dependencies between views" in second.stderr  # old_model's view was dropped
@@ -280,11 +306,13 @@ def test_promote_rollback_live_and_the_window_a_reader_sees(
     assert not [s for s in states if s.startswith("error")], states
     assert states[0] == "base" and states[-1] == "head", states
     # Once every view shows head, no reader sees base again: each view is replaced in place, never missing.
-    assert "base" not in states[states.index("head"):] and not any(s.startswith("mix") for s in states[states.index("head"):])
+    assert "base" not in states[states.index("head") :] and not any(s.startswith("mix") for s in states[states.index("head") :])
     mixed = [t for t, state in seen if state.startswith("mix")]
-    print(f"\nspark promote: {window.group(1)} views switched in {window.group(2)}s (logged); promote took "
-          f"{finished - started:.1f}s; the reader took {len(seen)} samples, {len(mixed)} of them a mix"
-          + (f" over {mixed[-1] - mixed[0]:.2f}s" if mixed else ""))
+    print(
+        f"\nspark promote: {window.group(1)} views switched in {window.group(2)}s (logged); promote took "
+        f"{finished - started:.1f}s; the reader took {len(seen)} samples, {len(mixed)} of them a mix"
+        + (f" over {mixed[-1] - mixed[0]:.2f}s" if mixed else "")
+    )
 
     on_head = {r[1] for r in spark.rows(f"show tables in {base}")}
     rolled = project.run("rollback", "--json")
@@ -296,7 +324,10 @@ def test_promote_rollback_live_and_the_window_a_reader_sees(
     report = json.loads(live.stdout)
     assert (report["commit"], report["drift"]) == (project.first, [])
     assert [(h["action"], h["commit"]) for h in report["history"]] == [
-        ("rollback", project.first), ("promote", project.second), ("promote", project.first)]
+        ("rollback", project.first),
+        ("promote", project.second),
+        ("promote", project.first),
+    ]
 
     # A live view replaced by hand is drift, read from Spark's own view text.
     spark.rows(f"create or replace view {base}.customers as select 1 as customer_id")

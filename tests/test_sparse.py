@@ -7,16 +7,16 @@ from conftest import Project, git, make_project, write
 
 def _monorepo(tmp_path) -> tuple[Project, str]:
     project = make_project(tmp_path, subdir="warehouse/dbt")
-    write(project.repo_dir / "libs" / "macros_pkg" / "dbt_project.yml",
-          'name: macros_pkg\nconfig-version: 2\nversion: "1.0"\n')
-    write(project.repo_dir / "libs" / "macros_pkg" / "macros" / "triple.sql",
-          "{% macro triple(x) %}({{ x }} * 3){% endmacro %}\n")
+    write(project.repo_dir / "libs" / "macros_pkg" / "dbt_project.yml", 'name: macros_pkg\nconfig-version: 2\nversion: "1.0"\n')
+    write(project.repo_dir / "libs" / "macros_pkg" / "macros" / "triple.sql", "{% macro triple(x) %}({{ x }} * 3){% endmacro %}\n")
     for i in range(30):
         write(project.repo_dir / "services" / "api" / f"module_{i}.py", f"VALUE = {i}\n")
     write(project.repo_dir / "README.md", "monorepo\n")
     write(project.project_dir / "packages.yml", "packages:\n  - local: ../../libs/macros_pkg\n")
-    write(project.project_dir / "models" / "tripled.sql",
-          "select order_id, {{ macros_pkg.triple('amount') }} as amount from {{ ref('raw_orders') }}\n")
+    write(
+        project.project_dir / "models" / "tripled.sql",
+        "select order_id, {{ macros_pkg.triple('amount') }} as amount from {{ ref('raw_orders') }}\n",
+    )
     return project, project.commit("monorepo with a local package")
 
 

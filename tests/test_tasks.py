@@ -10,12 +10,15 @@ from conftest import Project, dot, make_project, write
 
 def test_invoke_yaml_sets_project_dir_and_context_map(tmp_path) -> None:
     project = make_project(tmp_path, subdir="warehouse")
-    write(project.repo_dir / "invoke.yaml", """
+    write(
+        project.repo_dir / "invoke.yaml",
+        """
         dot:
           project_dir: warehouse
           contexts:
             ci: prod
-        """)
+        """,
+    )
     result = dot("profile", "--context", "ci", cwd=project.repo_dir)
     assert result.code == 0, result.stderr
     profile = (project.build_dir(project.second) / "ci" / "profiles.yml").read_text()
@@ -46,26 +49,22 @@ def test_steps_that_do_not_build_never_import_dbt(project: Project) -> None:
         "print('LOADED', loaded, file=sys.stderr)"
     )
     for args in (["resolve"], ["worktree"], ["profile"], ["list"], ["--help"]):
-        proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=project.project_dir,
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", probe, *args], cwd=project.project_dir, capture_output=True, text=True)
         assert "LOADED []" in proc.stderr, (args, proc.stderr)
         assert proc.stdout.strip(), (args, proc.stderr)  # the task really ran and printed its result
     # The probe can tell: `run` looks dbt up (dbt itself then runs in a child process).
-    proc = subprocess.run([sys.executable, "-c", probe, "run"], cwd=project.project_dir,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", probe, "run"], cwd=project.project_dir, capture_output=True, text=True)
     assert "'dbt'" in proc.stderr.split("LOADED")[-1], proc.stderr
 
 
 def test_arguments_after_dashes_reach_dbt_as_written(project: Project) -> None:
-    (project.project_dir / "models" / "labelled.sql").write_text(
-        "select '{{ var(\"label\") }}' as label\n")
+    (project.project_dir / "models" / "labelled.sql").write_text("select '{{ var(\"label\") }}' as label\n")
     commit = project.commit("a model that reads a var")
     result = project.run("run", "--select", "labelled", "--", "--vars", '{"label": "two  spaces"}')
     assert result.code == 0, result.stderr
     from conftest import duckdb_rows
 
-    assert duckdb_rows(project.project_dir / "warehouse.duckdb",
-                       f"select label from dev_{commit[:8]}.labelled") == [("two  spaces",)]
+    assert duckdb_rows(project.project_dir / "warehouse.duckdb", f"select label from dev_{commit[:8]}.labelled") == [("two  spaces",)]
 
 
 def test_bad_config_values_get_one_line(project: Project) -> None:

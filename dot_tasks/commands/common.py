@@ -64,8 +64,9 @@ DEFAULTS: dict[str, Any] = {
 
 # Worded for every command that takes them (build, promote, clean, ...), not for one.
 H_REF = "The git ref: branch, tag, HEAD~2, short or full hash (default: HEAD)."
-H_CONTEXT = ("The context: a target of your profile, e.g. dev or prod, or a name dot.contexts maps to one "
-             "(default: the profile's default target).")
+H_CONTEXT = (
+    "The context: a target of your profile, e.g. dev or prod, or a name dot.contexts maps to one (default: the profile's default target)."
+)
 H_PROJECT = "The dbt project's root (default: dot.project_dir, else found upward from the current directory)."
 H_PROFILES = "Directory of the profiles.yml to start from (default: dbt's order: DBT_PROFILES_DIR, current dir, project dir, ~/.dbt)."
 H_BUILD = {
@@ -75,7 +76,7 @@ H_BUILD = {
     "deps": "Run `dbt deps` first, once per commit, when the commit declares packages (--no-deps skips it).",
     "allow_shared_schemas": "Build even if some node would write outside the build's own schema (warns).",
     "defer_to": "CTX@REF of a successful build to defer to: build only what changed since it (state:modified+ "
-                "unless --select), reading every other ref from its schema.",
+    "unless --select), reading every other ref from its schema.",
     "build_base": "With --defer-to: build the base first when it is missing or did not succeed.",
     "clone": "With --defer-to: then `dbt clone` every node not rebuilt from the base, so the schema is complete.",
     "rebuild_live": "Rebuild a commit that is live for the context (refused otherwise), then promote it again.",
@@ -168,7 +169,7 @@ def extra_args(c: Context) -> list[str]:
     """
     remainder = c.remainder or ""
     if "--" in sys.argv:
-        words = sys.argv[sys.argv.index("--") + 1:]
+        words = sys.argv[sys.argv.index("--") + 1 :]
         if " ".join(words) == remainder:
             return words
     return split_words("the arguments after --", remainder)
@@ -196,5 +197,3 @@ def parse_dbt_command(command: str) -> list[str]:
 def warn_if_shared(allow_shared_schemas: bool) -> None:
     if allow_shared_schemas:
         progress("warning: --allow-shared-schemas: nodes may write outside the build's own schema")
-
-

@@ -32,60 +32,107 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
     if result["recreated"]:
         changes.append(f"recreated (shape changed) {', '.join(result['recreated'])}")
     previous = (result.get("previous_commit") or "nothing")[:12]
-    print(f"{result['action']}: {result['context']} is now {result['commit']} ({result['short']}), "
-          f"was {previous}; " + "; ".join(changes))
+    print(f"{result['action']}: {result['context']} is now {result['commit']} ({result['short']}), was {previous}; " + "; ".join(changes))
 
 
-@task(auto_shortflags=False, help={
-    "spec": "CTX@REF (or @REF for the default context); dot-tasks also takes it positionally.",
-    "ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
-    "allow_untested": "Promote even if the build did not pass its gate (warns; the history records it).",
-    "replace_existing": "Replace live relations no promotion made (e.g. tables of a plain dbt build), "
-                        "in the same transaction.",
-    "fail_on_warn": "Count a test that warned as a failure of the gate.",
-    "json": H_JSON, "verbose": H_VERBOSE,
-})
+@task(
+    auto_shortflags=False,
+    help={
+        "spec": "CTX@REF (or @REF for the default context); dot-tasks also takes it positionally.",
+        "ref": H_REF,
+        "context": H_CONTEXT,
+        "project_dir": H_PROJECT,
+        "profiles_dir": H_PROFILES,
+        "allow_untested": "Promote even if the build did not pass its gate (warns; the history records it).",
+        "replace_existing": "Replace live relations no promotion made (e.g. tables of a plain dbt build), in the same transaction.",
+        "fail_on_warn": "Count a test that warned as a failure of the gate.",
+        "json": H_JSON,
+        "verbose": H_VERBOSE,
+    },
+)
 @reports_errors
-def promote(c: Context, spec: str | None = None, ref: str | None = None, context: str | None = None,
-            allow_untested: bool = False, replace_existing: bool = False, fail_on_warn: bool = False,
-            json_: bool = False, verbose: bool = False, project_dir: str | None = None,
-            profiles_dir: str | None = None) -> None:
+def promote(
+    c: Context,
+    spec: str | None = None,
+    ref: str | None = None,
+    context: str | None = None,
+    allow_untested: bool = False,
+    replace_existing: bool = False,
+    fail_on_warn: bool = False,
+    json_: bool = False,
+    verbose: bool = False,
+    project_dir: str | None = None,
+    profiles_dir: str | None = None,
+) -> None:
     """Make a commit's tested build live: views in the context's schema switch to it in one transaction."""
     if spec:
         spec_context, spec_ref = parse_spec(spec)
         context, ref = context or spec_context, ref or spec_ref
     if not ref:
         # Deploying is never implicit: no default commit, so no HEAD of whatever is checked out.
-        raise DotError("promote needs the build to make live: `dot-tasks promote CTX@REF` "
-                       "(e.g. `dot-tasks promote prod@v1.4`, or `@REF` for the default context)")
+        raise DotError(
+            "promote needs the build to make live: `dot-tasks promote CTX@REF` "
+            "(e.g. `dot-tasks promote prod@v1.4`, or `@REF` for the default context)"
+        )
     ws = workspace(c, project_dir, profiles_dir)
-    options = deploy.PromoteOptions(ref=ref, context=context, allow_untested=allow_untested,
-                                    replace_existing=replace_existing, fail_on_warn=fail_on_warn,
-                                    verbose=verbose)
+    options = deploy.PromoteOptions(
+        ref=ref,
+        context=context,
+        allow_untested=allow_untested,
+        replace_existing=replace_existing,
+        fail_on_warn=fail_on_warn,
+        verbose=verbose,
+    )
     _print(deploy.promote(ws, options, progress), json_)
 
 
-@task(auto_shortflags=False, help={
-    "context": "The context to roll back (dot-tasks also takes it positionally).",
-    "to": "Return to this commit (a ref), which must have been live before (default: the previous live commit).",
-    "json": H_JSON, "verbose": H_VERBOSE, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
-})
+@task(
+    auto_shortflags=False,
+    help={
+        "context": "The context to roll back (dot-tasks also takes it positionally).",
+        "to": "Return to this commit (a ref), which must have been live before (default: the previous live commit).",
+        "json": H_JSON,
+        "verbose": H_VERBOSE,
+        "project_dir": H_PROJECT,
+        "profiles_dir": H_PROFILES,
+    },
+)
 @reports_errors
-def rollback(c: Context, context: str | None = None, to: str | None = None, json_: bool = False,
-             verbose: bool = False, project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+def rollback(
+    c: Context,
+    context: str | None = None,
+    to: str | None = None,
+    json_: bool = False,
+    verbose: bool = False,
+    project_dir: str | None = None,
+    profiles_dir: str | None = None,
+) -> None:
     """Make the previously live commit live again (or --to an earlier one); no new test run."""
     ws = workspace(c, project_dir, profiles_dir)
     _print(deploy.rollback(ws, deploy.default_context(ws, context), to, progress, verbose=verbose), json_)
 
 
-@task(auto_shortflags=False, help={
-    "context": "The context to show (default: the profile's default target); dot-tasks also takes it positionally.",
-    "json": H_JSON, "verbose": H_VERBOSE, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
-    "exit_zero": "Exit 0 even when there is drift (report only).",
-})
+@task(
+    auto_shortflags=False,
+    help={
+        "context": "The context to show (default: the profile's default target); dot-tasks also takes it positionally.",
+        "json": H_JSON,
+        "verbose": H_VERBOSE,
+        "project_dir": H_PROJECT,
+        "profiles_dir": H_PROFILES,
+        "exit_zero": "Exit 0 even when there is drift (report only).",
+    },
+)
 @reports_errors
-def live(c: Context, context: str | None = None, json_: bool = False, verbose: bool = False,
-         exit_zero: bool = False, project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+def live(
+    c: Context,
+    context: str | None = None,
+    json_: bool = False,
+    verbose: bool = False,
+    exit_zero: bool = False,
+    project_dir: str | None = None,
+    profiles_dir: str | None = None,
+) -> None:
     """Show, from the warehouse, which commit is live, the last 10 promotions and any drift (exit 1 on drift)."""
     ws = workspace(c, project_dir, profiles_dir)
     report = deploy.live(ws, context, verbose=verbose)
@@ -94,13 +141,25 @@ def live(c: Context, context: str | None = None, json_: bool = False, verbose: b
         raise Exit(code=1)
 
 
-@task(auto_shortflags=False, help={
-    "context": "The context to take out of red/green (dot-tasks also takes it positionally).",
-    "json": H_JSON, "verbose": H_VERBOSE, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
-})
+@task(
+    auto_shortflags=False,
+    help={
+        "context": "The context to take out of red/green (dot-tasks also takes it positionally).",
+        "json": H_JSON,
+        "verbose": H_VERBOSE,
+        "project_dir": H_PROJECT,
+        "profiles_dir": H_PROFILES,
+    },
+)
 @reports_errors
-def retire(c: Context, context: str | None = None, json_: bool = False, verbose: bool = False,
-           project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+def retire(
+    c: Context,
+    context: str | None = None,
+    json_: bool = False,
+    verbose: bool = False,
+    project_dir: str | None = None,
+    profiles_dir: str | None = None,
+) -> None:
     """Drop the views promotions made in the context's live schemas (one transaction): back to plain dbt."""
     if not context:
         raise DotError("retire needs the context to take out of red/green: `dot-tasks retire CTX`")
@@ -109,5 +168,7 @@ def retire(c: Context, context: str | None = None, json_: bool = False, verbose:
     if json_:
         print(json.dumps(result, sort_keys=True, default=str))
     else:
-        print(f"retire: nothing is live in {result['live_schema']} for {result['context']} any more (was "
-              f"{result['retired']}); dropped {len(result['dropped'])} view(s)")
+        print(
+            f"retire: nothing is live in {result['live_schema']} for {result['context']} any more (was "
+            f"{result['retired']}); dropped {len(result['dropped'])} view(s)"
+        )

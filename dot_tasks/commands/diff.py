@@ -15,30 +15,46 @@ from .common import H_PROFILES, H_PROJECT, deferred, progress, reports_errors, s
 FORMATS = ("text", "markdown", "html")
 
 
-@task(auto_shortflags=False, iterable=["key"], help={
-    "base": "The side to compare from, CTX@REF, @REF or REF (dot-tasks also takes it positionally; default: "
-            "the head build's deferred_to).",
-    "head": "The side to compare to, CTX@REF, @REF or REF (default: HEAD in the default context).",
-    "select": "dbt selection against the head build (state:modified+ compares with the base build as state).",
-    "exclude": "dbt exclusion against the head build.",
-    "key": "MODEL=COL[,COL]: the columns that match a model's rows (repeatable); default: primary_key "
-           "constraint, meta.primary_key, or a column with unique and not_null tests.",
-    "sample": "How many keys of each kind (added, removed, changed) to show per model (default 5).",
-    "float_tolerance": "Floats whose relative difference is at most this count as equal, e.g. 1e-9 "
-                       "(default 0: exactly equal).",
-    "build": "Build a side that has no successful build, as `run` would (--no-build: fail instead).",
-    "json": "Print the result as one JSON object on stdout.",
-    "format": "text (default), markdown (a pull-request comment) or html (needs -o).",
-    "output": "Write the result to this file instead of stdout.",
-    "exit_zero": "Exit 0 when the builds differ (2 still means trouble).",
-    "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
-})
+@task(
+    auto_shortflags=False,
+    iterable=["key"],
+    help={
+        "base": "The side to compare from, CTX@REF, @REF or REF (dot-tasks also takes it positionally; default: "
+        "the head build's deferred_to).",
+        "head": "The side to compare to, CTX@REF, @REF or REF (default: HEAD in the default context).",
+        "select": "dbt selection against the head build (state:modified+ compares with the base build as state).",
+        "exclude": "dbt exclusion against the head build.",
+        "key": "MODEL=COL[,COL]: the columns that match a model's rows (repeatable); default: primary_key "
+        "constraint, meta.primary_key, or a column with unique and not_null tests.",
+        "sample": "How many keys of each kind (added, removed, changed) to show per model (default 5).",
+        "float_tolerance": "Floats whose relative difference is at most this count as equal, e.g. 1e-9 (default 0: exactly equal).",
+        "build": "Build a side that has no successful build, as `run` would (--no-build: fail instead).",
+        "json": "Print the result as one JSON object on stdout.",
+        "format": "text (default), markdown (a pull-request comment) or html (needs -o).",
+        "output": "Write the result to this file instead of stdout.",
+        "exit_zero": "Exit 0 when the builds differ (2 still means trouble).",
+        "project_dir": H_PROJECT,
+        "profiles_dir": H_PROFILES,
+    },
+)
 @reports_errors
-def diff(c: Context, base: str | None = None, head: str = "HEAD", select: str | None = None,
-         exclude: str | None = None, key: list[str] | None = None, sample: int = 5, float_tolerance: float = 0.0,
-         build: bool = True,
-         json_: bool = False, format: str = "text", output: str | None = None, exit_zero: bool = False,
-         project_dir: str | None = None, profiles_dir: str | None = None) -> None:
+def diff(
+    c: Context,
+    base: str | None = None,
+    head: str = "HEAD",
+    select: str | None = None,
+    exclude: str | None = None,
+    key: list[str] | None = None,
+    sample: int = 5,
+    float_tolerance: float = 0.0,
+    build: bool = True,
+    json_: bool = False,
+    format: str = "text",
+    output: str | None = None,
+    exit_zero: bool = False,
+    project_dir: str | None = None,
+    profiles_dir: str | None = None,
+) -> None:
     """Compare two builds model by model: code, columns, rows and values (exit 1 when they differ)."""
     diffing = deferred("dot_tasks.diffing")
     if format not in FORMATS:
@@ -55,17 +71,20 @@ def diff(c: Context, base: str | None = None, head: str = "HEAD", select: str | 
             raise DotError("--format html writes a page: give the file with -o/--output, e.g. -o diff.html")
         # The HTML report is its own room (dot_tasks/report.py, render_html(diff) -> str).
         if importlib.util.find_spec("dot_tasks.report") is None:
-            raise DotError("--format html needs dot_tasks/report.py, which this installation lacks: "
-                           "use --format markdown or --json")
+            raise DotError("--format html needs dot_tasks/report.py, which this installation lacks: use --format markdown or --json")
         from .. import report  # type: ignore[attr-defined]
 
         render_html = report.render_html
     ws = workspace(c, project_dir, profiles_dir)
     options = diffing.DiffOptions(
-        base=base, head=head,
+        base=base,
+        head=head,
         select=split_words("--select", select) if select else [],
         exclude=split_words("--exclude", exclude) if exclude else [],
-        keys=diffing.parse_keys(key or []), sample=sample, float_tolerance=float_tolerance, build=build,
+        keys=diffing.parse_keys(key or []),
+        sample=sample,
+        float_tolerance=float_tolerance,
+        build=build,
         progress=progress,
     )
     try:

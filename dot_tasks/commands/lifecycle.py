@@ -9,18 +9,21 @@ from invoke import Context, task
 from ..errors import DotError
 from .common import H_PROJECT, builds, lifecycle, progress, reports_errors, workspace
 
-
-H_WAREHOUSE = ("Ask the warehouse: every build its registry holds, from every machine and CI runner "
-               "(one dbt start per warehouse).")
+H_WAREHOUSE = "Ask the warehouse: every build its registry holds, from every machine and CI runner (one dbt start per warehouse)."
 
 
-@task(auto_shortflags=False, name="list", help={"json": "Print one JSON object per build on stdout, one per line.",
-                                               "warehouse": H_WAREHOUSE,
-                                               "context": "With --warehouse: only this context's builds.",
-                                               "project_dir": H_PROJECT})
+@task(
+    auto_shortflags=False,
+    name="list",
+    help={
+        "json": "Print one JSON object per build on stdout, one per line.",
+        "warehouse": H_WAREHOUSE,
+        "context": "With --warehouse: only this context's builds.",
+        "project_dir": H_PROJECT,
+    },
+)
 @reports_errors
-def list_(c: Context, json_: bool = False, warehouse: bool = False, context: str | None = None,
-          project_dir: str | None = None) -> None:
+def list_(c: Context, json_: bool = False, warehouse: bool = False, context: str | None = None, project_dir: str | None = None) -> None:
     """List isolated builds: one row per (commit, context), with damaged builds flagged."""
     ws = workspace(c, project_dir)
     if warehouse:
@@ -41,32 +44,52 @@ def list_(c: Context, json_: bool = False, warehouse: bool = False, context: str
     print(lifecycle.format_table(rows))
 
 
-@task(auto_shortflags=False, help={
-    "ref": "Clean the build of this ref's commit.",
-    "context": "Only this context's files and schemas (the worktree stays).",
-    "all": "Clean every build.",
-    "keep": "Keep the newest N builds of each context; clean the older ones.",
-    "older_than": "Clean builds last built before this age, e.g. 36h, 7d, 2w.",
-    "unreachable": "Clean builds of commits no branch or tag reaches any more.",
-    "dry_run": "Print what would be cleaned and change nothing.",
-    "keep_schemas": "Leave the warehouse alone: remove files and worktrees only.",
-    "warehouse": ("Select among every build the warehouse registry holds, whichever machine made it; drop their "
-                  "schemas and registry rows (and this machine's files of them)."),
-    "force": ("Also clean a build that is live, that `rollback` would return to, or that another build defers to "
-              "or cloned from; says which live views or builds it breaks."),
-    "project_dir": H_PROJECT,
-})
+@task(
+    auto_shortflags=False,
+    help={
+        "ref": "Clean the build of this ref's commit.",
+        "context": "Only this context's files and schemas (the worktree stays).",
+        "all": "Clean every build.",
+        "keep": "Keep the newest N builds of each context; clean the older ones.",
+        "older_than": "Clean builds last built before this age, e.g. 36h, 7d, 2w.",
+        "unreachable": "Clean builds of commits no branch or tag reaches any more.",
+        "dry_run": "Print what would be cleaned and change nothing.",
+        "keep_schemas": "Leave the warehouse alone: remove files and worktrees only.",
+        "warehouse": (
+            "Select among every build the warehouse registry holds, whichever machine made it; drop their "
+            "schemas and registry rows (and this machine's files of them)."
+        ),
+        "force": (
+            "Also clean a build that is live, that `rollback` would return to, or that another build defers to "
+            "or cloned from; says which live views or builds it breaks."
+        ),
+        "project_dir": H_PROJECT,
+    },
+)
 @reports_errors
-def clean(c: Context, ref: str | None = None, context: str | None = None, all_: bool = False,
-          keep: int | None = None, older_than: str | None = None, unreachable: bool = False,
-          dry_run: bool = False, keep_schemas: bool = False, force: bool = False, warehouse: bool = False,
-          project_dir: str | None = None) -> None:
+def clean(
+    c: Context,
+    ref: str | None = None,
+    context: str | None = None,
+    all_: bool = False,
+    keep: int | None = None,
+    older_than: str | None = None,
+    unreachable: bool = False,
+    dry_run: bool = False,
+    keep_schemas: bool = False,
+    force: bool = False,
+    warehouse: bool = False,
+    project_dir: str | None = None,
+) -> None:
     """Remove builds: their warehouse schemas, worktree registration and files."""
     ws = workspace(c, project_dir)
     selection = lifecycle.Selection(
-        commit=builds.resolve(ws, ref) if ref else None, context=context, everything=all_,
+        commit=builds.resolve(ws, ref) if ref else None,
+        context=context,
+        everything=all_,
         keep=lifecycle.parse_count(keep) if keep is not None else None,
-        older_than=lifecycle.parse_age(older_than) if older_than else None, unreachable=unreachable,
+        older_than=lifecycle.parse_age(older_than) if older_than else None,
+        unreachable=unreachable,
     )
     if warehouse:
         from .. import registry
@@ -76,5 +99,4 @@ def clean(c: Context, ref: str | None = None, context: str | None = None, all_: 
         lifecycle.check_selection(selection)
         registry.clean_warehouse(ws, selection, dry_run=dry_run, force=force, say=print, progress=progress)
         return
-    lifecycle.clean(ws, selection, dry_run=dry_run, drop_schemas=not keep_schemas,
-                    say=print, progress=progress, force=force)
+    lifecycle.clean(ws, selection, dry_run=dry_run, drop_schemas=not keep_schemas, say=print, progress=progress, force=force)

@@ -25,8 +25,10 @@ from .common import (
 )
 
 
-@task(auto_shortflags=False, help={"ref": H_REF, "short": "Print the schema suffix (the short hash) instead of the full hash.",
-            "project_dir": H_PROJECT})
+@task(
+    auto_shortflags=False,
+    help={"ref": H_REF, "short": "Print the schema suffix (the short hash) instead of the full hash.", "project_dir": H_PROJECT},
+)
 @reports_errors
 def resolve(c: Context, ref: str = "HEAD", short: bool = False, project_dir: str | None = None) -> None:
     """Print the full commit hash a ref names (or, with --short, its schema suffix)."""
@@ -46,8 +48,9 @@ def worktree(c: Context, ref: str = "HEAD", project_dir: str | None = None) -> N
 
 @task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES})
 @reports_errors
-def profile(c: Context, ref: str = "HEAD", context: str | None = None, project_dir: str | None = None,
-            profiles_dir: str | None = None) -> None:
+def profile(
+    c: Context, ref: str = "HEAD", context: str | None = None, project_dir: str | None = None, profiles_dir: str | None = None
+) -> None:
     """Write the context's profiles.yml for <schema>_<short> and print its directory."""
     ws = workspace(c, project_dir, profiles_dir)
     commit = builds.resolve(ws, ref)
@@ -57,53 +60,107 @@ def profile(c: Context, ref: str = "HEAD", context: str | None = None, project_d
     print(result.profiles_dir)
 
 
-@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT,
-                                   "profiles_dir": H_PROFILES, **H_BUILD})
+@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES, **H_BUILD})
 @reports_errors
-def build(c: Context, ref: str = "HEAD", context: str | None = None, command: str = "build",
-          select: str | None = None, exclude: str | None = None, deps: bool = True,
-          allow_shared_schemas: bool = False, defer_to: str | None = None, build_base: bool = False,
-          clone: bool = False, rebuild_live: bool = False, project_dir: str | None = None,
-          profiles_dir: str | None = None) -> None:
+def build(
+    c: Context,
+    ref: str = "HEAD",
+    context: str | None = None,
+    command: str = "build",
+    select: str | None = None,
+    exclude: str | None = None,
+    deps: bool = True,
+    allow_shared_schemas: bool = False,
+    defer_to: str | None = None,
+    build_base: bool = False,
+    clone: bool = False,
+    rebuild_live: bool = False,
+    project_dir: str | None = None,
+    profiles_dir: str | None = None,
+) -> None:
     """Run dbt on the commit's worktree with its generated profile; extra dbt flags go after --."""
     ws = workspace(c, project_dir, profiles_dir)
     commit = builds.resolve(ws, ref)
     was_live = rebuild_live and live_for(ws, commit, context)
-    options = builds.RunOptions(ref=ref, context=context, command=parse_dbt_command(command),
-                                args=collect_dbt_args(c, select, exclude), install_deps=deps,
-                                check_isolation=not allow_shared_schemas, defer_to=defer_to,
-                                build_base=build_base, clone=clone)
+    options = builds.RunOptions(
+        ref=ref,
+        context=context,
+        command=parse_dbt_command(command),
+        args=collect_dbt_args(c, select, exclude),
+        install_deps=deps,
+        check_isolation=not allow_shared_schemas,
+        defer_to=defer_to,
+        build_base=build_base,
+        clone=clone,
+    )
     base = builds.ensure_base(ws, options, progress)
     warn_if_shared(allow_shared_schemas)
-    result = builds.build(ws, commit, context, command=options.command, args=options.args,
-                          install_deps=deps, check_isolation=options.check_isolation, ref=ref,
-                          defer=base, clone=clone, rebuild_live=rebuild_live)
+    result = builds.build(
+        ws,
+        commit,
+        context,
+        command=options.command,
+        args=options.args,
+        install_deps=deps,
+        check_isolation=options.check_isolation,
+        ref=ref,
+        defer=base,
+        clone=clone,
+        rebuild_live=rebuild_live,
+    )
     if was_live:
         promote_again(ws, commit, result.context)
     print(ws.paths(commit).context(result.context).target_dir)
 
 
-@task(auto_shortflags=False, help={
-    "spec": "CTX@REF, e.g. dev@main (or @REF for the default context); dot-tasks also takes it as a bare word, "
-            "as it takes a bare REF.",
-    "ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES,
-    "json": "Print the summary as one JSON object on stdout.", **H_BUILD,
-})
+@task(
+    auto_shortflags=False,
+    help={
+        "spec": "CTX@REF, e.g. dev@main (or @REF for the default context); dot-tasks also takes it as a bare word, as it takes a bare REF.",
+        "ref": H_REF,
+        "context": H_CONTEXT,
+        "project_dir": H_PROJECT,
+        "profiles_dir": H_PROFILES,
+        "json": "Print the summary as one JSON object on stdout.",
+        **H_BUILD,
+    },
+)
 @reports_errors
-def run(c: Context, spec: str | None = None, ref: str | None = None, context: str | None = None,
-        command: str = "build", select: str | None = None, exclude: str | None = None, deps: bool = True,
-        allow_shared_schemas: bool = False, defer_to: str | None = None, build_base: bool = False,
-        clone: bool = False, rebuild_live: bool = False, json_: bool = False, project_dir: str | None = None,
-        profiles_dir: str | None = None) -> None:
+def run(
+    c: Context,
+    spec: str | None = None,
+    ref: str | None = None,
+    context: str | None = None,
+    command: str = "build",
+    select: str | None = None,
+    exclude: str | None = None,
+    deps: bool = True,
+    allow_shared_schemas: bool = False,
+    defer_to: str | None = None,
+    build_base: bool = False,
+    clone: bool = False,
+    rebuild_live: bool = False,
+    json_: bool = False,
+    project_dir: str | None = None,
+    profiles_dir: str | None = None,
+) -> None:
     """Resolve, check out, write the profile and build: one isolated build, end to end."""
     context, ref = merge_spec(spec, context, ref)
     ref = ref or "HEAD"
     summary: dict[str, Any] = {"ref": ref, "command": command, "status": "failed"}
     try:
-        options = builds.RunOptions(ref=ref, context=context, command=parse_dbt_command(command),
-                                    args=collect_dbt_args(c, select, exclude), install_deps=deps,
-                                    check_isolation=not allow_shared_schemas, defer_to=defer_to,
-                                    build_base=build_base, clone=clone, rebuild_live=rebuild_live)
+        options = builds.RunOptions(
+            ref=ref,
+            context=context,
+            command=parse_dbt_command(command),
+            args=collect_dbt_args(c, select, exclude),
+            install_deps=deps,
+            check_isolation=not allow_shared_schemas,
+            defer_to=defer_to,
+            build_base=build_base,
+            clone=clone,
+            rebuild_live=rebuild_live,
+        )
         warn_if_shared(allow_shared_schemas)
         ws = workspace(c, project_dir, profiles_dir)
         was_live = rebuild_live and live_for(ws, builds.resolve(ws, ref), context)
@@ -132,13 +189,18 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         ("profiles", summary["profiles_dir"]),
         ("target", summary["target_path"]),
         ("logs", summary["log_path"]),
-        ("status", f"{summary['status']} (dbt {summary['command']}, exit {summary['exit_code']}, "
-                   f"{summary.get('seconds', 0):.1f}s)"),
+        ("status", f"{summary['status']} (dbt {summary['command']}, exit {summary['exit_code']}, {summary.get('seconds', 0):.1f}s)"),
     ]
     base = summary.get("deferred_to")
     if base:
-        rows.insert(3, ("deferred", f"to {base['context']}@{base['commit'][:12]} ({base['schema']})"
-                                    + (", the rest cloned" if summary.get("cloned") else ", partial")))
+        rows.insert(
+            3,
+            (
+                "deferred",
+                f"to {base['context']}@{base['commit'][:12]} ({base['schema']})"
+                + (", the rest cloned" if summary.get("cloned") else ", partial"),
+            ),
+        )
     print("\n".join(f"{label:<9} {value}" for label, value in rows))
 
 
