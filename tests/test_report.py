@@ -104,6 +104,54 @@ def test_200_models_with_20_changes_stay_under_2_mb_and_unchanged_regions_collap
     assert {n["name"].lower() for n in changed} <= shown
 
 
+# --- the page stays the page: a reference rendered before the report became a package ---------
+#
+# grandalf keeps a part's edges in a set of objects hashed by address, so the order of the
+# <path class="edge"> elements changes from run to run, and in a large graph so do the
+# coordinates. The references hold what does not: the example page whole with its edges
+# sorted, and, for the larger pages, everything but the geometry. After an intended change
+# to the page, regenerate them with `_reference_page` and `_structure_digest` below.
+
+REFERENCE_PAGE = ROOT / "tests" / "data" / "report_example.html"
+STRUCTURE_DIGESTS = {
+    "synthetic-200": "1e695642883dcc06c5d4aff35b23eec0f1e0d2b3410d54b80ebd010e35b44fb2",
+    "hostile": "533485d0ddaaa3a8fd73fae847589cfd5102574e320d6e91f7eb5225f0b54ec5",
+    "empty": "9facf6383997e2bcfe980a52b5d8009278162bb895630772d3c32e66755ddec2",
+}
+
+
+def _edges_sorted(page: str) -> str:
+    def sort_edges(group: re.Match[str]) -> str:
+        return '<g class="edges">' + "".join(sorted(re.findall(r"<path [^>]*/>", group.group(1)))) + "</g>"
+
+    return re.sub(r'<g class="edges">(.*?)</g>', sort_edges, page, flags=re.DOTALL)
+
+
+def _reference_page(diff: dict[str, Any]) -> str:
+    return _edges_sorted(report.render_html(diff))
+
+
+def _structure_digest(diff: dict[str, Any]) -> str:
+    """sha256 of the page without its geometry: every byte of text, data, script and style stays in."""
+    page = re.sub(r' (d|transform|data-width|data-height)="[^"]*"', "", report.render_html(diff))
+    return hashlib.sha256(_edges_sorted(page).encode()).hexdigest()
+
+
+def test_example_page_is_the_reference_page() -> None:
+    page = _reference_page(json.loads(FIXTURE.read_text()))
+    assert page == REFERENCE_PAGE.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURE_DIGESTS))
+def test_larger_pages_keep_their_reference_structure(name: str) -> None:
+    diffs = {
+        "synthetic-200": lambda: report_diffs.synthetic_diff(models=200, changes=20),
+        "hostile": _hostile_diff,
+        "empty": dict,
+    }
+    assert _structure_digest(diffs[name]()) == STRUCTURE_DIGESTS[name]
+
+
 # --- in Chromium ------------------------------------------------------------------------------
 
 
