@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from dot_tasks import report
+from dot_tasks.report.svg import short_name
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "data" / "report_example_diff.json"
@@ -291,7 +292,7 @@ def test_hostile_names_are_shown_as_text_and_never_run(browser, tmp_path: Path) 
     assert page.evaluate("document.querySelectorAll('script').length") == 2
     assert page.evaluate("document.querySelectorAll('img, iframe, object, embed').length") == 0
     labels = page.locator(".node.state-modified .name").evaluate_all("els => els.map(e => e.textContent)")
-    assert report._short(HOSTILE_NAME) in labels
+    assert short_name(HOSTILE_NAME) in labels
     box = page.locator(".node.state-modified").filter(has_text="</script>")
     box.first.click()
     assert page.locator("#detail h2").inner_text() == HOSTILE_NAME
@@ -369,3 +370,13 @@ def test_sparse_odd_and_looping_diffs_still_render() -> None:
         "lineage": {"nodes": {}, "edges": [["a", "b"], ["b", "c"], ["c", "a"], ["d", "e"], ["e", "f"]]},
     }
     assert report.render_html(looping).count('class="box node') == 6
+
+
+def test_the_page_inlines_the_package_files_and_reads_them_once() -> None:
+    from dot_tasks.report import page
+
+    folder = ROOT / "dot_tasks" / "report"
+    rendered = report.render_html({})
+    assert "<script>\n" + (folder / "report.js").read_text(encoding="utf-8") + "</script>" in rendered
+    assert (folder / "report.css").read_text(encoding="utf-8") + "</style>" in rendered
+    assert page.assets() is page.assets()  # the files are read, and the CSP hashed, once per process
