@@ -1,4 +1,4 @@
-"""The wheel carries the template, the dbt operations project and the CI recipe, and finds them once installed."""
+"""The wheel carries the template, the dbt operations project, the CI recipe and the report's assets, and finds them once installed."""
 
 from __future__ import annotations
 
@@ -68,6 +68,24 @@ def test_the_ci_recipe_ships_and_prints_from_an_installed_copy(installed: tuple[
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["github", "shell"], listed.stderr
     wrong = _from_installed(target, "from dot_tasks.main import program; program.run(['dot-tasks', 'ci-recipe', 'x'])", tmp_path)
     assert wrong.returncode == 2 and wrong.stderr.startswith("dot-tasks: no CI recipe named 'x'"), wrong.stderr
+
+
+def test_the_report_assets_ship_and_an_installed_copy_inlines_them(installed: tuple[Path, Path], tmp_path: Path) -> None:
+    wheel, target = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"dot_tasks/report/report.js", "dot_tasks/report/report.css"} <= set(names)
+    rendered = _from_installed(
+        target,
+        "import sys, dot_tasks; from dot_tasks.report import render_html; "
+        f"assert dot_tasks.__file__.startswith({str(target)!r}); "
+        "sys.stdout.write(render_html({}))",
+        tmp_path,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    from dot_tasks.report import render_html
+
+    assert rendered.stdout == render_html({})
+    assert (ROOT / "dot_tasks" / "report" / "report.js").read_text(encoding="utf-8") in rendered.stdout
 
 
 def test_the_package_index_gets_the_project_urls(installed: tuple[Path, Path]) -> None:
