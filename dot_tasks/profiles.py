@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -133,7 +133,7 @@ def choose_output(profiles: Mapping[str, Any], source: Path, profile_name: str, 
     return ChosenOutput(source, profile_name, target_name, output, user_config)
 
 
-def _is_local_file(path: Any) -> bool:
+def _is_local_file(path: Any) -> TypeGuard[str]:
     """Whether a DuckDB `path` names a file here (not memory, MotherDuck, a URL or a template)."""
     return isinstance(path, str) and bool(path) and "{{" not in path and "://" not in path and not path.startswith(_NON_FILE_DUCKDB)
 
