@@ -1,8 +1,10 @@
-"""Rendering `templates/profiles.yml.j2`; the only module that imports Jinja."""
+"""Rendering the generated profile from `dot_tasks/templates/profiles.yml.j2`; the only module that imports Jinja."""
 
 from __future__ import annotations
 
 import json
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,20 @@ from . import __version__
 TEMPLATE = "profiles.yml.j2"
 
 
-def template_dir() -> Path:
-    """`dot_tasks/templates` in a wheel; the top-level `templates/` in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "templates", here.parent / "templates"):
-        if (candidate / TEMPLATE).is_file():
-            return candidate
-    raise FileNotFoundError(f"{TEMPLATE} is missing from this installation of dot-tasks")
+def template_dir() -> Traversable:
+    """The package's `templates` folder, wherever dot-tasks is installed (a checkout, a wheel, an editable install).
+
+    The top-level `templates` of a checkout is a symlink to it, so there is one file to edit.
+    """
+    return resources.files(__package__ or "dot_tasks") / "templates"
+
+
+def template_text(name: str = TEMPLATE) -> str:
+    """The text of one of the package's templates."""
+    source = template_dir() / name
+    if not source.is_file():
+        raise FileNotFoundError(f"{name} is missing from this installation of dot-tasks")
+    return source.read_text(encoding="utf-8")
 
 
 def _yaml_scalar(value: Any) -> str:
@@ -37,7 +46,6 @@ def _yaml_block(value: Any, indent: int) -> str:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -57,9 +65,10 @@ def render_profiles(
     user_config: dict[str, Any] | None,
     source: Path,
 ) -> str:
+    """The text of a generated profiles.yml: one profile with one output (and the user's `config:`), under a header naming its commit and source."""
     text = (
         _environment()
-        .get_template(TEMPLATE)
+        .from_string(template_text())
         .render(
             version=__version__,
             commit=commit,
