@@ -1,26 +1,29 @@
-"""What every task shares: configuration, flag help, the error boundary, progress.
+"""What every task shares: the task factory, configuration, the error boundary, progress.
 
 The `commands` package is the only code that imports invoke. Tasks parse flags,
 call one function of a room below (`builds`, `lifecycle`, ...) and print:
 results on stdout, progress on stderr. Domain errors become an `Exit` in
-`reports_errors` and nowhere else.
+`reports_errors` and nowhere else. Every task is made by `dot_task`, which
+applies it; what the shared flags mean is in `params`.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import inspect
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from invoke import Context, Exit
+from invoke import Context, Exit, Task, task
 
 from ..errors import DotError
 from ..naming import DEFAULT_SHORT_LENGTH, parse_spec
+from .params import SHARED_HELP
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,26 +65,6 @@ DEFAULTS: dict[str, Any] = {
     "sparse_checkout": True,
 }
 
-# Worded for every command that takes them (build, promote, clean, ...), not for one.
-H_REF = "The git ref: branch, tag, HEAD~2, short or full hash (default: HEAD)."
-H_CONTEXT = (
-    "The context: a target of your profile, e.g. dev or prod, or a name dot.contexts maps to one (default: the profile's default target)."
-)
-H_PROJECT = "The dbt project's root (default: dot.project_dir, else found upward from the current directory)."
-H_PROFILES = "Directory of the profiles.yml to start from (default: dbt's order: DBT_PROFILES_DIR, current dir, project dir, ~/.dbt)."
-H_BUILD = {
-    "command": "dbt command to run, e.g. build, run, test, seed, snapshot, compile, 'docs generate' (default: build).",
-    "select": "dbt --select expression.",
-    "exclude": "dbt --exclude expression.",
-    "deps": "Run `dbt deps` first, once per commit, when the commit declares packages (--no-deps skips it).",
-    "allow_shared_schemas": "Build even if some node would write outside the build's own schema (warns).",
-    "defer_to": "CTX@REF of a successful build to defer to: build only what changed since it (state:modified+ "
-    "unless --select), reading every other ref from its schema.",
-    "build_base": "With --defer-to: build the base first when it is missing or did not succeed.",
-    "clone": "With --defer-to: then `dbt clone` every node not rebuilt from the base, so the schema is complete.",
-    "rebuild_live": "Rebuild a commit that is live for the context (refused otherwise), then promote it again.",
-}
-
 
 def reports_errors(body: F) -> F:
     """Turn domain errors into a one-line message and an exit code, without a traceback."""
@@ -98,6 +81,24 @@ def reports_errors(body: F) -> F:
             raise Exit(f"dot-tasks: {exc}", code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def dot_task(*, help: Mapping[str, str] | None = None, **options: Any) -> Callable[[Callable[..., Any]], Task[Any]]:
+    """`@task` as every dot-tasks command is made: long flags only, shared help, the error boundary.
+
+    `help` holds the task's own flags (and any shared flag it means differently);
+    the shared flags its signature names get their help from `params.SHARED_HELP`.
+    `options` go to Invoke's `@task` as they are (`name=`, `iterable=`).
+    """
+
+    def make(body: Callable[..., Any]) -> Task[Any]:
+        # Invoke matches help to a parameter by its name without the trailing underscore (`json_` is `json`).
+        names = {name.strip("_") for name in inspect.signature(body).parameters}
+        merged = {name: text for name, text in SHARED_HELP.items() if name in names} | dict(help or {})
+        made: Task[Any] = task(auto_shortflags=False, help=merged, **options)(reports_errors(body))
+        return made
+
+    return make
 
 
 def merge_spec(spec: str | None, context: str | None, ref: str | None) -> tuple[str | None, str | None]:
@@ -124,6 +125,7 @@ def _number(key: str, value: Any, default: float, kind: type) -> Any:
 
 
 def settings(c: Context, project_dir: str | None = None, profiles_dir: str | None = None) -> builds.Settings:
+    """The `dot.*` configuration, checked, with `--project-dir`/`--profiles-dir` taking precedence."""
     dot = c.config.dot
     # Relative directories in invoke.yaml are relative to that file, not to
     # wherever the command happens to run; flags stay relative to the shell.
@@ -146,14 +148,17 @@ def settings(c: Context, project_dir: str | None = None, profiles_dir: str | Non
 
 
 def workspace(c: Context, project_dir: str | None, profiles_dir: str | None = None) -> builds.Workspace:
+    """The project a task acts on, from the configuration and the shared `--project-dir`/`--profiles-dir` flags."""
     return builds.Workspace.open(settings(c, project_dir, profiles_dir))
 
 
 def progress(message: str) -> None:
+    """One line of progress on stderr (`dot-tasks: ...`): stdout is kept for results."""
     print(f"dot-tasks: {message}", file=sys.stderr, flush=True)
 
 
 def split_words(flag: str, text: str) -> list[str]:
+    """`text` split as a shell would; refuses unbalanced quotes, naming `flag`."""
     try:
         return shlex.split(text)
     except ValueError as exc:
@@ -176,6 +181,7 @@ def extra_args(c: Context) -> list[str]:
 
 
 def collect_dbt_args(c: Context, select: str | None, exclude: str | None) -> list[str]:
+    """The flags dbt gets: `--select`, `--exclude`, then whatever followed `--`."""
     args = []
     if select:
         args += ["--select", *split_words("--select", select)]
@@ -185,6 +191,7 @@ def collect_dbt_args(c: Context, select: str | None, exclude: str | None) -> lis
 
 
 def parse_dbt_command(command: str) -> list[str]:
+    """The words of `--command` (`docs generate` is two); refuses a flag where a command name belongs."""
     words = split_words("--command", command)
     if not words or any(w.startswith("-") for w in words):
         raise DotError(
@@ -195,5 +202,6 @@ def parse_dbt_command(command: str) -> list[str]:
 
 
 def warn_if_shared(allow_shared_schemas: bool) -> None:
+    """Warn that `--allow-shared-schemas` lets nodes write outside the build's own schema."""
     if allow_shared_schemas:
         progress("warning: --allow-shared-schemas: nodes may write outside the build's own schema")

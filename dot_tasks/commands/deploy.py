@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit
 
 from ..errors import DotError
 from ..naming import parse_spec
-from .common import H_CONTEXT, H_PROFILES, H_PROJECT, H_REF, deferred, progress, reports_errors, workspace
+from .common import deferred, dot_task, progress, workspace
 
 if TYPE_CHECKING:
     from .. import deploy
 else:
     deploy = deferred("dot_tasks.deploy")
-
-H_JSON = "Print the result as one JSON object on stdout."
-H_VERBOSE = "Show dbt's own banner and logs on stderr."
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:
@@ -35,22 +32,13 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
     print(f"{result['action']}: {result['context']} is now {result['commit']} ({result['short']}), was {previous}; " + "; ".join(changes))
 
 
-@task(
-    auto_shortflags=False,
+@dot_task(
     help={
-        "spec": "CTX@REF (or @REF for the default context); dot-tasks also takes it positionally.",
-        "ref": H_REF,
-        "context": H_CONTEXT,
-        "project_dir": H_PROJECT,
-        "profiles_dir": H_PROFILES,
         "allow_untested": "Promote even if the build did not pass its gate (warns; the history records it).",
         "replace_existing": "Replace live relations no promotion made (e.g. tables of a plain dbt build), in the same transaction.",
         "fail_on_warn": "Count a test that warned as a failure of the gate.",
-        "json": H_JSON,
-        "verbose": H_VERBOSE,
     },
 )
-@reports_errors
 def promote(
     c: Context,
     spec: str | None = None,
@@ -86,18 +74,12 @@ def promote(
     _print(deploy.promote(ws, options, progress), json_)
 
 
-@task(
-    auto_shortflags=False,
+@dot_task(
     help={
         "context": "The context to roll back (dot-tasks also takes it positionally).",
         "to": "Return to this commit (a ref), which must have been live before (default: the previous live commit).",
-        "json": H_JSON,
-        "verbose": H_VERBOSE,
-        "project_dir": H_PROJECT,
-        "profiles_dir": H_PROFILES,
     },
 )
-@reports_errors
 def rollback(
     c: Context,
     context: str | None = None,
@@ -112,18 +94,12 @@ def rollback(
     _print(deploy.rollback(ws, deploy.default_context(ws, context), to, progress, verbose=verbose), json_)
 
 
-@task(
-    auto_shortflags=False,
+@dot_task(
     help={
         "context": "The context to show (default: the profile's default target); dot-tasks also takes it positionally.",
-        "json": H_JSON,
-        "verbose": H_VERBOSE,
-        "project_dir": H_PROJECT,
-        "profiles_dir": H_PROFILES,
         "exit_zero": "Exit 0 even when there is drift (report only).",
     },
 )
-@reports_errors
 def live(
     c: Context,
     context: str | None = None,
@@ -141,17 +117,7 @@ def live(
         raise Exit(code=1)
 
 
-@task(
-    auto_shortflags=False,
-    help={
-        "context": "The context to take out of red/green (dot-tasks also takes it positionally).",
-        "json": H_JSON,
-        "verbose": H_VERBOSE,
-        "project_dir": H_PROJECT,
-        "profiles_dir": H_PROFILES,
-    },
-)
-@reports_errors
+@dot_task(help={"context": "The context to take out of red/green (dot-tasks also takes it positionally)."})
 def retire(
     c: Context,
     context: str | None = None,

@@ -7,16 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from invoke import Context, Exit, task
+from invoke import Context, Exit
 
 from ..errors import DotError
-from .common import H_PROFILES, H_PROJECT, deferred, progress, reports_errors, split_words, workspace
+from .common import deferred, dot_task, progress, split_words, workspace
 
 FORMATS = ("text", "markdown", "html")
 
 
-@task(
-    auto_shortflags=False,
+@dot_task(
     iterable=["key"],
     help={
         "base": "The side to compare from, CTX@REF, @REF or REF (dot-tasks also takes it positionally; default: "
@@ -29,15 +28,11 @@ FORMATS = ("text", "markdown", "html")
         "sample": "How many keys of each kind (added, removed, changed) to show per model (default 5).",
         "float_tolerance": "Floats whose relative difference is at most this count as equal, e.g. 1e-9 (default 0: exactly equal).",
         "build": "Build a side that has no successful build, as `run` would (--no-build: fail instead).",
-        "json": "Print the result as one JSON object on stdout.",
         "format": "text (default), markdown (a pull-request comment) or html (needs -o).",
         "output": "Write the result to this file instead of stdout.",
         "exit_zero": "Exit 0 when the builds differ (2 still means trouble).",
-        "project_dir": H_PROJECT,
-        "profiles_dir": H_PROFILES,
     },
 )
-@reports_errors
 def diff(
     c: Context,
     base: str | None = None,
@@ -72,7 +67,7 @@ def diff(
         # The HTML report is its own room (dot_tasks/report.py, render_html(diff) -> str).
         if importlib.util.find_spec("dot_tasks.report") is None:
             raise DotError("--format html needs dot_tasks/report.py, which this installation lacks: use --format markdown or --json")
-        from .. import report  # type: ignore[attr-defined]
+        from .. import report
 
         render_html = report.render_html
     ws = workspace(c, project_dir, profiles_dir)

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import json
 
-from invoke import Context, task
+from invoke import Context
 
 from ..errors import DotError
-from .common import H_PROJECT, builds, lifecycle, progress, reports_errors, workspace
+from .common import builds, dot_task, lifecycle, progress, workspace
 
 H_WAREHOUSE = "Ask the warehouse: every build its registry holds, from every machine and CI runner (one dbt start per warehouse)."
 
 
-@task(
-    auto_shortflags=False,
+@dot_task(
     name="list",
     help={
         "json": "Print one JSON object per build on stdout, one per line.",
         "warehouse": H_WAREHOUSE,
         "context": "With --warehouse: only this context's builds.",
-        "project_dir": H_PROJECT,
     },
 )
-@reports_errors
 def list_(c: Context, json_: bool = False, warehouse: bool = False, context: str | None = None, project_dir: str | None = None) -> None:
     """List isolated builds: one row per (commit, context), with damaged builds flagged."""
     ws = workspace(c, project_dir)
@@ -44,8 +41,7 @@ def list_(c: Context, json_: bool = False, warehouse: bool = False, context: str
     print(lifecycle.format_table(rows))
 
 
-@task(
-    auto_shortflags=False,
+@dot_task(
     help={
         "ref": "Clean the build of this ref's commit.",
         "context": "Only this context's files and schemas (the worktree stays).",
@@ -63,10 +59,8 @@ def list_(c: Context, json_: bool = False, warehouse: bool = False, context: str
             "Also clean a build that is live, that `rollback` would return to, or that another build defers to "
             "or cloned from; says which live views or builds it breaks."
         ),
-        "project_dir": H_PROJECT,
     },
 )
-@reports_errors
 def clean(
     c: Context,
     ref: str | None = None,

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from invoke import Context, task
+from invoke import Context
 
-from .common import reports_errors
+from .common import dot_task
 
 
-@task(
+@dot_task(
     name="ci-recipe",
-    auto_shortflags=False,
     help={
         "name": "Which recipe: github (a GitHub Actions workflow) or shell (the same steps for any CI); without one, list them.",
     },
 )
-@reports_errors
 def ci_recipe(c: Context, name: str | None = None) -> None:
     """Print a CI recipe shipped with dot-tasks (slim CI on pull requests, promote on main)."""
     from .. import recipes

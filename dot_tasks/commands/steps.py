@@ -5,31 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from invoke import Context, task
+from invoke import Context
 
 from ..errors import DotError
-from .common import (
-    H_BUILD,
-    H_CONTEXT,
-    H_PROFILES,
-    H_PROJECT,
-    H_REF,
-    builds,
-    collect_dbt_args,
-    merge_spec,
-    parse_dbt_command,
-    progress,
-    reports_errors,
-    warn_if_shared,
-    workspace,
-)
+from .common import builds, collect_dbt_args, dot_task, merge_spec, parse_dbt_command, progress, warn_if_shared, workspace
+from .params import H_BUILD
 
 
-@task(
-    auto_shortflags=False,
-    help={"ref": H_REF, "short": "Print the schema suffix (the short hash) instead of the full hash.", "project_dir": H_PROJECT},
-)
-@reports_errors
+@dot_task(help={"short": "Print the schema suffix (the short hash) instead of the full hash."})
 def resolve(c: Context, ref: str = "HEAD", short: bool = False, project_dir: str | None = None) -> None:
     """Print the full commit hash a ref names (or, with --short, its schema suffix)."""
     ws = workspace(c, project_dir)
@@ -37,8 +20,7 @@ def resolve(c: Context, ref: str = "HEAD", short: bool = False, project_dir: str
     print(builds.schema_suffix(ws, commit) if short else commit)
 
 
-@task(auto_shortflags=False, help={"ref": H_REF, "project_dir": H_PROJECT})
-@reports_errors
+@dot_task()
 def worktree(c: Context, ref: str = "HEAD", project_dir: str | None = None) -> None:
     """Check the commit out at .dot/isolated_builds/<hash>/worktree and print that path."""
     ws = workspace(c, project_dir)
@@ -46,8 +28,7 @@ def worktree(c: Context, ref: str = "HEAD", project_dir: str | None = None) -> N
     print(result.path)
 
 
-@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES})
-@reports_errors
+@dot_task()
 def profile(
     c: Context, ref: str = "HEAD", context: str | None = None, project_dir: str | None = None, profiles_dir: str | None = None
 ) -> None:
@@ -60,8 +41,7 @@ def profile(
     print(result.profiles_dir)
 
 
-@task(auto_shortflags=False, help={"ref": H_REF, "context": H_CONTEXT, "project_dir": H_PROJECT, "profiles_dir": H_PROFILES, **H_BUILD})
-@reports_errors
+@dot_task(help=H_BUILD)
 def build(
     c: Context,
     ref: str = "HEAD",
@@ -82,16 +62,19 @@ def build(
     ws = workspace(c, project_dir, profiles_dir)
     commit = builds.resolve(ws, ref)
     was_live = rebuild_live and live_for(ws, commit, context)
-    options = builds.RunOptions(
+    options = run_options(
+        c,
         ref=ref,
         context=context,
-        command=parse_dbt_command(command),
-        args=collect_dbt_args(c, select, exclude),
-        install_deps=deps,
-        check_isolation=not allow_shared_schemas,
+        command=command,
+        select=select,
+        exclude=exclude,
+        deps=deps,
+        allow_shared_schemas=allow_shared_schemas,
         defer_to=defer_to,
         build_base=build_base,
         clone=clone,
+        rebuild_live=rebuild_live,
     )
     base = builds.ensure_base(ws, options, progress)
     warn_if_shared(allow_shared_schemas)
@@ -101,31 +84,19 @@ def build(
         context,
         command=options.command,
         args=options.args,
-        install_deps=deps,
+        install_deps=options.install_deps,
         check_isolation=options.check_isolation,
         ref=ref,
         defer=base,
-        clone=clone,
-        rebuild_live=rebuild_live,
+        clone=options.clone,
+        rebuild_live=options.rebuild_live,
     )
     if was_live:
         promote_again(ws, commit, result.context)
     print(ws.paths(commit).context(result.context).target_dir)
 
 
-@task(
-    auto_shortflags=False,
-    help={
-        "spec": "CTX@REF, e.g. dev@main (or @REF for the default context); dot-tasks also takes it as a bare word, as it takes a bare REF.",
-        "ref": H_REF,
-        "context": H_CONTEXT,
-        "project_dir": H_PROJECT,
-        "profiles_dir": H_PROFILES,
-        "json": "Print the summary as one JSON object on stdout.",
-        **H_BUILD,
-    },
-)
-@reports_errors
+@dot_task(help={"json": "Print the summary as one JSON object on stdout.", **H_BUILD})
 def run(
     c: Context,
     spec: str | None = None,
@@ -149,13 +120,15 @@ def run(
     ref = ref or "HEAD"
     summary: dict[str, Any] = {"ref": ref, "command": command, "status": "failed"}
     try:
-        options = builds.RunOptions(
+        options = run_options(
+            c,
             ref=ref,
             context=context,
-            command=parse_dbt_command(command),
-            args=collect_dbt_args(c, select, exclude),
-            install_deps=deps,
-            check_isolation=not allow_shared_schemas,
+            command=command,
+            select=select,
+            exclude=exclude,
+            deps=deps,
+            allow_shared_schemas=allow_shared_schemas,
             defer_to=defer_to,
             build_base=build_base,
             clone=clone,
@@ -175,6 +148,36 @@ def run(
             _print_summary(summary, json_)
         raise
     _print_summary(summary, json_)
+
+
+def run_options(
+    c: Context,
+    *,
+    ref: str,
+    context: str | None,
+    command: str,
+    select: str | None,
+    exclude: str | None,
+    deps: bool,
+    allow_shared_schemas: bool,
+    defer_to: str | None,
+    build_base: bool,
+    clone: bool,
+    rebuild_live: bool,
+) -> builds.RunOptions:
+    """The build flags of `build` and `run` (H_BUILD) as the options `builds` takes; refuses a flag where `--command` belongs."""
+    return builds.RunOptions(
+        ref=ref,
+        context=context,
+        command=parse_dbt_command(command),
+        args=collect_dbt_args(c, select, exclude),
+        install_deps=deps,
+        check_isolation=not allow_shared_schemas,
+        defer_to=defer_to,
+        build_base=build_base,
+        clone=clone,
+        rebuild_live=rebuild_live,
+    )
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -205,6 +208,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def live_for(ws: builds.Workspace, commit: str, context: str | None) -> bool:
+    """Whether the commit's build is live (or may be) for the context, as `--rebuild-live` requires."""
     from ..deploy import live_marks
 
     chosen = context or builds.choose_context(ws, commit, None)[0].context
