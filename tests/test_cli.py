@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import Project, dot, git
 
-from dot_tasks.main import canonical_argv, command_help, grammars, program_help
+from dot_tasks.cli_grammar import canonical_argv, grammars
+from dot_tasks.cli_help import command_help, program_help
 
 #: Invoke's core options: none of them means anything to a dot-tasks user.
 INVOKE_CORE = (
@@ -73,7 +74,7 @@ def words(line: str) -> list[str]:
     ],
 )
 def test_argument_forms(line: str, expected: str | None) -> None:
-    from dot_tasks.main import UsageError
+    from dot_tasks.cli_grammar import UsageError
 
     if expected is None:
         with pytest.raises(UsageError):

@@ -928,7 +928,7 @@ def test_kill_9_of_promote_alone_leaves_no_orphan_and_everything_agrees(env: Env
 
 
 def test_promote_rollback_and_live_take_their_words_positionally() -> None:
-    from dot_tasks.main import accept_positional_spec
+    from dot_tasks.cli_grammar import accept_positional_spec
 
     assert accept_positional_spec(["dot-tasks", "promote", "prod@v1", "--json"]) == ["dot-tasks", "promote", "--spec", "prod@v1", "--json"]
     assert accept_positional_spec(["dot-tasks", "rollback", "prod", "--to", "v1"]) == [

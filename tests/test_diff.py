@@ -420,8 +420,8 @@ def test_two_databases_give_the_same_counts(built) -> None:
 
 
 def test_pure_parts() -> None:
+    from dot_tasks.cli_grammar import accept_diff_sides
     from dot_tasks.diffing import code_state, column_changes, parse_side, plan
-    from dot_tasks.main import accept_diff_sides
 
     assert accept_diff_sides(["diff", "--select", "a+", "prod@main", "-o", "x", "HEAD", "--json"]) == [
         "diff",

@@ -26,7 +26,7 @@ def test_invoke_yaml_sets_project_dir_and_context_map(tmp_path) -> None:
 
 
 def test_positional_spec() -> None:
-    from dot_tasks.main import canonical_argv
+    from dot_tasks.cli_grammar import canonical_argv
 
     assert canonical_argv(["dot-tasks", "run", "dev@main", "--json"]) == ["dot-tasks", "run", "--json", "--spec", "dev@main"]
     assert canonical_argv(["dot-tasks", "run", "@HEAD~1"]) == ["dot-tasks", "run", "--ref", "HEAD~1"]
