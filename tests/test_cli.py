@@ -152,6 +152,32 @@ def test_help_is_dot_tasks_own(tmp_path) -> None:
     assert command_help("run") + "\n" == pages["run"].stdout
 
 
+def test_every_task_is_made_by_dot_task_and_shares_the_shared_help() -> None:
+    from invoke import Context, Exit
+
+    from dot_tasks.commands.common import dot_task
+    from dot_tasks.commands.params import H_PROFILES, H_PROJECT
+    from dot_tasks.errors import DotError
+    from dot_tasks.tasks import ns
+
+    known = grammars()
+    for name in known:
+        assert ns[name].auto_shortflags is False and hasattr(ns[name].body, "__wrapped__"), name  # reports_errors applied
+    for flag, text in (("--project-dir", H_PROJECT), ("--profiles-dir", H_PROFILES)):
+        owners = [name for name in known if flag in known[name].flags]
+        assert owners and all(known[name].flags[flag].help == text for name in owners), flag
+
+    def fails(c: Context, ref: str = "HEAD", json_: bool = False, project_dir: str | None = None) -> None:
+        raise DotError("bad input: do this instead")
+
+    made = dot_task(help={"ref": "Its own words."})(fails)
+    # The shared help of the flags it has (json for json_), its own where it gives one, nothing else.
+    assert made.help == {"ref": "Its own words.", "json": "Print the result as one JSON object on stdout.", "project_dir": H_PROJECT}
+    with pytest.raises(Exit) as exited:
+        made(Context())
+    assert exited.value.code == 2 and exited.value.message == "dot-tasks: bad input: do this instead"
+
+
 def test_list_names_every_command(tmp_path) -> None:
     result = dot("--list", cwd=tmp_path)
     assert result.code == 0 and "Subcommands" not in result.stdout
