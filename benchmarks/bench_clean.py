@@ -18,7 +18,6 @@ A plain script, not a test: it reports, it does not assert.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -27,95 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import DOT, Env, commit_all, duckdb_profiles, load_average, say, write  # noqa: E402
-
-COLUMNS = (
-    "project",
-    "commit_sha",
-    "short",
-    "context",
-    "build_schema",
-    "schemas",
-    "status",
-    "started_at",
-    "finished_at",
-    "recorded_at",
-    "dbt_version",
-    "dot_version",
-    "built_by",
-    "host",
-    "workdir",
-    "command",
-    "deferred_commit",
-    "deferred_context",
-    "deferred_schema",
-)
-
-
-def make_repo(env: Env) -> Path:
-    repo = env.tmp / "registry"
-    write(
-        repo / "dbt_project.yml",
-        """
-        name: small
-        profile: small
-        config-version: 2
-        """,
-    )
-    write(repo / "profiles.yml", duckdb_profiles("small"))
-    write(repo / "models" / "a.sql", "select 1 as x\n")
-    write(repo / ".gitignore", "warehouse.duckdb\n")
-    commit_all(env, repo)
-    return repo
-
-
-def register(repo: Path, builds: int) -> list[str]:
-    """N builds from 'other machines' in the registry, half of them two weeks old; the old schemas."""
-    import duckdb
-
-    old = "2020-01-01T00:00:00.000000Z"
-    new = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    rows, stale = [], []
-    with duckdb.connect(str(repo / "warehouse.duckdb")) as con:
-        con.execute("create schema if not exists dev_dot")
-        con.execute(f"create table if not exists dev_dot.dot_builds ({', '.join(c + ' varchar' for c in COLUMNS)})")
-        for i in range(builds):
-            commit = hashlib.sha1(f"bench {i}".encode()).hexdigest()
-            short, schema = commit[:8], f"dev_{commit[:8]}"
-            when = old if i % 2 == 0 else new
-            con.execute(f'create schema "{schema}"')
-            con.execute(f'create table "{schema}".a as select 1 as x')
-            for status in ("running", "success"):
-                rows.append(
-                    (
-                        "small",
-                        commit,
-                        short,
-                        "dev",
-                        schema,
-                        json.dumps([schema]),
-                        status,
-                        when,
-                        when,
-                        when[:-2] + ("1Z" if status == "success" else "0Z"),
-                        None,
-                        None,
-                        "ci@example.com",
-                        f"runner-{i % 7}",
-                        f"/runner/{i}",
-                        "build",
-                        None,
-                        None,
-                        None,
-                    )
-                )
-            if when == old:
-                stale.append(schema)
-        con.executemany(f"insert into dev_dot.dot_builds values ({', '.join('?' for _ in COLUMNS)})", rows)
-    return stale
+from harness import DOT, Env, say  # noqa: E402
+from machine import load_average  # noqa: E402
+from projects import make_registry_repo, register_builds  # noqa: E402
 
 
 def by_hand_list(repo: Path) -> float:
+    """The same listing by hand: one select of each build's newest registry row; its seconds."""
     import duckdb
 
     started = time.perf_counter()
@@ -128,6 +45,7 @@ def by_hand_list(repo: Path) -> float:
 
 
 def by_hand_clean(repo: Path, schemas: list[str]) -> float:
+    """The same clean by hand: a `drop schema ... cascade` loop and one delete from the registry; its seconds."""
     import duckdb
 
     started = time.perf_counter()
@@ -139,6 +57,7 @@ def by_hand_clean(repo: Path, schemas: list[str]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Register --builds builds, then time list and clean beside the same by hand, and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--builds", type=int, default=200)
     parser.add_argument("--json", action="store_true")
@@ -146,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, float | int | str] = {"builds": options.builds, "load": load_average()}
     with tempfile.TemporaryDirectory(prefix="bench-clean-") as tmp:
         env = Env(Path(tmp))
-        repo = make_repo(env)
+        repo = make_registry_repo(env)
         say(f"registering {options.builds} builds")
-        stale = register(repo, options.builds)
+        stale = register_builds(repo, options.builds)
         figures["list_warehouse_s"], listed = env.run([*DOT, "list", "--warehouse", "--json"], repo)
         figures["listed"] = len(listed.stdout.splitlines())
         figures["by_hand_list_s"] = by_hand_list(repo)
@@ -160,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         # The same drops by hand, on a fresh copy of the same registry.
         again = env.tmp / "again"
         again.mkdir()
-        register(again, options.builds)
+        register_builds(again, options.builds)
         figures["by_hand_clean_s"] = by_hand_clean(again, stale)
     if options.json:
         print(json.dumps(figures, indent=2))

@@ -25,9 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -35,57 +35,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import DIFF_MEMORY, DOT, Env, _pg_profile, load_average, say  # noqa: E402
-from projects import make_diff_repo  # noqa: E402
+from bench_diff import DIFF_BIG, DIFF_MEMORY, diff_setup  # noqa: E402
+from harness import DOT, PG_DSN, BenchError, Env, Result, build_record, drop_pg_schemas, pg_answers, say  # noqa: E402
+from machine import load_average  # noqa: E402
+from projects import duckdb_two_files_profile, postgres_two_databases_profile  # noqa: E402
 
-PG_DSN = os.environ.get("DOT_TASKS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 COLUMNS = [f"c{i}" for i in range(1, 10)]
 
 
-def changed_model(rows: int, head: bool, every: int) -> str:
-    """`big` with `rows` rows; in head, c1 changes in every `every`-th row (no rows added or removed)."""
-    c1 = f"case when i % {every} = 0 then (i % 97) + 1 else i % 97 end" if head else "i % 97"
-    return textwrap.dedent(f"""
-        {{% if target.type == 'duckdb' %}}
-          {{% set series = "(select range as i from range(1, " ~ {rows} ~ " + 1)) g" %}}
-        {{% else %}}
-          {{% set series = "generate_series(1, " ~ {rows} ~ ") as g(i)" %}}
-        {{% endif %}}
-        select i as id, {c1} as c1, i % 101 as c2, cast(i as {{{{ dbt.type_float() }}}}) / 7 as c3,
-               'name ' || cast(i % 1000 as {{{{ dbt.type_string() }}}}) as c4,
-               case when i % 3 = 0 then null else i % 5 end as c5, i % 2 = 0 as c6,
-               cast(i * 3 as {{{{ dbt.type_bigint() }}}}) as c7, 'x' as c8, i % 13 as c9
-        from {{{{ series }}}}
-        """).lstrip()
-
-
-def duckdb_profile() -> str:
-    return (
-        "bench:\n  target: dev\n  outputs:\n"
-        "    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 4}\n"
-        "    other: {type: duckdb, path: other.duckdb, schema: dev, threads: 4}\n"
-    )
-
-
-def postgres_profile(prefix: str, other_db: str) -> str | None:
-    profile = _pg_profile(prefix)
-    if profile is None:
-        return None
-    dev = profile.split("outputs:\n", 1)[1]
-    dbname = dev.split("dbname: ", 1)[1].split()[0]
-    return profile + dev.replace("dev:", "other:", 1).replace(f"dbname: {dbname}", f"dbname: {other_db}")
-
-
 def build(env: Env, name: str, rows: int, every: int, profile: str) -> tuple[Path, str, str]:
-    repo, base, head = make_diff_repo(env, env.tmp / name, rows, profile)
-    (repo / "models" / "big.sql").write_text(changed_model(rows, head=False, every=every))
-    env.git("commit", "-q", "-am", "base", cwd=repo)
-    base = env.git("rev-parse", "HEAD", cwd=repo)
-    (repo / "models" / "big.sql").write_text(changed_model(rows, head=True, every=every))
-    env.git("commit", "-q", "-am", "head", cwd=repo)
-    head = env.git("rev-parse", "HEAD", cwd=repo)
-    for spec in (f"dev@{base}", f"dev@{head}", f"other@{head}"):
-        env.run([*DOT, "run", spec], repo)
+    """`big` with `rows` rows, c1 changed in one row of `every` at head; base built as dev, head as dev and other."""
+    repo, base, head = diff_setup(env, name, rows, profile, changed_every=every, add_and_remove=False)
+    env.run([*DOT, "run", f"other@{head}"], repo)
     return repo, base, head
 
 
@@ -109,6 +70,7 @@ print("BENCH_CHILDREN " + json.dumps({"kb": resource.getrusage(resource.RUSAGE_C
 
 
 def reladiff_seconds(engine: str, base_uri: str, head_uri: str, schema_base: str, schema_head: str) -> float | None:
+    """Seconds of reladiff's `diff_tables` over the two relations, or None when reladiff is not installed."""
     try:
         from reladiff import connect_to_table, diff_tables
     except ImportError:
@@ -124,25 +86,22 @@ def reladiff_seconds(engine: str, base_uri: str, head_uri: str, schema_base: str
     return seconds
 
 
-def schema_of(repo: Path, commit: str, context: str) -> str:
-    return json.loads((repo / ".dot" / "isolated_builds" / commit / context / "build.json").read_text())["schema"]
-
-
 def one_engine(env: Env, engine: str, rows: int, every: int) -> dict[str, Any]:
+    """Build, diff in one database and across two, and run reladiff, on one engine; the figures (or an error)."""
     other_db = "dd_bench_" + uuid.uuid4().hex[:8]
     conn = None
     if engine == "postgres":
         import psycopg2
 
-        profile = postgres_profile(other_db + "_s", other_db)
-        if profile is None:
+        if not pg_answers():
             return {"engine": engine, "error": "no PostgreSQL server"}
+        profile = postgres_two_databases_profile(PG_DSN, other_db + "_s", other_db)
         conn = psycopg2.connect(PG_DSN)
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(f'create database "{other_db}"')
     else:
-        profile = duckdb_profile()
+        profile = duckdb_two_files_profile()
     try:
         say(f"{engine}: building {rows:,} rows, one in {every} changed, into two databases ...")
         repo, base, head = build(env, f"apart-{engine}-{rows}-{every}", rows, every, profile)
@@ -153,19 +112,20 @@ def one_engine(env: Env, engine: str, rows: int, every: int) -> dict[str, Any]:
             uris = (f"duckdb://{repo / 'warehouse.duckdb'}", f"duckdb://{repo / 'other.duckdb'}")
         else:
             uris = (PG_DSN, PG_DSN.rsplit("/", 1)[0] + "/" + other_db)
-        out["reladiff"] = reladiff_seconds(engine, *uris, schema_of(repo, base, "dev"), schema_of(repo, head, "other"))
+        out["reladiff"] = reladiff_seconds(
+            engine, *uris, build_record(repo, base, "dev")["schema"], build_record(repo, head, "other")["schema"]
+        )
         return out
     finally:
         if conn is not None:
             with conn.cursor() as cur:
                 cur.execute(f'drop database if exists "{other_db}" with (force)')
-                cur.execute("select nspname from pg_namespace where nspname like %s", (other_db + "\\_s%",))
-                for (name,) in cur.fetchall():
-                    cur.execute(f'drop schema "{name}" cascade')
             conn.close()
+            drop_pg_schemas(other_db + "\\_s%")
 
 
 def report(result: dict[str, Any]) -> None:
+    """One engine's figures, on one line."""
     if "error" in result:
         print(f"{result['engine']}: {result['error']}")
         return
@@ -183,7 +143,73 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+# --- bench.py diff-apart: one row of its table -----------------------------------
+
+
+def _transfers(env: Env, repo: Path, base: str, head: str, repeat: int, result: Result) -> tuple[list[int], dict[str, Any]]:
+    """`repeat` timed diffs of dev@base against other@head: rows transferred by each, and the last one's values."""
+    transferred, values = [], {}
+    for _ in range(repeat):
+        seconds, proc = env.run([*DOT, "diff", f"dev@{base}", f"other@{head}", *DIFF_BIG], repo, check=False)
+        if proc.returncode != 1:
+            raise BenchError(f"diff exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+        data = json.loads(proc.stdout)
+        result.ours.append(seconds)
+        transferred.append(data["rows_transferred"])
+        values = data["nodes"][0]["values"]
+    return transferred, values
+
+
+def _apart(env: Env, repeat: int, rows: int, pg_prefix: str, result: Result) -> None:
+    """Build `big` into a second database made for the purpose, diff across the two, drop that database."""
+    import psycopg2
+
+    other_db = pg_prefix + "_other"
+    conn = psycopg2.connect(PG_DSN)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'create database "{other_db}"')
+        profile = postgres_two_databases_profile(PG_DSN, pg_prefix, other_db)
+        say(f"diff: building {rows:,} rows into two PostgreSQL databases ...")
+        repo, base, head = diff_setup(env, "diff-apart", rows, profile, "other", changed_every=1000, add_and_remove=False)
+        transferred, values = _transfers(env, repo, base, head, repeat, result)
+        share = statistics.median(transferred) / rows
+        result.notes.append(
+            f"rows transferred (both sides together): {statistics.median(transferred):,} "
+            f"= {share:.2%} of the table's {rows:,} (target <= 5%); found ~{values['changed']} "
+            f"(c1: {values['columns'].get('c1')}), +{values['added']} -{values['removed']}; "
+            f"{values['transfer']['checksums']:,} range checksums"
+        )
+        if share > 0.05:
+            result.failed_checks.append("more than 5% of the rows transferred")
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'drop database if exists "{other_db}" with (force)')
+        conn.close()
+
+
+def measure_diff_apart(env: Env, args: argparse.Namespace) -> list[Result]:
+    """diff-apart: the same model in two PostgreSQL databases with 0.1% of rows changed: how many rows leave the warehouses."""
+    result = Result(
+        "diff",
+        f"diff across two PostgreSQL databases, {args.rows:,} rows, 0.1% changed",
+        "s",
+        baseline_label="(no by-hand equivalent: no single query can join two databases)",
+    )
+    pg_prefix = "bench_" + os.urandom(4).hex()
+    try:
+        if pg_answers():
+            _apart(env, args.repeat, args.rows, pg_prefix, result)
+        else:
+            result.error = "no PostgreSQL server answered: skipped"
+    finally:
+        drop_pg_schemas(pg_prefix + "\\_%")
+    return [result]
+
+
 def main() -> int:
+    """Each engine at --rows (and --matching), or with --memory at 10,000 rows against --rows."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--changed", type=float, default=0.001, help="share of rows whose c1 changes")

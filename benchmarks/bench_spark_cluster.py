@@ -24,24 +24,27 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402 - the benchmarks' shared harness (Env, Result, interleave, the table)
 import spark_cluster  # noqa: E402
-from bench import DBT, DOT, BenchError, Env, Result, commit_all, forget_worktree, interleave, say  # noqa: E402
+from bench_diff import by_hand_diff, diff_found, diff_setup  # noqa: E402
+from harness import DBT, DOT, BenchError, Env, Result, build_by_hand, interleave, print_table, say  # noqa: E402
+from machine import load_average  # noqa: E402
+from projects import SPARK_MODELS, make_spark_repo  # noqa: E402
 
 MEASUREMENTS = ["start", "run", "diff"]
 
 
 def thrift_profile(cluster: spark_cluster.Cluster, profile: str, schema: str) -> str:
+    """A profiles.yml whose one output, `dev`, is the cluster's Thrift server."""
     output = cluster.dbt_output(schema, threads=2)
     return json.dumps({profile: {"target": "dev", "outputs": {"dev": output}}}, indent=2)  # JSON is YAML
 
 
 def measure_start(cluster: spark_cluster.Cluster) -> list[Result]:
+    """start: how long the cluster took to answer, and each JVM's resident memory."""
     result = Result("start", "cluster start: master + 2 workers + Thrift server, until the port answers", "s")
     result.ours.append(cluster.started_seconds)
     memory = cluster.memory_mib()
@@ -54,8 +57,7 @@ def measure_start(cluster: spark_cluster.Cluster) -> list[Result]:
 
 
 def measure_run(env: Env, cluster: spark_cluster.Cluster, repeat: int) -> list[Result]:
-    from projects import SPARK_MODELS, make_spark_repo
-
+    """run: cold `dot-tasks run` through the Thrift server against the same steps by hand."""
     result = Result(
         "run",
         f"cold run through Thrift, 1 seed + {SPARK_MODELS} models",
@@ -64,25 +66,9 @@ def measure_run(env: Env, cluster: spark_cluster.Cluster, repeat: int) -> list[R
         target=1.05,
         baseline_label="by hand: git rev-parse + git worktree add --detach + write profiles.yml + dbt build",
     )
-    repo = make_spark_repo(env.tmp, lambda r: commit_all(env, r))
+    repo = make_spark_repo(env)
     # The session profile the repository was committed with, replaced by the cluster's (a working-copy edit).
     (repo / "profiles.yml").write_text(thrift_profile(cluster, "sparky", "dev"))
-    hand = env.tmp / "byhand-spark"
-    wt, conf = hand / "worktree", hand / "dbt"
-    dbt_cmd = [
-        DBT,
-        "build",
-        "--project-dir",
-        str(wt),
-        "--profiles-dir",
-        str(conf),
-        "--target",
-        "dev",
-        "--target-path",
-        str(conf / "target"),
-        "--log-path",
-        str(conf / "logs"),
-    ]
 
     def ours() -> float:
         shutil.rmtree(repo / ".dot", ignore_errors=True)
@@ -90,15 +76,7 @@ def measure_run(env: Env, cluster: spark_cluster.Cluster, repeat: int) -> list[R
         return env.run([*DOT, "run", "--context", "dev", "--ref", "HEAD"], repo)[0]
 
     def by_hand() -> float:
-        forget_worktree(env, repo, wt)
-        shutil.rmtree(hand, ignore_errors=True)
-        started = time.perf_counter()
-        short = env.git("rev-parse", "--short=8", "HEAD", cwd=repo)
-        env.run(["git", "worktree", "add", "--detach", str(wt), "HEAD"], repo)
-        conf.mkdir(parents=True)
-        (conf / "profiles.yml").write_text(thrift_profile(cluster, "sparky", f"dev_{short}"))
-        env.run(dbt_cmd, wt)
-        return time.perf_counter() - started
+        return build_by_hand(env, repo, env.tmp / "byhand-spark", lambda short: thrift_profile(cluster, "sparky", f"dev_{short}"))
 
     say("run: warming the executors (untimed) ...")
     ours()
@@ -108,8 +86,7 @@ def measure_run(env: Env, cluster: spark_cluster.Cluster, repeat: int) -> list[R
 
 
 def measure_diff(env: Env, cluster: spark_cluster.Cluster, repeat: int, rows: int) -> list[Result]:
-    from projects import by_hand_query, make_diff_repo
-
+    """diff: `dot-tasks diff` of the ROWS-row model through the Thrift server against the query by hand."""
     result = Result(
         "diff",
         f"diff of {rows:,} rows x 10 columns through Thrift",
@@ -119,9 +96,7 @@ def measure_diff(env: Env, cluster: spark_cluster.Cluster, repeat: int, rows: in
         baseline_label="`dbt show --inline` with one full-outer-join count query",
     )
     say(f"diff: building the {rows:,}-row model twice on the cluster ...")
-    repo, base, head = make_diff_repo(env, env.tmp / "diff-spark", rows, thrift_profile(cluster, "bench", "dev"))
-    for commit in (base, head):
-        env.run([*DOT, "run", f"dev@{commit}"], repo)
+    repo, base, head = diff_setup(env, "diff-spark", rows, thrift_profile(cluster, "bench", "dev"))
     seen: dict[str, Any] = {}
 
     def ours() -> float:
@@ -131,28 +106,7 @@ def measure_diff(env: Env, cluster: spark_cluster.Cluster, repeat: int, rows: in
         seen["diff"] = json.loads(proc.stdout)
         return seconds
 
-    def relation(commit: str) -> str:
-        record = json.loads((repo / ".dot" / "isolated_builds" / commit / "dev" / "build.json").read_text())
-        return f"{record['schema']}.big"
-
-    ctx = repo / ".dot" / "isolated_builds" / head / "dev"
-    scratch = env.tmp / "by-hand-diff"
-    by_hand = [
-        DBT,
-        "show",
-        "--inline",
-        by_hand_query(relation(base), relation(head)),
-        "--project-dir",
-        str(repo / ".dot" / "isolated_builds" / head / "worktree"),
-        "--profiles-dir",
-        str(ctx),
-        "--target",
-        "dev",
-        "--target-path",
-        str(scratch / "target"),
-        "--log-path",
-        str(scratch / "logs"),
-    ]
+    by_hand = by_hand_diff(repo, base, head, env.tmp / "by-hand-diff")
 
     def baseline() -> float:
         return env.run(by_hand, repo)[0]
@@ -162,14 +116,12 @@ def measure_diff(env: Env, cluster: spark_cluster.Cluster, repeat: int, rows: in
     values = node["values"]
     if values is None:
         raise BenchError(f"diff could not compare big: {node.get('values_skipped')}")
-    result.notes.append(
-        f"diff found: +{values['added']} -{values['removed']} ~{values['changed']} "
-        f"={values['unchanged']} (c1: {values['columns'].get('c1')})"
-    )
+    result.notes.append(diff_found(values))
     return [result]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start the cluster, take the chosen measures, stop it, and print the table (or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -185,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="dot-bench-spark-"))
     env = Env(tmp)
     results: list[Result] = []
-    load_before = bench.load_average()
+    load_before = load_average()
     cluster = None
     try:
         say(f"starting the cluster in {tmp / 'cluster'} ...")
@@ -206,14 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
-        print(
-            json.dumps(
-                {"load_before": load_before, "load_after": bench.load_average(), "results": [r.as_dict() for r in results]}, indent=2
-            )
-        )
+        print(json.dumps({"load_before": load_before, "load_after": load_average(), "results": [r.as_dict() for r in results]}, indent=2))
     else:
-        bench.print_table(results)
-        print(f"\nload average before: {load_before}; after: {bench.load_average()}")
+        print_table(results)
+        print(f"\nload average before: {load_before}; after: {load_average()}")
     return 1 if any(r.error for r in results) else 0
 
 
