@@ -41,8 +41,8 @@ def _side(ref: str, commit: str) -> dict[str, str]:
     return {"ref": ref, "commit": commit, "context": "dev", "schema": f"dev_{commit[:8]}"}
 
 
-def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: int = 5) -> dict[str, Any]:
-    rnd = random.Random(seed)
+def _layers(models: int) -> tuple[list[list[str]], dict[str, tuple[str, str]]]:
+    """The unique ids of each layer (seeds, staging, intermediate, marts), and each id's (name, kind)."""
     layers: list[list[str]] = []
     names: dict[str, tuple[str, str]] = {}
     count = 0
@@ -56,9 +56,11 @@ def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: 
             layer.append(uid)
         layers.append(layer)
         count += size
-    # Models belong to a subject area (the word in their name), as in a real project: most parents
-    # come from the same area one or two layers up, a few from another area.
-    area = {uid: names[uid][0].split("_", 1)[1].split("_")[0] for uid in names}
+    return layers, names
+
+
+def _edges(rnd: random.Random, layers: list[list[str]], area: dict[str, str]) -> list[list[str]]:
+    """[parent, child] pairs: most parents from the child's area one or two layers up, a few from another area."""
     edges: list[list[str]] = []
     for depth in range(1, len(layers)):
         for child in layers[depth]:
@@ -70,99 +72,142 @@ def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: 
             for parent in parents:
                 if [parent, child] not in edges:
                     edges.append([parent, child])
-    # A pull request touches a few areas, not the whole project.
+    return edges
+
+
+def _changes(rnd: random.Random, layers: list[list[str]], area: dict[str, str], changes: int) -> list[str]:
+    """The models a pull request changes, mostly in three areas (it touches a few, not the whole project)."""
     model_uids = [u for layer in layers[1:] for u in layer]
     touched_areas = rnd.sample(sorted({area[u] for u in model_uids}), 3)
     candidates = [u for u in model_uids if area[u] in touched_areas]
     picked = rnd.sample(candidates, min(changes, len(candidates)))
     picked += rnd.sample([u for u in model_uids if u not in picked], changes - len(picked))
-    added, removed = picked[:2], picked[2:4]
-    modified = picked[4:]
+    return picked
+
+
+def _downstream(edges: list[list[str]], roots: list[str]) -> set[str]:
+    """Every descendant of `roots`."""
     children: dict[str, list[str]] = {}
     for parent, child in edges:
         children.setdefault(parent, []).append(child)
     impacted: set[str] = set()
-    todo = list(modified) + list(added)
+    todo = list(roots)
     while todo:
         for child in children.get(todo.pop(), []):
             if child not in impacted:
                 impacted.add(child)
                 todo.append(child)
+    return impacted
+
+
+def _samples(
+    rnd: random.Random,
+    columns: list[str],
+    counts: dict[str, int],
+    per_column: dict[str, int],
+    touched: list[str],
+    base_rows: int,
+    sample: int,
+) -> list[dict[str, Any]]:
+    """Up to `sample` example rows of each kind (added, removed, changed)."""
+    samples = []
+    for kind_, n in counts.items():
+        for k in range(min(sample, n)):
+            key = [base_rows + k if kind_ == "added" else k * 7 + 1]
+            base = [rnd.randrange(100) if c != columns[1] or rnd.random() < 0.9 else None for c in columns[1:]]
+            head = [v if per_column[c] == 0 or rnd.random() < 0.5 else (v or 0) + 1 for c, v in zip(columns[1:], base, strict=False)]
+            if kind_ == "changed" and head == base:
+                head[columns[1:].index(touched[0])] = (base[columns[1:].index(touched[0])] or 0) + 1
+            samples.append(
+                {
+                    "kind": kind_,
+                    "key": key,
+                    "base": None if kind_ == "added" else base,
+                    "head": None if kind_ == "removed" else head,
+                }
+            )
+    return samples
+
+
+def _changed_values(rnd: random.Random, node: dict[str, Any], columns: list[str], base_rows: int, sample: int) -> None:
+    """Row counts, columns, per-column counts and samples of a modified or impacted node."""
+    modified = node["code"] == "modified"
+    changed = rnd.randrange(0, base_rows // 5 + 1) if modified else rnd.randrange(0, base_rows // 50 + 1)
+    plus = rnd.randrange(0, base_rows // 100 + 1)
+    minus = rnd.randrange(0, base_rows // 100 + 1)
+    node["rows"]["head"] = base_rows + plus - minus
+    if modified and rnd.random() < 0.3:
+        node["columns"]["added"].append("loaded_at")
+    if modified and rnd.random() < 0.2:
+        node["columns"]["type_changed"].append({"name": columns[1], "base": "integer", "head": "numeric(18,2)"})
+    touched = rnd.sample(columns[1:], rnd.randrange(1, len(columns)))
+    per_column = {c: (rnd.randrange(1, changed + 1) if c in touched and changed else 0) for c in columns[1:]}
+    if changed:
+        per_column[touched[0]] = changed
+    counts = {"added": plus, "removed": minus, "changed": changed}
+    node["values"] = {
+        "key": [columns[0]],
+        "added": plus,
+        "removed": minus,
+        "changed": changed,
+        "unchanged": base_rows - minus - changed,
+        "columns": per_column,
+        "sample": _samples(rnd, columns, counts, per_column, touched, base_rows, sample),
+    }
+
+
+def _node(rnd: random.Random, uid: str, name: str, kind: str, code: str, impacted: bool, sample: int) -> dict[str, Any]:
+    """One node of the diff, as `diff --json` prints it."""
+    base_rows = rnd.randrange(1_000, 2_000_000)
+    columns = [
+        f"{w}_id" if i == 0 else f"{w}_{c}"
+        for i, (w, c) in enumerate([(name.split("_", 1)[1], "id")] + [("col", str(j)) for j in range(1, rnd.randrange(4, 9))])
+    ]
+    node: dict[str, Any] = {
+        "name": name,
+        "unique_id": uid,
+        "resource_type": kind,
+        "code": code,
+        "impacted": impacted,
+        "columns": {"added": [], "removed": [], "type_changed": []},
+        "rows": {"base": base_rows, "head": base_rows},
+        "values": None,
+        "values_skipped": None,
+    }
+    if code == "added":
+        node["rows"] = {"base": None, "head": base_rows}
+    elif code == "removed":
+        node["rows"] = {"base": base_rows, "head": None}
+    elif code == "modified" or impacted:
+        _changed_values(rnd, node, columns, base_rows, sample)
+    else:
+        node["values"] = {
+            "key": [columns[0]],
+            "added": 0,
+            "removed": 0,
+            "changed": 0,
+            "unchanged": base_rows,
+            "columns": {c: 0 for c in columns[1:]},
+            "sample": [],
+        }
+    return node
+
+
+def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: int = 5) -> dict[str, Any]:
+    """A `diff --json`-shaped diff of a generated `models`-model project with `changes` changes, the same for a given seed."""
+    rnd = random.Random(seed)
+    layers, names = _layers(models)
+    # Models belong to a subject area (the word in their name), as in a real project.
+    area = {uid: names[uid][0].split("_", 1)[1].split("_")[0] for uid in names}
+    edges = _edges(rnd, layers, area)
+    picked = _changes(rnd, layers, area, changes)
+    added, removed = picked[:2], picked[2:4]
+    modified = picked[4:]
+    impacted = _downstream(edges, list(modified) + list(added))
     nodes = []
     for uid, (name, kind) in names.items():
         code = "added" if uid in added else "removed" if uid in removed else "modified" if uid in modified else "unchanged"
-        node_impacted = code == "unchanged" and uid in impacted
-        base_rows = rnd.randrange(1_000, 2_000_000)
-        columns = [
-            f"{w}_id" if i == 0 else f"{w}_{c}"
-            for i, (w, c) in enumerate([(name.split("_", 1)[1], "id")] + [("col", str(j)) for j in range(1, rnd.randrange(4, 9))])
-        ]
-        node: dict[str, Any] = {
-            "name": name,
-            "unique_id": uid,
-            "resource_type": kind,
-            "code": code,
-            "impacted": node_impacted,
-            "columns": {"added": [], "removed": [], "type_changed": []},
-            "rows": {"base": base_rows, "head": base_rows},
-            "values": None,
-            "values_skipped": None,
-        }
-        if code == "added":
-            node["rows"] = {"base": None, "head": base_rows}
-        elif code == "removed":
-            node["rows"] = {"base": base_rows, "head": None}
-        elif code == "modified" or node_impacted:
-            changed = rnd.randrange(0, base_rows // 5 + 1) if code == "modified" else rnd.randrange(0, base_rows // 50 + 1)
-            plus = rnd.randrange(0, base_rows // 100 + 1)
-            minus = rnd.randrange(0, base_rows // 100 + 1)
-            node["rows"]["head"] = base_rows + plus - minus
-            if code == "modified" and rnd.random() < 0.3:
-                node["columns"]["added"].append("loaded_at")
-            if code == "modified" and rnd.random() < 0.2:
-                node["columns"]["type_changed"].append({"name": columns[1], "base": "integer", "head": "numeric(18,2)"})
-            touched = rnd.sample(columns[1:], rnd.randrange(1, len(columns)))
-            per_column = {c: (rnd.randrange(1, changed + 1) if c in touched and changed else 0) for c in columns[1:]}
-            if changed:
-                per_column[touched[0]] = changed
-            samples = []
-            for kind_, n in (("added", plus), ("removed", minus), ("changed", changed)):
-                for k in range(min(sample, n)):
-                    key = [base_rows + k if kind_ == "added" else k * 7 + 1]
-                    base = [rnd.randrange(100) if c != columns[1] or rnd.random() < 0.9 else None for c in columns[1:]]
-                    head = [
-                        v if per_column[c] == 0 or rnd.random() < 0.5 else (v or 0) + 1 for c, v in zip(columns[1:], base, strict=False)
-                    ]
-                    if kind_ == "changed" and head == base:
-                        head[columns[1:].index(touched[0])] = (base[columns[1:].index(touched[0])] or 0) + 1
-                    samples.append(
-                        {
-                            "kind": kind_,
-                            "key": key,
-                            "base": None if kind_ == "added" else base,
-                            "head": None if kind_ == "removed" else head,
-                        }
-                    )
-            node["values"] = {
-                "key": [columns[0]],
-                "added": plus,
-                "removed": minus,
-                "changed": changed,
-                "unchanged": base_rows - minus - changed,
-                "columns": per_column,
-                "sample": samples,
-            }
-        else:
-            node["values"] = {
-                "key": [columns[0]],
-                "added": 0,
-                "removed": 0,
-                "changed": 0,
-                "unchanged": base_rows,
-                "columns": {c: 0 for c in columns[1:]},
-                "sample": [],
-            }
-        nodes.append(node)
+        nodes.append(_node(rnd, uid, name, kind, code, code == "unchanged" and uid in impacted, sample))
     lineage = {
         "nodes": {
             n["unique_id"]: {

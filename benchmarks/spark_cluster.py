@@ -54,10 +54,11 @@ START_TIMEOUT = 420.0
 
 
 class ClusterError(Exception):
-    pass
+    """The cluster could not be started or found; the message says where to look."""
 
 
 def spark_home() -> Path:
+    """pyspark's own directory, which holds the jars and `bin/spark-class`."""
     try:
         import pyspark
     except ImportError as exc:  # pragma: no cover - the caller checks first
@@ -66,12 +67,14 @@ def spark_home() -> Path:
 
 
 def free_port() -> int:
+    """A TCP port free on HOST now."""
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
 
 def answers(port: int) -> bool:
+    """Whether something accepts connections on HOST:`port`."""
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex((HOST, port)) == 0
@@ -90,23 +93,28 @@ class Cluster:
 
     @property
     def root(self) -> Path:
+        """The cluster's directory."""
         return Path(self.directory)
 
     @property
     def warehouse(self) -> Path:
+        """Where the Thrift server keeps its tables."""
         return self.root / "warehouse"
 
     @property
     def master_url(self) -> str:
+        """The master's spark:// URL."""
         return f"spark://{HOST}:{self.master_port}"
 
     def save(self) -> None:
+        """Write cluster.json atomically, so that `stop` finds every pid even after a failed start."""
         tmp = self.root / (STATE + ".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2))
         os.replace(tmp, self.root / STATE)
 
     @classmethod
     def load(cls, directory: Path) -> Cluster:
+        """The cluster `start DIR` made, from its cluster.json."""
         path = directory / STATE
         if not path.exists():
             raise ClusterError(f"no cluster was started in {directory} ({STATE} is missing)")
@@ -172,50 +180,39 @@ class Cluster:
         except (OSError, ValueError):
             return 0
 
-    def start(self, timeout: float = START_TIMEOUT) -> Cluster:
-        started = time.monotonic()
-        deadline = started + timeout
-        for sub in ("logs", "work", "tmp", "warehouse"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        home = spark_home()
-        spark_class = str(home / "bin" / "spark-class")
-        self.master_port, self.master_ui_port, self.thrift_port = free_port(), free_port(), free_port()
-        self._spawn(
-            "master",
-            [
-                spark_class,
-                "org.apache.spark.deploy.master.Master",
-                "--host",
-                HOST,
-                "--port",
-                str(self.master_port),
-                "--webui-port",
-                str(self.master_ui_port),
-            ],
-        )
-        self._wait("the master", lambda: answers(self.master_port) and answers(self.master_ui_port), deadline)
-        for n in range(1, WORKERS + 1):
-            self._spawn(
-                f"worker{n}",
-                [
-                    spark_class,
-                    "org.apache.spark.deploy.worker.Worker",
-                    "--host",
-                    HOST,
-                    "--port",
-                    str(free_port()),
-                    "--webui-port",
-                    str(free_port()),
-                    "--cores",
-                    "1",
-                    "--memory",
-                    WORKER_MEMORY,
-                    "--work-dir",
-                    str(self.root / "work" / f"worker{n}"),
-                    self.master_url,
-                ],
-            )
-        self._wait(f"{WORKERS} workers to register", lambda: self._alive_workers() >= WORKERS, deadline)
+    def _master_argv(self, spark_class: str) -> list[str]:
+        return [
+            spark_class,
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            HOST,
+            "--port",
+            str(self.master_port),
+            "--webui-port",
+            str(self.master_ui_port),
+        ]
+
+    def _worker_argv(self, spark_class: str, n: int) -> list[str]:
+        return [
+            spark_class,
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            HOST,
+            "--port",
+            str(free_port()),
+            "--webui-port",
+            str(free_port()),
+            "--cores",
+            "1",
+            "--memory",
+            WORKER_MEMORY,
+            "--work-dir",
+            str(self.root / "work" / f"worker{n}"),
+            self.master_url,
+        ]
+
+    def _thrift_argv(self, home: Path) -> list[str]:
+        """`spark-submit` of the Thrift server, an application of this cluster's master, its metastore in DIR."""
         metastore = self.root / "metastore_db"
         confs = {
             "spark.master": self.master_url,
@@ -247,14 +244,30 @@ class Cluster:
         ]
         for key, value in confs.items():
             submit += ["--conf", f"{key}={value}"]
-        submit += [
+        return [
+            *submit,
             "--hiveconf",
             f"hive.server2.thrift.bind.host={HOST}",
             "--hiveconf",
             f"hive.server2.thrift.port={self.thrift_port}",
             "spark-internal",
         ]
-        self._spawn("thrift", submit)
+
+    def start(self, timeout: float = START_TIMEOUT) -> Cluster:
+        """Start the master, then the workers, then the Thrift server, each once the one before answers."""
+        started = time.monotonic()
+        deadline = started + timeout
+        for sub in ("logs", "work", "tmp", "warehouse"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        home = spark_home()
+        spark_class = str(home / "bin" / "spark-class")
+        self.master_port, self.master_ui_port, self.thrift_port = free_port(), free_port(), free_port()
+        self._spawn("master", self._master_argv(spark_class))
+        self._wait("the master", lambda: answers(self.master_port) and answers(self.master_ui_port), deadline)
+        for n in range(1, WORKERS + 1):
+            self._spawn(f"worker{n}", self._worker_argv(spark_class, n))
+        self._wait(f"{WORKERS} workers to register", lambda: self._alive_workers() >= WORKERS, deadline)
+        self._spawn("thrift", self._thrift_argv(home))
         self._wait(f"the Thrift server on port {self.thrift_port}", lambda: answers(self.thrift_port), deadline)
         self.started_seconds = round(time.monotonic() - started, 1)
         self.save()
@@ -348,6 +361,7 @@ def start(directory: Path, timeout: float = START_TIMEOUT) -> Cluster:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`start`, `stop` or `status` of the cluster in DIR; exit 1 with one line on stderr when it fails."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["start", "stop", "status"])
     parser.add_argument("directory", type=Path)
