@@ -29,7 +29,8 @@ and prints a table of medians:
      the spark extra): cold, into one shared Derby metastore
 
 This is a plain script, not a test: it reports, it does not assert. It exits 1
-only when a measurement could not be taken.
+only when a measurement could not be taken. Each measure is a function in a
+module of its own (MEASURES below names them); README.md shows the layout.
 """
 
 from __future__ import annotations
