@@ -1,26 +1,17 @@
 """How a diff reads: one line per differing node for a terminal, or a pull-request comment.
 
-Pure functions of the JSON object `diffing.diff_builds` returns.
+Pure functions of the `DiffResult` that `diffing.diff_builds` returns; the states and
+verdicts they show are the result's own properties.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
-_STATE_ORDER = {"modified": 0, "added": 1, "removed": 2, "unchanged": 3}
+from .diffing.result import DiffResult, LineageNode, NodeDiff, finite
 
-
-def finite(value: Any) -> Any:
-    """`value` with every NaN and infinity as the string JavaScript prints for it, so JSON stays JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return value
+__all__ = ["differing", "finite", "markdown", "mermaid", "shown", "terminal"]
 
 
 def shown(value: Any) -> str:
@@ -32,8 +23,8 @@ def _signed(n: int) -> str:
     return f"+{n}" if n > 0 else str(n)
 
 
-def _rows(node: dict[str, Any]) -> str:
-    base, head = node["rows"]["base"], node["rows"]["head"]
+def _rows(node: NodeDiff) -> str:
+    base, head = node.rows.base, node.rows.head
     if base is None and head is None:
         return ""
     if base is None or head is None:
@@ -43,45 +34,40 @@ def _rows(node: dict[str, Any]) -> str:
     return f"rows {base} → {head} ({_signed(head - base)})"
 
 
-def _columns(node: dict[str, Any]) -> str:
-    c = node["columns"]
-    parts = [f"+{a}" for a in c["added"]] + [f"-{r}" for r in c["removed"]]
-    parts += [f"~{t['name']} {t['base']}→{t['head']}" for t in c["type_changed"]]
+def _columns(node: NodeDiff) -> str:
+    c = node.columns
+    parts = [f"+{a}" for a in c.added] + [f"-{r}" for r in c.removed]
+    parts += [f"~{t.name} {t.base}→{t.head}" for t in c.type_changed]
     return ("columns " + " ".join(parts)) if parts else ""
 
 
-def _values(node: dict[str, Any]) -> str:
-    v = node.get("values")
+def _values(node: NodeDiff) -> str:
+    v = node.values
     if v is None:
-        skipped = node.get("values_skipped")
+        skipped = node.values_skipped
         return f"values: {skipped}" if skipped and skipped not in ("only in head", "only in base") else ""
-    if not (v["added"] or v["removed"] or v["changed"]):
-        return f"values equal ({v['unchanged']} rows)"
-    per_column = ", ".join(f"{c} {n}" for c, n in v["columns"].items() if n)
-    text = f"values +{v['added']} -{v['removed']} ~{v['changed']}"
+    if not v.differs:
+        return f"values equal ({v.unchanged} rows)"
+    per_column = ", ".join(f"{c} {n}" for c, n in v.columns.items() if n)
+    text = f"values +{v.added} -{v.removed} ~{v.changed}"
     return f"{text} ({per_column})" if per_column else text
 
 
-def _state(node: dict[str, Any]) -> str:
-    return "impacted" if node["impacted"] else node["code"]
+def differing(diff: DiffResult) -> list[NodeDiff]:
+    """The nodes that differ or failed, in the order both formats list them."""
+    return diff.differing()
 
 
-def differing(diff: dict[str, Any]) -> list[dict[str, Any]]:
-    return sorted(
-        (n for n in diff["nodes"] if n["differs"] or n.get("error")), key=lambda n: (_STATE_ORDER.get(n["code"], 9), n["unique_id"])
-    )
-
-
-def terminal(diff: dict[str, Any]) -> str:
+def terminal(diff: DiffResult) -> str:
     """One line per node that differs, then one that counts the rest."""
-    rows = differing(diff)
-    width = max((len(n["name"]) for n in rows), default=0)
+    rows = diff.differing()
+    width = max((len(n.name) for n in rows), default=0)
     lines = []
     for n in rows:
         details = [d for d in (_columns(n), _rows(n), _values(n)) if d]
-        lines.append(f"{_state(n):<9} {n['resource_type']:<8} {n['name']:<{width}}  " + "   ".join(details))
-    same = len(diff["nodes"]) - len(rows)
-    skipped = [n for n in diff["nodes"] if not n["differs"] and n.get("values_skipped") == "ephemeral"]
+        lines.append(f"{n.state:<9} {n.resource_type:<8} {n.name:<{width}}  " + "   ".join(details))
+    same = len(diff.nodes) - len(rows)
+    skipped = [n for n in diff.nodes if not n.differs and n.values_skipped == "ephemeral"]
     tail = f"{same} node(s) unchanged"
     if skipped:
         tail += f" ({len(skipped)} ephemeral, not compared)"
@@ -111,25 +97,24 @@ def _mermaid_label(text: str) -> str:
     return re.sub(r'["<>]', lambda m: {'"': "#quot;", "<": "#lt;", ">": "#gt;"}[m.group(0)], text)
 
 
-def mermaid(diff: dict[str, Any]) -> str:
+def mermaid(diff: DiffResult) -> str:
     """A flowchart of the changed nodes and their direct neighbours, coloured by state."""
-    graph = diff.get("lineage") or {"nodes": {}, "edges": []}
-    changed = {n["unique_id"] for n in diff["nodes"] if n["differs"] or n["impacted"] or n["code"] != "unchanged"}
-    shown = set(changed)
-    for parent, child in graph["edges"]:
+    graph = diff.lineage
+    changed = {n.unique_id for n in diff.nodes if n.differs or n.impacted or n.code != "unchanged"}
+    drawn = set(changed)
+    for parent, child in graph.edges:
         if parent in changed or child in changed:
-            shown.update((parent, child))
-    if not shown:
+            drawn.update((parent, child))
+    if not drawn:
         return ""
-    ids = {uid: f"n{i}" for i, uid in enumerate(sorted(shown))}
+    ids = {uid: f"n{i}" for i, uid in enumerate(sorted(drawn))}
     lines = ["```mermaid", "flowchart LR"]
-    for uid in sorted(shown):
-        info = graph["nodes"].get(uid, {"name": uid, "code": "unchanged", "impacted": False, "resource_type": ""})
-        state = "impacted" if info.get("impacted") else info.get("code", "unchanged")
-        label = _mermaid_label(f"{info.get('name')} ({info.get('resource_type')}, {state})")
-        lines.append(f'  {ids[uid]}["{label}"]:::{_MERMAID_CLASS.get(state, "unchanged")}')
-    for parent, child in graph["edges"]:
-        if parent in shown and child in shown:
+    for uid in sorted(drawn):
+        info = graph.nodes.get(uid) or LineageNode(uid, "", "unchanged", impacted=False, in_selection=False)
+        label = _mermaid_label(f"{info.name} ({info.resource_type}, {info.state})")
+        lines.append(f'  {ids[uid]}["{label}"]:::{_MERMAID_CLASS.get(info.state, "unchanged")}')
+    for parent, child in graph.edges:
+        if parent in drawn and child in drawn:
             lines.append(f"  {ids[parent]} --> {ids[child]}")
     for name, style in _COLOURS.items():
         lines.append(f"  classDef {name} {style}")
@@ -137,65 +122,63 @@ def mermaid(diff: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _sample_table(node: dict[str, Any]) -> str:
-    values = node.get("values") or {}
-    samples = values.get("sample") or []
-    if not samples:
+def _sample_table(node: NodeDiff) -> str:
+    if node.values is None or not node.values.sample:
         return ""
-    key = values.get("key") or []
+    samples, key = node.values.sample, node.values.key
     columns: list[str] = []
     for s in samples:
-        for c in s.get("changed") or list((s.get("head") or s.get("base") or {}).keys()):
+        for c in s.changed or list((s.head or s.base or {}).keys()):
             if c not in columns:
                 columns.append(c)
     header = ["kind", *key, *[f"{c} (base → head)" for c in columns]]
     out = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     for s in samples:
-        cells = [s["kind"], *[shown(s["key"].get(k)) for k in key]]
+        cells = [s.kind, *[shown(s.key.get(k)) for k in key]]
         for c in columns:
-            b = shown((s.get("base") or {}).get(c))
-            h = shown((s.get("head") or {}).get(c))
-            if s["kind"] == "added":
+            b = shown((s.base or {}).get(c))
+            h = shown((s.head or {}).get(c))
+            if s.kind == "added":
                 cells.append(f"→ {h}")
-            elif s["kind"] == "removed":
+            elif s.kind == "removed":
                 cells.append(f"{b} →")
             else:
-                cells.append(f"{b} → {h}" if c in (s.get("changed") or []) else f"{b}")
+                cells.append(f"{b} → {h}" if c in (s.changed or ()) else f"{b}")
         out.append("| " + " | ".join(_cell(v) for v in cells) + " |")
     return "\n".join(out)
 
 
-def markdown(diff: dict[str, Any]) -> str:
-    """A pull-request comment: summary, table, Mermaid lineage, collapsible samples."""
-    rows = differing(diff)
+def _summary(diff: DiffResult, rows: list[NodeDiff]) -> str:
     counts: dict[str, int] = {}
     for n in rows:
-        counts[_state(n)] = counts.get(_state(n), 0) + 1
-    base, head = diff["base"], diff["head"]
+        counts[n.state] = counts.get(n.state, 0) + 1
+    base, head = diff.base, diff.head
     described = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no differences"
-    summary = (
-        f"**dot-tasks diff** `{base['context']}@{base['commit'][:8]}` → `{head['context']}@{head['commit'][:8]}`: "
-        f"{len(rows)} node(s) differ ({described}); {len(diff['nodes']) - len(rows)} unchanged."
+    return (
+        f"**dot-tasks diff** `{base.context}@{base.commit[:8]}` → `{head.context}@{head.commit[:8]}`: "
+        f"{len(rows)} node(s) differ ({described}); {len(diff.nodes) - len(rows)} unchanged."
     )
-    parts = [summary, ""]
+
+
+def _table_row(n: NodeDiff) -> str:
+    r = n.rows
+    rows_text = "" if r.base is None and r.head is None else f"{'–' if r.base is None else r.base} → {'–' if r.head is None else r.head}"
+    v = n.values
+    values_text = (
+        f"+{v.added} −{v.removed} ~{v.changed}" + "".join(f"<br>{_cell(c)}: {k}" for c, k in v.columns.items() if k)
+        if v is not None
+        else _cell(n.values_skipped or "")
+    )
+    return f"| `{_cell(n.name)}` | {n.state} | {_cell(_columns(n).removeprefix('columns '))} | {rows_text} | {values_text} |"
+
+
+def markdown(diff: DiffResult) -> str:
+    """A pull-request comment: summary, table, Mermaid lineage, collapsible samples."""
+    rows = diff.differing()
+    parts = [_summary(diff, rows), ""]
     if rows:
         parts += ["| node | state | columns | rows (base → head) | values (+added −removed ~changed) |", "|---|---|---|---|---|"]
-        for n in rows:
-            r = n["rows"]
-            rows_text = (
-                ""
-                if r["base"] is None and r["head"] is None
-                else (f"{'–' if r['base'] is None else r['base']} → {'–' if r['head'] is None else r['head']}")
-            )
-            v = n.get("values")
-            values_text = (
-                f"+{v['added']} −{v['removed']} ~{v['changed']}" + "".join(f"<br>{_cell(c)}: {k}" for c, k in v["columns"].items() if k)
-                if v
-                else _cell(n.get("values_skipped") or "")
-            )
-            parts.append(
-                f"| `{_cell(n['name'])}` | {_state(n)} | {_cell(_columns(n).removeprefix('columns '))} | {rows_text} | {values_text} |"
-            )
+        parts += [_table_row(n) for n in rows]
         parts.append("")
     chart = mermaid(diff)
     if chart:
@@ -205,6 +188,6 @@ def markdown(diff: dict[str, Any]) -> str:
     if samples:
         parts += ["<details><summary>Samples</summary>", ""]
         for n, table in samples:
-            parts += [f"#### `{_cell(n['name'])}`", "", table, ""]
+            parts += [f"#### `{_cell(n.name)}`", "", table, ""]
         parts += ["</details>", ""]
     return "\n".join(parts).rstrip() + "\n"

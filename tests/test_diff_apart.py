@@ -51,7 +51,7 @@ def truth(base: dict[str, tuple[Any, ...]], head: dict[str, tuple[Any, ...]], to
     changed = [
         k
         for k in base.keys() & head.keys()
-        if any(not diffing._same("float", b, h, tolerance) for b, h in zip(base[k], head[k], strict=False))
+        if any(not diffing.apart._same("float", b, h, tolerance) for b, h in zip(base[k], head[k], strict=False))
     ]
     return {
         "added": len(head.keys() - base.keys()),
@@ -73,7 +73,7 @@ def compare(
 
 def test_many_differing_buckets_fall_back_to_their_parents_and_count_exactly(monkeypatch) -> None:
     with monkeypatch.context() as mp:
-        mp.setattr(diffing, "MAX_BUCKETS", 100)
+        mp.setattr(diffing.apart, "MAX_BUCKETS", 100)
         everything, _, _ = compare({f"{i}": ("1",) for i in range(5_000)}, {f"{i}": ("2",) for i in range(5_000)}, spread)
     # More first-level buckets differ than one query may name: the whole table is read, unfiltered.
     assert everything["changed"] == 5_000 and everything["transfer"]["buckets"] is None

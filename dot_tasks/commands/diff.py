@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from invoke import Context, Exit
 
 from ..errors import DotError
 from .common import deferred, dot_task, progress, split_words, workspace
+
+if TYPE_CHECKING:  # the diff room loads on first use, so that --help starts fast
+    from ..diffing import DiffResult
 
 FORMATS = ("text", "markdown", "html")
 
@@ -52,24 +56,7 @@ def diff(
 ) -> None:
     """Compare two builds model by model: code, columns, rows and values (exit 1 when they differ)."""
     diffing = deferred("dot_tasks.diffing")
-    if format not in FORMATS:
-        raise DotError(f"--format {format!r} is not one of {', '.join(FORMATS)}")
-    if sample < 0:
-        raise DotError(f"--sample {sample} is negative: give how many keys to show, e.g. --sample 5")
-    if not 0 <= float_tolerance < 1:
-        raise DotError(f"--float-tolerance {float_tolerance} is not a relative difference in [0, 1): e.g. 1e-9")
-    if output and not Path(output).parent.is_dir():
-        raise DotError(f"-o {output}: the directory {Path(output).parent} does not exist: create it first")
-    render_html = None
-    if format == "html":
-        if not output:
-            raise DotError("--format html writes a page: give the file with -o/--output, e.g. -o diff.html")
-        # The HTML report is its own room (dot_tasks/report.py, render_html(diff) -> str).
-        if importlib.util.find_spec("dot_tasks.report") is None:
-            raise DotError("--format html needs dot_tasks/report.py, which this installation lacks: use --format markdown or --json")
-        from .. import report
-
-        render_html = report.render_html
+    render_html = _checked_flags(format, sample, float_tolerance, output)
     ws = workspace(c, project_dir, profiles_dir)
     options = diffing.DiffOptions(
         base=base,
@@ -87,17 +74,50 @@ def diff(
     except DotError as exc:
         exc.exit_code = 2  # diff(1): 2 is trouble; 1 would read as "the builds differ"
         raise
+    _deliver(_rendered(result, json_, format, render_html), output)
+    if result.errors:
+        raise Exit(f"dot-tasks: {result.errors} node(s) could not be compared (see values_skipped)", code=2)
+    if result.differs and not exit_zero:
+        raise Exit(code=1)
+
+
+def _checked_flags(format: str, sample: int, float_tolerance: float, output: str | None) -> Callable[[dict[str, Any]], str] | None:
+    """Refuse bad flags before anything is built; the HTML renderer, when --format html asks for it."""
+    if format not in FORMATS:
+        raise DotError(f"--format {format!r} is not one of {', '.join(FORMATS)}")
+    if sample < 0:
+        raise DotError(f"--sample {sample} is negative: give how many keys to show, e.g. --sample 5")
+    if not 0 <= float_tolerance < 1:
+        raise DotError(f"--float-tolerance {float_tolerance} is not a relative difference in [0, 1): e.g. 1e-9")
+    if output and not Path(output).parent.is_dir():
+        raise DotError(f"-o {output}: the directory {Path(output).parent} does not exist: create it first")
+    if format != "html":
+        return None
+    if not output:
+        raise DotError("--format html writes a page: give the file with -o/--output, e.g. -o diff.html")
+    # The HTML report is its own room (dot_tasks/report/, render_html(diff) -> str).
+    if importlib.util.find_spec("dot_tasks.report") is None:
+        raise DotError("--format html needs the dot_tasks.report package, which this installation lacks: use --format markdown or --json")
+    from .. import report
+
+    return report.render_html
+
+
+def _rendered(result: DiffResult, json_: bool, format: str, render_html: Callable[[dict[str, Any]], str] | None) -> str:
+    """The result as --json, --format markdown, html or text print it."""
     from .. import diff_output
 
     if json_:
-        # NaN is not JSON: diff_output.finite spells it (and the infinities) as strings.
-        text = json.dumps(diff_output.finite(result), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
-    elif format == "markdown":
-        text = diff_output.markdown(result)
-    elif render_html is not None:
-        text = render_html(result)
-    else:
-        text = diff_output.terminal(result) + "\n"
+        return result.to_json()
+    if format == "markdown":
+        return diff_output.markdown(result)
+    if render_html is not None:
+        return render_html(result.to_dict())
+    return diff_output.terminal(result) + "\n"
+
+
+def _deliver(text: str, output: str | None) -> None:
+    """`text` into the -o file (atomically), or on stdout."""
     if output:
         from ..files import write_atomic
 
@@ -106,7 +126,3 @@ def diff(
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    if result.get("errors"):
-        raise Exit(f"dot-tasks: {result['errors']} node(s) could not be compared (see values_skipped)", code=2)
-    if result["differs"] and not exit_zero:
-        raise Exit(code=1)

@@ -1,0 +1,122 @@
+"""The two sides of a diff, in the parent: which builds they are, built first when missing, and how to reach them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .options import DiffError, DiffOptions, parse_side
+from .planning import DIFFED_TYPES, manifest_nodes, relation_of
+from .result import DiffSide
+
+if TYPE_CHECKING:  # builds imports dbt's neighbours and git: the diff loads it only when it runs
+    from ..builds import Workspace
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side's successful build: the ref it was named by, its commit and context, and its files."""
+
+    ref: str
+    commit: str
+    context: str
+    schema: str | None
+    target_dir: Path
+    profiles_dir: Path
+
+    def describe(self) -> DiffSide:
+        """The side as the result names it."""
+        return DiffSide(self.ref, self.commit, self.context, self.schema)
+
+
+class SideProfile(NamedTuple):
+    """The generated profile a side's build reaches its warehouse with."""
+
+    profile: str
+    target: str
+    output: dict[str, Any]
+
+    @classmethod
+    def of(cls, ws: Workspace, side: Side) -> SideProfile:
+        """The profile of `side`'s build (written again if missing)."""
+        from ..builds import generated_profile
+
+        return cls(*generated_profile(ws, side.commit, side.context))
+
+
+def _connection(output: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What identifies the database a profile output connects to (schema and threads aside)."""
+    from ..profiles import connection_identity  # a DuckDB file by its real path: a symlink is the same file
+
+    return connection_identity(output)
+
+
+def same_database(base: SideProfile, head: SideProfile) -> bool:
+    """Whether both sides' builds are in one database, so one query can join them."""
+    return _connection(base.output) == _connection(head.output)
+
+
+def load_manifest(side: Side) -> dict[str, Any]:
+    """The manifest.json of `side`'s build."""
+    path = side.target_dir / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DiffError(
+            f"the build of {side.context}@{side.ref} has no readable {path} ({exc}): "
+            f"rebuild it with `dot-tasks run {side.context}@{side.commit[:12]}`"
+        ) from None
+
+
+def resolve_side(ws: Workspace, spec: str | None, deferred: Mapping[str, Any] | None, options: DiffOptions) -> Side:
+    """The build `spec` names (None: the `deferred` base), built first if it has no successful build."""
+    from .. import builds
+    from ..files import read_json
+
+    if spec is None:
+        assert deferred is not None
+        context: str | None
+        ref, context = str(deferred["commit"]), str(deferred["context"])
+    else:
+        context, ref = parse_side(spec)
+    commit = builds.resolve(ws, ref)
+    chosen = builds.choose_context(ws, commit, context)[0].context
+    ctx = ws.paths(commit).context(chosen)
+    record = read_json(ctx.record) or {}
+    built = record.get("status") == "success" and (ctx.target_dir / "manifest.json").is_file()
+    if not built:
+        command = f"dot-tasks run {chosen}@{ref}"
+        if not options.build:
+            why = "has failed" if record.get("status") == "failed" else "does not exist"
+            raise DiffError(f"the build of {chosen}@{ref} ({commit[:12]}) {why}: run `{command}`, or drop --no-build")
+        options.progress(f"diff: no successful build of {chosen}@{ref}: building it as `{command}` would")
+        summary: dict[str, Any] = {}
+        builds.run_steps(ws, builds.RunOptions(ref=ref, context=chosen), summary, options.progress)
+        record = read_json(ctx.record) or {}
+    return Side(ref, commit, chosen, record.get("schema"), ctx.target_dir, ctx.context_dir)
+
+
+def deferred_to(ws: Workspace, head: Side) -> dict[str, Any] | None:
+    """The base the head build deferred to, as its record names it (None: not deferred)."""
+    from ..files import read_json
+
+    return (read_json(ws.paths(head.commit).context(head.context).record) or {}).get("deferred_to")
+
+
+def deferred_relations(ws: Workspace, head: Side) -> dict[str, dict[str, Any]]:
+    """For a partial (deferred, not cloned) head build: each node it did not build, and the
+    relation of its base build that dbt read instead. Empty for a complete build."""
+    from ..files import read_json
+
+    record = read_json(ws.paths(head.commit).context(head.context).record) or {}
+    base = record.get("deferred_to")
+    if not record.get("partial") or record.get("cloned") or not base:
+        return {}
+    results = read_json(head.target_dir / "run_results.json") or {}
+    built = {r.get("unique_id") for r in results.get("results") or []}
+    base_target = ws.paths(str(base["commit"])).context(str(base["context"])).target_dir
+    base_nodes = manifest_nodes(read_json(base_target / "manifest.json") or {}, DIFFED_TYPES)
+    return {uid: rel for uid, node in base_nodes.items() if uid not in built and (rel := relation_of(node))}
