@@ -275,4 +275,4 @@ def example_diff(project: Path, first: str, second: str) -> dict[str, Any]:
     from dot_tasks import builds, diffing
 
     ws = builds.Workspace.open(builds.Settings(), cwd=project)
-    return diffing.diff_builds(ws, diffing.DiffOptions(base="dev@main", head=f"dev@{BRANCH}"))
+    return diffing.diff_builds(ws, diffing.DiffOptions(base="dev@main", head=f"dev@{BRANCH}")).to_dict()
