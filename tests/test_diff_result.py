@@ -103,6 +103,15 @@ def test_properties_say_what_the_report_derived() -> None:
     assert by_name["dupes"].key_problems is not None and by_name["dupes"].differs is False
 
 
+def test_a_side_is_parsed_by_the_one_spec_parser_with_diffs_own_message() -> None:
+    from dot_tasks.diffing import DiffError, parse_side
+
+    assert parse_side("main") == (None, "main") and parse_side("@HEAD~1") == (None, "HEAD~1")
+    assert parse_side("dev@main@{1}") == ("dev", "main@{1}")  # only the first @ splits, as naming.parse_spec does
+    with pytest.raises(DiffError, match=r"^'prod@' is not of the form CTX@REF, @REF or REF \(e.g. prod@main, @HEAD~1, main\)$"):
+        parse_side("prod@")
+
+
 def test_a_real_diff_prints_what_was_saved(tmp_path: Path) -> None:
     """Both projects built and diffed now: every output equals the saved one, byte for byte."""
     with pytest.MonkeyPatch.context() as mp:

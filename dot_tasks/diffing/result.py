@@ -1,9 +1,8 @@
 """The typed result of a diff: a `DiffResult` of one `NodeDiff` per node (pure).
 
-`DiffResult.to_json()` is exactly what `dot-tasks diff --json` prints, and `from_dict` reads
-that object back. The rules the readers of a diff used to re-derive from the JSON (does a
-node differ, does its data, which state it is drawn in, what share of its rows changed)
-are properties here, so that the terminal, the markdown and the HTML report agree.
+`to_json()` is exactly what `dot-tasks diff --json` prints; `from_dict` reads it back. What
+the readers of a diff re-derived (does a node differ, in its data, in which state is it
+drawn, what share of its rows changed) are properties, so every format agrees.
 """
 
 from __future__ import annotations
@@ -41,11 +40,6 @@ class DiffSide:
     def to_dict(self) -> dict[str, Any]:
         """The side as `--json` prints it."""
         return {"ref": self.ref, "commit": self.commit, "context": self.context, "schema": self.schema}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DiffSide:
-        """The side from its `--json` object."""
-        return cls(data["ref"], data["commit"], data["context"], data["schema"])
 
 
 @dataclass(frozen=True)
@@ -438,8 +432,8 @@ class DiffResult:
     def from_dict(cls, data: Mapping[str, Any]) -> DiffResult:
         """The result from the JSON object `--json` printed."""
         return cls(
-            base=DiffSide.from_dict(data["base"]),
-            head=DiffSide.from_dict(data["head"]),
+            base=DiffSide(**data["base"]),
+            head=DiffSide(**data["head"]),
             errors=data["errors"],
             same_database=data["same_database"],
             adapter_type=data["adapter_type"],
