@@ -10,6 +10,7 @@ look at the change of the files before committing it).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections.abc import Iterator
@@ -89,7 +90,7 @@ def test_markdown_and_text_read_the_typed_result(case: str) -> None:
 
 
 def test_properties_say_what_the_report_derived() -> None:
-    from dot_tasks.diffing import DiffResult
+    from dot_tasks.diffing.result import DiffResult, RowCounts
 
     by_name = {n.name: n for n in DiffResult.from_json(saved("shop_same.json")).nodes}
     assert by_name["order_totals"].state == "impacted" and by_name["orders"].state == "modified"
@@ -101,6 +102,9 @@ def test_properties_say_what_the_report_derived() -> None:
     assert totals is not None and totals.share_changed == 3 / 5
     assert totals.columns_by_changes() == ["total", "n"]
     assert by_name["dupes"].key_problems is not None and by_name["dupes"].differs is False
+    # A row count alone makes an unchanged node differ, as it did in the JSON's `differs`.
+    grown = dataclasses.replace(by_name["customers"], rows=RowCounts(5, 6))
+    assert grown.data_differs and grown.differs and grown.rows.delta == 1
 
 
 def test_a_side_is_parsed_by_the_one_spec_parser_with_diffs_own_message() -> None:
