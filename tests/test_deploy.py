@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -942,3 +943,57 @@ def test_promote_rollback_and_live_take_their_words_positionally() -> None:
     assert accept_positional_spec(["dot-tasks", "live", "prod"]) == ["dot-tasks", "live", "--context", "prod"]
     assert accept_positional_spec(["dot-tasks", "live", "--json"]) == ["dot-tasks", "live", "--json"]
     assert accept_positional_spec(["dot-tasks", "run", "--context", "live", "x"]) == ["dot-tasks", "run", "--context", "live", "x"]
+
+
+# --- what each command prints, byte for byte --------------------------------------------
+
+GOLDEN_OUTPUTS = Path(__file__).parent / "data" / "deploy_outputs.txt"
+
+
+def _outputs_normalised(env: Env) -> str:
+    """Every deploy command's stdout over one fresh history, with commits, times and transaction ids named."""
+    a, b = env.a, env.b
+    steps = [
+        ("promote", f"prod@{a}", "--json"),
+        ("promote", f"prod@{b}", "--json"),
+        ("promote", f"prod@{b}", "--json"),  # a repair
+        ("rollback", "prod", "--json"),
+        ("rollback", "prod", "--to", b, "--json"),
+        ("live", "prod", "--json"),
+        ("live", "prod"),
+        ("promote", f"prod@{a}"),
+        ("rollback", "prod"),
+        ("retire", "prod", "--json"),
+        ("live", "prod", "--json"),
+        ("live", "prod"),
+        ("promote", f"prod@{a}", "--json"),
+        ("retire", "prod"),
+    ]
+    # The same user everywhere, so that the BY column of `live` is as wide on every machine.
+    who = {"LOGNAME": "deployer", "USER": "deployer"}
+    text = []
+    for step in steps:
+        result = dot(*step, cwd=env.project.project_dir, env=who)
+        assert result.code == 0, (step, result.stderr[-3000:])
+        text.append(f"$ {' '.join(step)}\n{result.stdout}")
+    # Stand-ins as long as what they replace, so that the columns of `live` line up as they did.
+    shown = "\n".join(text)
+    for commit, letter in ((a, "a"), (b, "b")):
+        for length in (40, 12, 8):
+            shown = shown.replace(commit[:length], letter * length)
+    shown = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "2000-01-01 00:00:00", shown)
+    shown = re.sub(r"(2000-01-01 00:00:00)\.\d+", r"\1.<fraction>", shown)
+    return re.sub(r'"transaction": \[\d+, \d+\]', '"transaction": [<txid>, <txid>]', shown)
+
+
+def test_every_deploy_command_prints_what_it_printed_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The --json objects (keys, order, types) and the text of promote, rollback, live and retire.
+
+    tests/data/deploy_outputs.txt was written by this function from the code
+    before deploy.py became a package of typed results.
+    """
+    make_hermetic(monkeypatch, tmp_path / "home")
+    project, a, b, c = _make(tmp_path / "golden", _duckdb_profile())
+    env = Env("duckdb", project, a, b, c, {"prod": "analytics"}, database=project.project_dir / "warehouse.duckdb")
+    _build_all(env)
+    assert _outputs_normalised(env) == GOLDEN_OUTPUTS.read_text()
