@@ -448,12 +448,12 @@ def test_gate_judges_every_node_across_invocations() -> None:
 
 
 def test_live_locations_take_the_suffix_out() -> None:
-    assert deploy.live_base("analytics_ab12cd34", "ab12cd34") == "analytics"
+    assert deploy.live_schema_of("analytics_ab12cd34", "ab12cd34") == "analytics"
     assert deploy.live_schema_for("analytics_ab12cd34_marts", "analytics_ab12cd34", "analytics") == "analytics_marts"
     assert deploy.live_schema_for("analytics_ab12cd34", "analytics_ab12cd34", "analytics") == "analytics"
     assert deploy.live_schema_for("analytics_ab12cd34x", "analytics_ab12cd34", "analytics") is None
     with pytest.raises(deploy.PromotionRefused):
-        deploy.live_base("analytics", "ab12cd34")
+        deploy.live_schema_of("analytics", "ab12cd34")
     manifest = {
         "nodes": {
             "model.p.a": {"resource_type": "model", "schema": "s_1234", "name": "a", "alias": "a_alias", "config": {}},

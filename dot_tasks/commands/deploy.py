@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from invoke import Context, Exit
 
@@ -17,19 +16,8 @@ else:
     deploy = deferred("dot_tasks.deploy")
 
 
-def _print(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result, sort_keys=True, default=str))
-        return
-    changes = [f"{result['relations']} relation(s) live in {result['live_schema']}"]
-    if result["dropped"]:
-        changes.append(f"dropped {', '.join(result['dropped'])}")
-    if result["replaced_existing"]:
-        changes.append(f"replaced {', '.join(result['replaced_existing'])}")
-    if result["recreated"]:
-        changes.append(f"recreated (shape changed) {', '.join(result['recreated'])}")
-    previous = (result.get("previous_commit") or "nothing")[:12]
-    print(f"{result['action']}: {result['context']} is now {result['commit']} ({result['short']}), was {previous}; " + "; ".join(changes))
+def _print(result: deploy.SwitchResult, as_json: bool) -> None:
+    print(result.to_json() if as_json else result.summary())
 
 
 @dot_task(
@@ -112,8 +100,8 @@ def live(
     """Show, from the warehouse, which commit is live, the last 10 promotions and any drift (exit 1 on drift)."""
     ws = workspace(c, project_dir, profiles_dir)
     report = deploy.live(ws, context, verbose=verbose)
-    print(json.dumps(report, sort_keys=True, default=str) if json_ else deploy.format_live(report))
-    if report["drift"] and not exit_zero:
+    print(report.to_json() if json_ else deploy.format_live(report))
+    if report.drift and not exit_zero:
         raise Exit(code=1)
 
 
@@ -131,10 +119,4 @@ def retire(
         raise DotError("retire needs the context to take out of red/green: `dot-tasks retire CTX`")
     ws = workspace(c, project_dir, profiles_dir)
     result = deploy.retire(ws, context, progress, verbose=verbose)
-    if json_:
-        print(json.dumps(result, sort_keys=True, default=str))
-    else:
-        print(
-            f"retire: nothing is live in {result['live_schema']} for {result['context']} any more (was "
-            f"{result['retired']}); dropped {len(result['dropped'])} view(s)"
-        )
+    print(result.to_json() if json_ else result.summary())
