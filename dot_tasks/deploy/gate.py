@@ -27,6 +27,7 @@ class _NodeVerdicts:
     warned: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
+        """One line per reason, with how many nodes it names and the first of them."""
         found = []
         for names, what in (
             (self.unbuilt, "node(s) did not build"),
