@@ -456,7 +456,7 @@ def refuse_rebuilding_live(ws: Workspace, commit: str, context: str, command: li
     on DuckDB readers would see half-rebuilt tables. Known from this machine's
     notes of what is live (`dot-tasks live` refreshes them from the warehouse).
     """
-    from .dbt_runner import WRITING_COMMANDS
+    from .dbt.guard import WRITING_COMMANDS
     from .deploy import live_marks  # .dot/live only: no warehouse, no dbt import
 
     mark = live_marks(ws).get((commit, context))
@@ -496,15 +496,9 @@ def build(
     reads every other ref from the base's relations; `clone` then fills the
     build's schemas with `dbt clone` of the rest.
     """
-    from .dbt_runner import (
-        WRITING_COMMANDS,
-        DbtRequest,
-        check_extra_args,
-        failure,
-        require_dbt,
-        run_dbt,
-        selects_nodes,
-    )
+    from .dbt.client import failure, require_dbt, run_dbt
+    from .dbt.guard import WRITING_COMMANDS, check_extra_args, selects_nodes
+    from .dbt.protocol import DbtRequest
 
     require_dbt()
     given_args = list(args)
@@ -696,7 +690,7 @@ def _registry_request(
     ws: Workspace, commit: str, context: str, request: Any, profile_name: str, defer: Deferral | None
 ) -> dict[str, Any] | None:
     """What the build's child writes to the warehouse registry; None when the schema has no suffix to key on."""
-    from .dbt_runner import OpsTarget
+    from .dbt.protocol import OpsTarget
     from .registry import build_event, live_base, registry_schema
 
     short = schema_suffix(ws, commit)
@@ -841,7 +835,7 @@ class RunOptions:
 
 def check_options(options: RunOptions) -> None:
     """Refuse flags that cannot work together, before anything is built or checked out."""
-    from .dbt_runner import check_extra_args  # no dbt import: the module imports dbt in its child only
+    from .dbt.guard import check_extra_args  # no dbt import: the rules are pure
 
     check_extra_args(options.args, deferred=options.defer_to is not None)
     if options.defer_to is None:
@@ -872,7 +866,7 @@ def ensure_base(ws: Workspace, options: RunOptions, say: Callable[[str], None]) 
 
 def preflight(ws: Workspace, commit: str, context: str | None) -> None:
     """What a build needs and can be checked without writing anything: the context and its adapter."""
-    from .dbt_runner import require_dbt  # no dbt import here: dbt runs in a child
+    from .dbt.client import require_dbt  # no dbt import here: dbt runs in a child
 
     require_dbt()
     choice, chosen = choose_context(ws, commit, context)
@@ -880,7 +874,7 @@ def preflight(ws: Workspace, commit: str, context: str | None) -> None:
 
 
 def require_adapter(context: str, adapter: str) -> None:
-    from .dbt_runner import adapter_available
+    from .dbt.client import adapter_available
 
     if adapter and not is_template(adapter) and not adapter_available(adapter):
         raise ProfileError(f"context {context!r} uses the {adapter} adapter, which is not installed: pip install dbt-{adapter}")

@@ -313,7 +313,7 @@ class Drop:
     label: str
     commit: str
     context: str
-    target: Any  # dbt_runner.OpsTarget
+    target: Any  # dbt.protocol.OpsTarget
     output: dict[str, Any]
     plan: dict[str, Any]
 
@@ -352,7 +352,8 @@ def run_drops(
     Builds that defer go first, so a base and its dependants cleaned together
     are dropped in an order the warehouse accepts.
     """
-    from .dbt_runner import MacroCall, call_macros
+    from .dbt.client import call_macros
+    from .dbt.protocol import MacroCall
 
     if not drops:
         return [], set()
@@ -427,7 +428,7 @@ def clean(
     reads. This machine's note of what is live only orders `--keep`, and keeps
     the files of a live build when the schemas are left alone.
     """
-    from .dbt_runner import OpsTarget
+    from .dbt.protocol import OpsTarget
     from .deploy import protected_commits
     from .registry import live_base, who
 

@@ -1,7 +1,7 @@
 """The team's record of builds, kept in the warehouse: `list --warehouse` and `clean --warehouse`.
 
 Every build appends two events to `<base>_dot.dot_builds` (written by its own
-dbt child: see `dbt_runner`), so every machine sharing the warehouse sees
+dbt child: see `dbt.child_guard`), so every machine sharing the warehouse sees
 every build, whichever machine made it. A machine's `.dot` stays what it was:
 this machine's files, and a cache of what it last saw.
 
@@ -213,7 +213,7 @@ class Warehouse:
 
     name: str
     context: str
-    target: Any  # dbt_runner.OpsTarget
+    target: Any  # dbt.protocol.OpsTarget
     output: dict[str, Any]
     contexts: list[str] = field(default_factory=list)
 
@@ -234,7 +234,7 @@ def _contexts(ws: Workspace, commit: str) -> list[str]:
 def registry_target(ws: Workspace, commit: str, context: str) -> tuple[Any, dict[str, Any]]:
     """A profile into `context`'s warehouse, with the registry schema as its own; written under `.dot/ops`."""
     from .builds import choose_context
-    from .dbt_runner import OpsTarget
+    from .dbt.protocol import OpsTarget
     from .profiles import isolate_output
     from .templating import render_profiles
 
@@ -277,7 +277,8 @@ def warehouses(ws: Workspace, context: str | None, progress: Callable[[str], Non
 
 def read(ws: Workspace, context: str | None, progress: Callable[[str], None]) -> list[RegisteredBuild]:
     """Every build the warehouses' registries hold (of `context`, if given), newest first."""
-    from .dbt_runner import MacroCall, call_macros
+    from .dbt.client import call_macros
+    from .dbt.protocol import MacroCall
 
     places = warehouses(ws, context, progress)
     if not places:

@@ -169,7 +169,7 @@ def children(pid: int) -> list[int]:
 
 
 def dbt_child(pid: int, timeout: float = 120) -> int:
-    """The pid of the `dot_tasks.dbt_runner` child of `pid`, once it exists."""
+    """The pid of the `dot_tasks.dbt.child` child of `pid`, once it exists."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for child in children(pid):
@@ -177,7 +177,7 @@ def dbt_child(pid: int, timeout: float = 120) -> int:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"dot_tasks.dbt_runner" in cmdline:
+            if b"dot_tasks.dbt.child" in cmdline:
                 return child
         time.sleep(0.02)
     raise AssertionError(f"no dbt child of {pid} appeared")

@@ -14,7 +14,7 @@ import yaml
 from conftest import Project
 
 from dot_tasks.adapters import ADAPTERS, database_of, schema_key, unchecked_warning
-from dot_tasks.dbt_runner import writes_outside
+from dot_tasks.dbt.guard import writes_outside
 from dot_tasks.errors import DotError, ProfileError
 from dot_tasks.naming import IDENTIFIER_LIMITS, check_identifier_length
 from dot_tasks.profiles import isolate_output

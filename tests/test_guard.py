@@ -6,7 +6,7 @@ import pytest
 from conftest import Project, duckdb_rows, write
 from gates import Run
 
-from dot_tasks.dbt_runner import RESERVED_FLAGS, check_extra_args
+from dot_tasks.dbt.guard import RESERVED_FLAGS, check_extra_args
 from dot_tasks.errors import IsolationError
 from dot_tasks.layout import BuildPaths
 from dot_tasks.locks import hold

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import Project, duckdb_rows, make_project, pg_schemas, postgres_profile, write, write_project_config
 
-from dot_tasks.dbt_runner import names_too_long, writes_outside
+from dot_tasks.dbt.guard import names_too_long, writes_outside
 
 
 def _schemas(project: Project) -> set[str]:

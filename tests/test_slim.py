@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import PG_DSN, Result, dot, git, make_hermetic, pg_connect_or_skip, write, write_project_config
 
-from dot_tasks.dbt_runner import check_extra_args
+from dot_tasks.dbt.guard import check_extra_args
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHAIN = [f"c{i:02d}" for i in range(1, 13)]

@@ -29,7 +29,7 @@ from .results import HistoryEntry
 class Connection:
     """The way into one build's warehouse, and the schemas a switch there works on."""
 
-    target: Any  # dbt_runner.OpsTarget, imported only when a macro runs
+    target: Any  # dbt.protocol.OpsTarget, imported only when a macro runs
     #: The profile's output, as generated for the build.
     output: dict[str, Any]
     build_schema: str
@@ -39,7 +39,7 @@ class Connection:
 
 def connection(ws: Workspace, commit: str, context: str) -> Connection:
     """The connection through the profile generated for `commit`'s build of `context`."""
-    from ..dbt_runner import OpsTarget
+    from ..dbt.protocol import OpsTarget
 
     ctx = ws.paths(commit).context(context)
     profile_name, target, output = generated_profile(ws, commit, context)
@@ -62,7 +62,8 @@ def any_connection(ws: Workspace, context: str) -> Connection:
 
 def call_macro(ws: Workspace, target: Any, macro: str, args: dict[str, Any], lock_fds: tuple[int, ...] = (), verbose: bool = False) -> Any:
     """Run one ops macro in the dbt child and return its value; a failure is a `WarehouseError`."""
-    from ..dbt_runner import MacroCall, call_macros
+    from ..dbt.client import call_macros
+    from ..dbt.protocol import MacroCall
 
     # dbt's own files for the ops project, kept per profile so that dbt's partial
     # parsing spares the next promotion a full parse; private to one call at a time.

@@ -20,7 +20,7 @@ from .driver import compare_node, sample_entry
 
 
 class SideSession(Protocol):
-    """One side's warehouse session (`dbt_runner.MacroSession`): runs ops macros there."""
+    """One side's warehouse session (`dbt.client.MacroSession`): runs ops macros there."""
 
     def call(self, macro: str, **kwargs: Any) -> Any:
         """Run `macro` and return its value."""

@@ -1,6 +1,6 @@
 """The per-node driver: one node compared inside the dbt child, through the `dot_diff` ops macros.
 
-The child imports `compare_node` by its dotted path (`DRIVER`, see `dbt_runner.MacroJobs`) and
+The child imports `compare_node` by its dotted path (`DRIVER`, see `dbt.protocol.MacroJobs`) and
 calls `compare_node(call, **job)` for each job, where `call(macro, **kwargs)` runs one macro
 and returns what it returned. The driver decides, in plain Python, what to compare: level b,
 the columns; c, the row counts (and the key's duplicates and NULLs, when needed); d, the values

@@ -1,7 +1,7 @@
 """The whole diff, in the parent: resolve both sides, plan, compare every node, assemble the result.
 
 On one database the comparisons run on a pool of threads in one dbt child
-(`dbt_runner.run_macro_jobs`, each job through `driver.compare_node`); across two
+(`dbt.client.run_macro_jobs`, each job through `driver.compare_node`); across two
 databases they run node after node through one session per side (`apart`).
 """
 
@@ -26,7 +26,7 @@ from .sides import Side, SideProfile, deferred_relations, deferred_to, load_mani
 
 if TYPE_CHECKING:  # builds imports git and the profile code: loaded only when a diff runs
     from ..builds import Workspace
-    from ..dbt_runner import Listing
+    from ..dbt.protocol import Listing
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -153,7 +153,7 @@ def _selected_by_name(select: list[str], exclude: list[str], plans: list[NodePla
 
 def _listing(ws: Workspace, sides: Sides, options: DiffOptions) -> Listing:
     """A `dbt ls` of the selection over the head build, with the base build as its state."""
-    from ..dbt_runner import Listing
+    from ..dbt.protocol import Listing
 
     return Listing(
         project_dir=str(ws.paths(sides.head.commit).worktree_project_dir),
@@ -204,7 +204,8 @@ def _compare_in_one_database(
 ) -> tuple[dict[str, Any], dict[str, str], list[str] | None]:
     """Every job in one dbt child, on the head's threads; and what its listing selected."""
     from .. import builds
-    from ..dbt_runner import MacroJobs, OpsTarget, run_macro_jobs
+    from ..dbt.client import run_macro_jobs
+    from ..dbt.protocol import MacroJobs, OpsTarget
     from ..layout import dot_dir, locks_dir
     from ..locks import hold
 
@@ -244,7 +245,8 @@ def _compare_in_one_database(
 def _compare_apart(ws: Workspace, jobs: list[NodeJob], sides: Sides, options: DiffOptions) -> tuple[dict[str, Any], dict[str, str]]:
     """Every job through two sessions, one per database, node after node."""
     from .. import builds
-    from ..dbt_runner import MacroSession, OpsTarget
+    from ..dbt.client import MacroSession
+    from ..dbt.protocol import OpsTarget
     from ..layout import dot_dir
 
     compared: dict[str, Any] = {}
