@@ -118,14 +118,12 @@ def _samples(
             head = [v if per_column[c] == 0 or rnd.random() < 0.5 else (v or 0) + 1 for c, v in zip(columns[1:], base, strict=False)]
             if kind_ == "changed" and head == base:
                 head[columns[1:].index(touched[0])] = (base[columns[1:].index(touched[0])] or 0) + 1
-            samples.append(
-                {
-                    "kind": kind_,
-                    "key": key,
-                    "base": None if kind_ == "added" else base,
-                    "head": None if kind_ == "removed" else head,
-                }
-            )
+            sample_row: dict[str, Any] = {"kind": kind_, "key": {columns[0]: key[0]}}
+            if kind_ != "added":
+                sample_row["base"] = dict(zip(columns[1:], base, strict=True))
+            if kind_ != "removed":
+                sample_row["head"] = dict(zip(columns[1:], head, strict=True))
+            samples.append(sample_row)
     return samples
 
 
@@ -169,10 +167,15 @@ def _node(rnd: random.Random, uid: str, name: str, kind: str, code: str, impacte
         "resource_type": kind,
         "code": code,
         "impacted": impacted,
-        "columns": {"added": [], "removed": [], "type_changed": []},
+        "columns": {"added": [], "removed": [], "type_changed": [], "order_changed": False},
         "rows": {"base": base_rows, "head": base_rows},
         "values": None,
         "values_skipped": None,
+        "key_source": "meta.primary_key",
+        "relations": {
+            "base": None if code == "added" else {"database": "shop", "schema": "dev_4f1c2a9e", "identifier": name},
+            "head": None if code == "removed" else {"database": "shop", "schema": "dev_9b3e77d1", "identifier": name},
+        },
     }
     if code == "added":
         node["rows"] = {"base": None, "head": base_rows}
@@ -194,7 +197,7 @@ def _node(rnd: random.Random, uid: str, name: str, kind: str, code: str, impacte
 
 
 def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: int = 5) -> dict[str, Any]:
-    """A `diff --json`-shaped diff of a generated `models`-model project with `changes` changes, the same for a given seed."""
+    """The `diff --json` object (`DiffResult.from_dict` reads it) of a generated project of `models` models and `changes` changes, the same for a given seed."""
     rnd = random.Random(seed)
     layers, names = _layers(models)
     # Models belong to a subject area (the word in their name), as in a real project.
@@ -225,6 +228,10 @@ def synthetic_diff(models: int = 200, changes: int = 20, seed: int = 7, sample: 
         "base": _side("main", "4f1c2a9e" + "0" * 32),
         "head": _side("feature/new-margins", "9b3e77d1" + "1" * 32),
         "differs": True,
+        "errors": 0,
+        "same_database": True,
+        "adapter_type": "duckdb",
+        "seconds": 1.0,
         "nodes": nodes,
         "lineage": lineage,
     }
