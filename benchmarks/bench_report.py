@@ -50,9 +50,10 @@ def chromium() -> str | None:
 
 
 def measure(models: int = 200, changes: int = 20, repeat: int = 5) -> dict[str, Any]:
+    from dot_tasks.diffing.result import DiffResult
     from dot_tasks.report import render_html
 
-    diff = synthetic_diff(models=models, changes=changes)
+    diff = DiffResult.from_dict(synthetic_diff(models=models, changes=changes))
     writes, page = [], ""
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -14,7 +14,10 @@ import random
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dot_tasks.diffing import DiffResult
 
 LAYERS = (("seed", "raw_", 0.12), ("model", "stg_", 0.28), ("model", "int_", 0.30), ("model", "fct_", 0.30))
 WORDS = (
@@ -277,9 +280,9 @@ def make_example_project(root: Path) -> tuple[Path, str, str]:
     return project, first, second
 
 
-def example_diff(project: Path, first: str, second: str) -> dict[str, Any]:
+def example_diff(project: Path, first: str, second: str) -> DiffResult:
     """`diffing.diff_builds` over the example's two commits (building both sides into its DuckDB file)."""
     from dot_tasks import builds, diffing
 
     ws = builds.Workspace.open(builds.Settings(), cwd=project)
-    return diffing.diff_builds(ws, diffing.DiffOptions(base="dev@main", head=f"dev@{BRANCH}")).to_dict()
+    return diffing.diff_builds(ws, diffing.DiffOptions(base="dev@main", head=f"dev@{BRANCH}"))

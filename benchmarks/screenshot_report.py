@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import shutil
 import sys
@@ -29,10 +28,12 @@ sys.path.insert(0, str(ROOT))
 import report_diffs  # noqa: E402 (a sibling script, importable once its folder is on the path)
 from bench_report import CHROMIUM_FLAGS, chromium  # noqa: E402
 
+from dot_tasks.diffing.result import DiffResult  # noqa: E402
 
-def example_diff(tmp: Path) -> tuple[dict, str]:
+
+def example_diff(tmp: Path) -> tuple[DiffResult, str]:
     if importlib.util.find_spec("dot_tasks.diffing") is None:
-        return json.loads((ROOT / "tests" / "data" / "report_example_diff.json").read_text()), "tests/data fixture"
+        return DiffResult.from_json((ROOT / "tests" / "data" / "report_example_diff.json").read_text()), "tests/data fixture"
     env = {
         "HOME": str(tmp),
         "GIT_CONFIG_NOSYSTEM": "1",

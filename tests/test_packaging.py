@@ -13,6 +13,12 @@ import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A diff of nothing, as `diff --json` prints one: what the report test renders from the wheel.
+EMPTY_DIFF = (
+    '{"base": {"ref": "", "commit": "", "context": "", "schema": null}, "head": {"ref": "", "commit": "", "context": "", '
+    '"schema": null}, "errors": 0, "same_database": true, "adapter_type": "duckdb", "seconds": 0, "nodes": [], '
+    '"lineage": {"nodes": {}, "edges": []}}'
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +101,15 @@ def test_the_report_assets_ship_and_an_installed_copy_inlines_them(installed: tu
         target,
         "import sys, dot_tasks; from dot_tasks.report import render_html; "
         f"assert dot_tasks.__file__.startswith({str(target)!r}); "
-        "sys.stdout.write(render_html({}))",
+        "from dot_tasks.diffing.result import DiffResult; "
+        f"sys.stdout.write(render_html(DiffResult.from_json({EMPTY_DIFF!r})))",
         tmp_path,
     )
     assert rendered.returncode == 0, rendered.stderr
+    from dot_tasks.diffing.result import DiffResult
     from dot_tasks.report import render_html
 
-    assert rendered.stdout == render_html({})
+    assert rendered.stdout == render_html(DiffResult.from_json(EMPTY_DIFF))
     assert (ROOT / "dot_tasks" / "report" / "report.js").read_text(encoding="utf-8") in rendered.stdout
 
 

@@ -11,6 +11,7 @@ diff branch (ids end in `[fixture-json]`).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -24,6 +25,8 @@ from typing import Any
 import pytest
 
 from dot_tasks import report
+from dot_tasks.diffing.result import ColumnChanges, DiffResult, DiffSide, Lineage, LineageNode, NodeDiff, RowCounts, Sample, ValueDiff
+from dot_tasks.report import model
 from dot_tasks.report.svg import short_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +48,33 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _hostile_diff() -> dict[str, Any]:
+def _synthetic(**sizes: int) -> DiffResult:
+    return DiffResult.from_dict(report_diffs.synthetic_diff(**sizes))
+
+
+def _empty() -> DiffResult:
+    """A diff of no nodes between sides that name nothing."""
+    side = DiffSide(ref="", commit="", context="", schema=None)
+    return DiffResult(side, side, errors=0, same_database=True, adapter_type="duckdb", seconds=0.0, nodes=(), lineage=Lineage({}, ()))
+
+
+def _compared(name: str, code: str = "unchanged", **fields: Any) -> NodeDiff:
+    """A compared node named `name` (its unique id too), unchanged in everything `fields` does not give."""
+    defaults: dict[str, Any] = {
+        "resource_type": "model",
+        "impacted": False,
+        "columns": ColumnChanges(),
+        "rows": RowCounts(),
+        "values": None,
+        "values_skipped": None,
+        "key_source": None,
+        "base_relation": None,
+        "head_relation": None,
+    }
+    return NodeDiff(name=name, unique_id=fields.pop("unique_id", name), code=code, **(defaults | fields))
+
+
+def _hostile_diff() -> DiffResult:
     diff = report_diffs.synthetic_diff(models=16, changes=6, seed=3)
     node = next(n for n in diff["nodes"] if n["code"] == "modified")
     old = node["unique_id"]
@@ -63,7 +92,7 @@ def _hostile_diff() -> dict[str, Any]:
         }
     ]
     diff["base"]["ref"] = HOSTILE_VALUE
-    return diff
+    return DiffResult.from_dict(diff)
 
 
 # --- the page itself, no browser needed ---------------------------------------------------
@@ -84,14 +113,14 @@ def test_hostile_names_and_values_are_escaped() -> None:
 
 
 def test_page_names_no_other_resource() -> None:
-    page = report.render_html(report_diffs.synthetic_diff())
+    page = report.render_html(_synthetic())
     assert "://" not in page  # no http(s), no file, no protocol-relative load of anything
     assert not re.search(r"""\b(src|href)\s*=\s*["'][^"'#]""", page)
     assert "default-src 'none'" in page
 
 
 def test_200_models_with_20_changes_stay_under_2_mb_and_unchanged_regions_collapse() -> None:
-    diff = report_diffs.synthetic_diff(models=200, changes=20)
+    diff = _synthetic(models=200, changes=20)
     page = report.render_html(diff)
     assert len(page.encode()) < 2_000_000
     collapsed = re.search(r'<svg class="graph" id="graph-collapsed".*?</svg>', page, re.DOTALL).group(0)
@@ -99,10 +128,10 @@ def test_200_models_with_20_changes_stay_under_2_mb_and_unchanged_regions_collap
     assert full.count('class="box node') == 200
     assert collapsed.count('class="box node') < 200 and 'class="box group"' in collapsed
     # Every node that changed is still drawn on its own in the collapsed picture.
-    changed = [n for n in diff["nodes"] if n["code"] != "unchanged" or n["impacted"]]
+    changed = [n for n in diff.nodes if n.state != "unchanged"]
     assert len(changed) >= 20
-    shown = {n["name"].lower() for n in diff["nodes"] if f'data-name="{n["name"].lower()}"' in collapsed}
-    assert {n["name"].lower() for n in changed} <= shown
+    shown = {n.name.lower() for n in diff.nodes if f'data-name="{n.name.lower()}"' in collapsed}
+    assert {n.name.lower() for n in changed} <= shown
 
 
 # --- the page stays the page: a reference rendered before the report became a package ---------
@@ -128,27 +157,27 @@ def _edges_sorted(page: str) -> str:
     return re.sub(r'<g class="edges">(.*?)</g>', sort_edges, page, flags=re.DOTALL)
 
 
-def _reference_page(diff: dict[str, Any]) -> str:
+def _reference_page(diff: DiffResult) -> str:
     return _edges_sorted(report.render_html(diff))
 
 
-def _structure_digest(diff: dict[str, Any]) -> str:
+def _structure_digest(diff: DiffResult) -> str:
     """sha256 of the page without its geometry: every byte of text, data, script and style stays in."""
     page = re.sub(r' (d|transform|data-width|data-height)="[^"]*"', "", report.render_html(diff))
     return hashlib.sha256(_edges_sorted(page).encode()).hexdigest()
 
 
 def test_example_page_is_the_reference_page() -> None:
-    page = _reference_page(json.loads(FIXTURE.read_text()))
+    page = _reference_page(DiffResult.from_json(FIXTURE.read_text()))
     assert page == REFERENCE_PAGE.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", sorted(STRUCTURE_DIGESTS))
 def test_larger_pages_keep_their_reference_structure(name: str) -> None:
     diffs = {
-        "synthetic-200": lambda: report_diffs.synthetic_diff(models=200, changes=20),
+        "synthetic-200": lambda: _synthetic(models=200, changes=20),
         "hostile": _hostile_diff,
-        "empty": dict,
+        "empty": _empty,
     }
     assert _structure_digest(diffs[name]()) == STRUCTURE_DIGESTS[name]
 
@@ -210,9 +239,9 @@ def _rgb(hex_colour: str) -> str:
 
 
 @pytest.fixture(scope="module", params=[SOURCE])
-def example_diff(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def example_diff(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DiffResult:
     if request.param == "fixture-json":
-        return json.loads(FIXTURE.read_text())
+        return DiffResult.from_json(FIXTURE.read_text())
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:  # what conftest's hermetic_git does, for a module's worth of tests
         for name in list(os.environ):
@@ -230,20 +259,20 @@ def example_diff(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="module")
-def opened_example(browser, example_diff: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Opened:
+def opened_example(browser, example_diff: DiffResult, tmp_path_factory: pytest.TempPathFactory) -> Opened:
     path = tmp_path_factory.mktemp("report") / "report.html"
     path.write_text(report.render_html(example_diff), encoding="utf-8")
     return Opened(browser, path)
 
 
-def _node(diff: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(n for n in diff["nodes"] if n["name"] == name)
+def _node(diff: DiffResult, name: str) -> NodeDiff:
+    return next(n for n in diff.nodes if n.name == name)
 
 
 @pytest.mark.browser
-def test_modified_node_is_drawn_in_the_modified_colour(opened_example: Opened, example_diff: dict[str, Any]) -> None:
-    assert _node(example_diff, report_diffs.CHANGED_MODEL)["code"] == "modified"
-    assert _node(example_diff, "customers")["impacted"] is True
+def test_modified_node_is_drawn_in_the_modified_colour(opened_example: Opened, example_diff: DiffResult) -> None:
+    assert _node(example_diff, report_diffs.CHANGED_MODEL).code == "modified"
+    assert _node(example_diff, "customers").impacted is True
     selector = f'.node[data-name="{report_diffs.CHANGED_MODEL}"]'
     assert opened_example.page.locator(selector).count() == 1
     assert opened_example.fill_of(selector) == _rgb(report.COLOURS["modified"])
@@ -252,9 +281,10 @@ def test_modified_node_is_drawn_in_the_modified_colour(opened_example: Opened, e
 
 
 @pytest.mark.browser
-def test_clicking_the_modified_node_shows_its_changed_column_count(opened_example: Opened, example_diff: dict[str, Any]) -> None:
-    values = _node(example_diff, report_diffs.CHANGED_MODEL)["values"]
-    changed = sorted(c for c, n in values["columns"].items() if n)
+def test_clicking_the_modified_node_shows_its_changed_column_count(opened_example: Opened, example_diff: DiffResult) -> None:
+    values = _node(example_diff, report_diffs.CHANGED_MODEL).values
+    assert values is not None
+    changed = sorted(c for c, n in values.columns.items() if n)
     assert changed == ["amount"], "the example's change touches one column"
     page = opened_example.page
     assert page.locator("#detail").is_hidden()
@@ -264,7 +294,7 @@ def test_clicking_the_modified_node_shows_its_changed_column_count(opened_exampl
     assert page.locator("#changed-columns").inner_text().startswith(f"{len(changed)} column changed")
     rows = page.locator("table.per-column tr")
     assert rows.nth(1).locator("td").nth(0).inner_text() == "amount"
-    assert rows.nth(1).locator("td").nth(1).inner_text() == str(values["columns"]["amount"])
+    assert rows.nth(1).locator("td").nth(1).inner_text() == str(values.columns["amount"])
     # Samples side by side: in each changed row, exactly the amount's base and head cells are marked.
     marked = page.locator("table.samples tr.kind-changed").first.locator("td.differs")
     assert marked.count() == 2
@@ -306,7 +336,7 @@ def test_hostile_names_are_shown_as_text_and_never_run(browser, tmp_path: Path) 
 @pytest.mark.browser
 def test_collapsed_regions_open_into_the_whole_graph_and_zoom_moves_it(browser, tmp_path: Path) -> None:
     path = tmp_path / "big.html"
-    path.write_text(report.render_html(report_diffs.synthetic_diff(models=200, changes=20)), encoding="utf-8")
+    path.write_text(report.render_html(_synthetic(models=200, changes=20)), encoding="utf-8")
     opened = Opened(browser, path)
     page = opened.page
     collapsed, full = page.locator("#graph-collapsed"), page.locator("#graph-full")
@@ -325,58 +355,45 @@ def test_collapsed_regions_open_into_the_whole_graph_and_zoom_moves_it(browser, 
 
 
 def test_sparse_odd_and_looping_diffs_still_render() -> None:
-    assert "no differences" in report.render_html({})
-    odd = {
-        "base": {"ref": None, "commit": "a" * 40},
-        "head": {},
-        "differs": True,
-        "nodes": [
-            {
-                "name": "x",
-                "unique_id": "model.p.x",
-                "code": "removed",
-                "rows": {"base": 3, "head": None},
-                "values": None,
-                "values_skipped": "only in base",
-            },
-            {
-                "name": "y",
-                "unique_id": "model.p.y",
-                "code": "unchanged",
-                "impacted": True,
-                "rows": {"base": 3, "head": 3},
-                "values": {
-                    "key": ["a", "b"],
-                    "added": 0,
-                    "removed": 0,
-                    "changed": 1,
-                    "unchanged": 2,
-                    "columns": {"c": 1},
-                    "sample": [{"kind": "changed", "key": [1, 2], "base": [5], "head": [6]}, "not a row"],
-                },
-            },
-        ],
+    assert "no differences" in report.render_html(_empty())
+    keyed = ValueDiff(0, 0, 1, 2, {"c": 1}, ("a", "b"), (Sample("changed", {"a": 1, "b": 2}, {"c": 5}, {"c": 6}),))
+    odd = dataclasses.replace(
+        _empty(),
+        base=DiffSide(ref="", commit="a" * 40, context="", schema=None),
+        nodes=(
+            _compared("x", "removed", unique_id="model.p.x", rows=RowCounts(3, None), values_skipped="only in base"),
+            _compared("y", unique_id="model.p.y", impacted=True, rows=RowCounts(3, 3), values=keyed),
+        ),
         # One hop outside the selection, a self-loop, an edge to a node nobody described.
-        "lineage": {
-            "nodes": {"model.p.z": {"name": "z", "in_selection": False}},
-            "edges": [["model.p.z", "model.p.y"], ["model.p.y", "model.p.y"], ["model.p.q", "model.p.y"]],
-        },
-    }
+        lineage=Lineage(
+            {"model.p.z": LineageNode("z", "model", "unchanged", impacted=False, in_selection=False)},
+            (("model.p.z", "model.p.y"), ("model.p.y", "model.p.y"), ("model.p.q", "model.p.y")),
+        ),
+    )
     page = report.render_html(odd)
     assert page.count('class="box node') == 3 and 'class="box node state-unchanged context"' in page
     # Base's and head's edges together may loop: every node is drawn, nothing collapses.
-    looping = {
-        "nodes": [{"name": n, "unique_id": n, "code": "unchanged"} for n in "abcdef"],
-        "lineage": {"nodes": {}, "edges": [["a", "b"], ["b", "c"], ["c", "a"], ["d", "e"], ["e", "f"]]},
-    }
+    looping = dataclasses.replace(
+        _empty(),
+        nodes=tuple(_compared(n) for n in "abcdef"),
+        lineage=Lineage({}, (("a", "b"), ("b", "c"), ("c", "a"), ("d", "e"), ("e", "f"))),
+    )
     assert report.render_html(looping).count('class="box node') == 6
+
+
+def test_sample_columns_lead_with_the_most_changed_and_keep_the_result_order_among_equals() -> None:
+    sample = Sample("changed", {"id": 1}, {"z": 1, "a": 2, "m": 3, "extra": 4}, {"z": 1, "a": 2, "m": 0})
+    values = ValueDiff(0, 0, 1, 0, {"z": 0, "a": 0, "m": 1}, ("id",), (sample,))
+    node = next(n for n in model.nodes_and_edges(dataclasses.replace(_empty(), nodes=(_compared("t", values=values),)))[0])
+    assert node.detail["samples"]["columns"] == ["m", "z", "a", "extra"]
+    assert node.detail["samples"]["rows"] == [{"kind": "changed", "key": [1], "base": [3, 1, 2, 4], "head": [0, 1, 2, None]}]
 
 
 def test_the_page_inlines_the_package_files_and_reads_them_once() -> None:
     from dot_tasks.report import page
 
     folder = ROOT / "dot_tasks" / "report"
-    rendered = report.render_html({})
+    rendered = report.render_html(_empty())
     assert "<script>\n" + (folder / "report.js").read_text(encoding="utf-8") + "</script>" in rendered
     assert (folder / "report.css").read_text(encoding="utf-8") + "</style>" in rendered
     assert page.assets() is page.assets()  # the files are read, and the CSP hashed, once per process

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from invoke import Context, Exit
 
@@ -81,7 +81,7 @@ def diff(
         raise Exit(code=1)
 
 
-def _checked_flags(format: str, sample: int, float_tolerance: float, output: str | None) -> Callable[[dict[str, Any]], str] | None:
+def _checked_flags(format: str, sample: int, float_tolerance: float, output: str | None) -> Callable[[DiffResult], str] | None:
     """Refuse bad flags before anything is built; the HTML renderer, when --format html asks for it."""
     if format not in FORMATS:
         raise DotError(f"--format {format!r} is not one of {', '.join(FORMATS)}")
@@ -95,7 +95,7 @@ def _checked_flags(format: str, sample: int, float_tolerance: float, output: str
         return None
     if not output:
         raise DotError("--format html writes a page: give the file with -o/--output, e.g. -o diff.html")
-    # The HTML report is its own room (dot_tasks/report/, render_html(diff) -> str).
+    # The HTML report is its own room (dot_tasks/report/, render_html(result) -> str).
     if importlib.util.find_spec("dot_tasks.report") is None:
         raise DotError("--format html needs the dot_tasks.report package, which this installation lacks: use --format markdown or --json")
     from .. import report
@@ -103,7 +103,7 @@ def _checked_flags(format: str, sample: int, float_tolerance: float, output: str
     return report.render_html
 
 
-def _rendered(result: DiffResult, json_: bool, format: str, render_html: Callable[[dict[str, Any]], str] | None) -> str:
+def _rendered(result: DiffResult, json_: bool, format: str, render_html: Callable[[DiffResult], str] | None) -> str:
     """The result as --json, --format markdown, html or text print it."""
     from .. import diff_output
 
@@ -112,7 +112,7 @@ def _rendered(result: DiffResult, json_: bool, format: str, render_html: Callabl
     if format == "markdown":
         return diff_output.markdown(result)
     if render_html is not None:
-        return render_html(result.to_dict())
+        return render_html(result)
     return diff_output.terminal(result) + "\n"
 
 

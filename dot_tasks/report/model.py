@@ -1,12 +1,15 @@
 """What each node of the diff is in the picture: its state, its badges, and the detail the page shows.
 
-Pure: it reads the JSON object of `diffing.diff_builds` as it is, and tolerates what is missing.
+Pure: it reads the typed `DiffResult` of `diffing.diff_builds`; which state a node is in, whether
+its data differs and what share of its rows changed are the result's own properties, not derived here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from ..diffing.result import ColumnChanges, DiffResult, LineageNode, NodeDiff, RowCounts, ValueDiff
 
 #: Fill of a node's box per state; the legend, the tests and the CSS read this one table.
 COLOURS = {
@@ -47,164 +50,136 @@ class Node:
     detail: dict[str, Any]
 
 
-def _state(code: str | None, impacted: bool) -> str:
-    if code in ("added", "removed", "modified"):
-        return code
-    return "impacted" if impacted else "unchanged"
-
-
-def _data_differs(node: dict[str, Any]) -> bool:
-    columns = node.get("columns") or {}
-    if any(columns.get(k) for k in ("added", "removed", "type_changed")):
-        return True
-    rows = node.get("rows") or {}
-    if rows.get("base") != rows.get("head"):
-        return True
-    values = node.get("values") or {}
-    return any(values.get(k) for k in ("added", "removed", "changed"))
-
-
 def _signed(n: int) -> str:
     return f"+{n:,}" if n > 0 else f"\u2212{-n:,}" if n < 0 else "\u00b10"
 
 
-def _rows_badge(node: dict[str, Any]) -> str:
-    rows = node.get("rows") or {}
-    base, head = rows.get("base"), rows.get("head")
-    if base is None and head is None:
-        return ""
-    if base is None:
-        return f"{head:,} rows new"
-    if head is None:
-        return f"{base:,} rows gone"
-    if base == head:
-        return f"{head:,} rows"
-    return f"rows {_signed(head - base)}"
+def _rows_badge(rows: RowCounts) -> str:
+    if rows.delta is not None:
+        return f"{rows.head:,} rows" if rows.delta == 0 else f"rows {_signed(rows.delta)}"
+    if rows.head is not None:
+        return f"{rows.head:,} rows new"
+    return "" if rows.base is None else f"{rows.base:,} rows gone"
 
 
-def _share_changed(values: dict[str, Any] | None) -> float | None:
-    """Share of keyed rows, on either side, that were added, removed or changed."""
-    if not values:
-        return None
-    differ = sum(int(values.get(k) or 0) for k in ("added", "removed", "changed"))
-    total = differ + int(values.get("unchanged") or 0)
-    return differ / total if total else None
-
-
-def _share_badge(values: dict[str, Any] | None) -> str:
-    share = _share_changed(values)
+def _share_badge(values: ValueDiff | None) -> str:
+    share = None if values is None else values.share_changed
     if not share:
         return ""
     return f"{max(share * 100, 0.1):.1f}% changed" if share < 0.1 else f"{share * 100:.0f}% changed"
 
 
-def _samples(values: dict[str, Any] | None) -> dict[str, Any] | None:
+def _samples(values: ValueDiff | None) -> dict[str, Any] | None:
     """Samples in one shape for the page: column names, and per row its kind, key and both sides' values.
 
-    The diff gives each side's values either as a list in the order of `values.columns`, or
-    as a mapping of column to value; both are accepted.
+    The compared columns come first, those that changed most leading, so the marked cells are in
+    sight without scrolling; then any other column a side has (one added or removed, say).
     """
-    if not values or not values.get("sample"):
+    if values is None or not values.sample:
         return None
-    columns = [str(c) for c in (values.get("compared") or list((values.get("columns") or {}).keys()))]
-    rows: list[dict[str, Any]] = []
-    for item in values["sample"]:
-        if not isinstance(item, dict):
-            rows.append({"kind": "?", "key": [item], "base": None, "head": None})
-            continue
-        key = item.get("key")
-        key = list(key.values()) if isinstance(key, dict) else key if isinstance(key, list) else [key]
-        sides: dict[str, Any] = {}
-        for side in ("base", "head"):
-            got = item.get(side)
-            if isinstance(got, dict):
-                for name in got:
-                    if str(name) not in columns:
-                        columns.append(str(name))
-                sides[side] = got
-            elif isinstance(got, list):
-                sides[side] = dict(zip(columns, got, strict=False))
-            else:
-                sides[side] = None
-        rows.append({"kind": str(item.get("kind", "")), "key": key, **sides})
-    # The columns that changed most come first, so the marked cells are in sight without scrolling.
-    counts = values.get("columns") or {}
-    columns.sort(key=lambda c: -int(counts.get(c) or 0))
-    for row in rows:
-        for side in ("base", "head"):
-            if row[side] is not None:
-                row[side] = [row[side].get(c) for c in columns]
-    return {"key": [str(k) for k in (values.get("key") or [])], "columns": columns, "rows": rows}
+    # Among equal counts the result's column order stands: the warehouse's for a live diff, the
+    # alphabetical one of a result read back from --json (whose keys are sorted).
+    columns = values.columns_by_changes()
+    for sample in values.sample:
+        for side in (sample.base, sample.head):
+            columns += [str(name) for name in side or {} if str(name) not in columns]
+    rows = [
+        {
+            "kind": sample.kind,
+            "key": list(sample.key.values()),
+            "base": None if sample.base is None else [sample.base.get(c) for c in columns],
+            "head": None if sample.head is None else [sample.head.get(c) for c in columns],
+        }
+        for sample in values.sample
+    ]
+    return {"key": list(values.key), "columns": columns, "rows": rows}
 
 
-def _columns_detail(columns: dict[str, Any]) -> dict[str, Any]:
+def _columns_detail(columns: ColumnChanges) -> dict[str, Any]:
     return {
-        "added": [str(c) for c in columns.get("added") or []],
-        "removed": [str(c) for c in columns.get("removed") or []],
-        "type_changed": [{k: str(t.get(k)) for k in ("name", "base", "head")} for t in columns.get("type_changed") or []],
-        "order_changed": bool(columns.get("order_changed")),
+        "added": list(columns.added),
+        "removed": list(columns.removed),
+        "type_changed": [{"name": t.name, "base": t.base, "head": t.head} for t in columns.type_changed],
+        "order_changed": columns.order_changed,
     }
 
 
-def _values_detail(values: dict[str, Any] | None) -> dict[str, Any] | None:
+def _values_detail(values: ValueDiff | None) -> dict[str, Any] | None:
     if values is None:
         return None
     return {
-        "key": [str(k) for k in values.get("key") or []],
-        **{k: int(values.get(k) or 0) for k in ("added", "removed", "changed", "unchanged")},
-        "columns": {str(c): int(n or 0) for c, n in (values.get("columns") or {}).items()},
-        "changed_columns": sorted(c for c, n in (values.get("columns") or {}).items() if n),
-        "share": _share_changed(values),
+        "key": list(values.key),
+        "added": values.added,
+        "removed": values.removed,
+        "changed": values.changed,
+        "unchanged": values.unchanged,
+        "columns": dict(values.columns),
+        "changed_columns": sorted(c for c, n in values.columns.items() if n),
+        "share": values.share_changed,
     }
 
 
-def _node(index: int, uid: str, seen: dict[str, Any], full: dict[str, Any], compared: bool) -> Node:
-    """The node `uid` from what the lineage saw of it (`seen`) and, when compared, the diff's entry (`full`)."""
-    code = full.get("code", seen.get("code"))
-    impacted = bool(full.get("impacted", seen.get("impacted", False)))
-    values = full.get("values")
+def _compared_node(index: int, node: NodeDiff, seen: LineageNode | None) -> Node:
+    """A node the diff compared; `seen` is what the lineage says of it, when it names it."""
     detail: dict[str, Any] = {
-        "uid": uid,
-        "name": str(full.get("name") or seen.get("name") or uid),
-        "type": str(full.get("resource_type") or seen.get("resource_type") or ""),
-        "code": code,
-        "impacted": impacted,
-        "in_selection": bool(seen.get("in_selection", compared)),
-        "compared": compared,
-        "columns": _columns_detail(full.get("columns") or {}),
-        "rows": {"base": (full.get("rows") or {}).get("base"), "head": (full.get("rows") or {}).get("head")},
-        "values": _values_detail(values),
-        "values_skipped": full.get("values_skipped"),
-        "samples": _samples(values),
+        "uid": node.unique_id,
+        "name": node.name or node.unique_id,
+        "type": node.resource_type,
+        "code": node.code,
+        "impacted": node.impacted,
+        "in_selection": True if seen is None else seen.in_selection,
+        "compared": True,
+        "columns": _columns_detail(node.columns),
+        "rows": node.rows.to_dict(),
+        "values": _values_detail(node.values),
+        "values_skipped": node.values_skipped,
+        "samples": _samples(node.values),
     }
     return Node(
         index=index,
-        uid=uid,
+        uid=node.unique_id,
         name=detail["name"],
-        resource_type=detail["type"],
-        state=_state(code, impacted),
+        resource_type=node.resource_type,
+        state=node.state,
         in_selection=detail["in_selection"],
-        data_differs=bool(full) and _data_differs(full),
-        rows_badge=_rows_badge(full),
-        share_badge=_share_badge(values),
+        data_differs=node.data_differs,
+        rows_badge=_rows_badge(node.rows),
+        share_badge=_share_badge(node.values),
         detail=detail,
     )
 
 
-def nodes_and_edges(diff: dict[str, Any]) -> tuple[list[Node], Edges]:
+def _context_node(index: int, uid: str, seen: LineageNode) -> Node:
+    """A node only the lineage names: a parent or child of the compared ones, drawn for context."""
+    detail: dict[str, Any] = {
+        "uid": uid,
+        "name": seen.name or uid,
+        "type": seen.resource_type,
+        "code": seen.code,
+        "impacted": seen.impacted,
+        "in_selection": seen.in_selection,
+        "compared": False,
+        "columns": _columns_detail(ColumnChanges()),
+        "rows": RowCounts().to_dict(),
+        "values": None,
+        "values_skipped": None,
+        "samples": None,
+    }
+    return Node(index, uid, detail["name"], seen.resource_type, seen.state, seen.in_selection, False, "", "", detail)
+
+
+def nodes_and_edges(result: DiffResult) -> tuple[list[Node], Edges]:
     """Every node the diff or its lineage names (the lineage's order first), and the edges between them.
 
     Edges to a node nobody described, and self-loops, are dropped; each edge appears once.
     """
-    lineage = diff.get("lineage") or {}
-    lineage_nodes: dict[str, dict[str, Any]] = lineage.get("nodes") or {}
-    by_uid = {n["unique_id"]: n for n in diff.get("nodes") or [] if n.get("unique_id")}
-    uids = list(lineage_nodes) + [u for u in by_uid if u not in lineage_nodes]
-    nodes = [_node(index, uid, lineage_nodes.get(uid, {}), by_uid.get(uid, {}), uid in by_uid) for index, uid in enumerate(uids)]
+    lineage = result.lineage.nodes
+    compared = {n.unique_id: n for n in result.nodes}
+    uids = list(lineage) + [u for u in compared if u not in lineage]
+    nodes = [
+        _compared_node(index, compared[uid], lineage.get(uid)) if uid in compared else _context_node(index, uid, lineage[uid])
+        for index, uid in enumerate(uids)
+    ]
     position = {n.uid: n.index for n in nodes}
-    edges = []
-    for pair in lineage.get("edges") or []:
-        parent, child = pair[0], pair[1]
-        if parent in position and child in position and parent != child:
-            edges.append((position[parent], position[child]))
-    return nodes, sorted(set(edges))
+    edges = {(position[p], position[c]) for p, c in result.lineage.edges if p in position and c in position and p != c}
+    return nodes, sorted(edges)

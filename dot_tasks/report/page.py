@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from ..diffing.result import DiffResult, DiffSide
 from .collapse import collapse
 from .layout import drawing_of
 from .model import BORDERS, COLOURS, STATES, Node, nodes_and_edges
@@ -56,19 +57,18 @@ def _json_for_script(data: Any) -> str:
     return text
 
 
-def _side(diff: dict[str, Any], name: str) -> dict[str, str]:
-    side = diff.get(name) or {}
-    return {k: "" if side.get(k) is None else str(side.get(k)) for k in ("ref", "commit", "context", "schema")}
+def _side(side: DiffSide) -> dict[str, str]:
+    return {k: "" if v is None else str(v) for k, v in side.to_dict().items()}
 
 
-def _page_data(diff: dict[str, Any], nodes: list[Node], groups: list[list[int]]) -> dict[str, Any]:
+def _page_data(result: DiffResult, nodes: list[Node], groups: list[list[int]]) -> dict[str, Any]:
     """What report.js reads from the page's JSON: both sides, the counts, every node's detail, the groups."""
     return {
-        "base": _side(diff, "base"),
-        "head": _side(diff, "head"),
-        "differs": bool(diff.get("differs")),
+        "base": _side(result.base),
+        "head": _side(result.head),
+        "differs": result.differs,
         "counts": {s: sum(1 for n in nodes if n.state == s and n.detail["compared"]) for s in STATES},
-        "data_differs": sum(1 for n in nodes if n.data_differs),
+        "data_differs": sum(1 for n in result.nodes if n.data_differs),
         "nodes": [n.detail | {"state": n.state} for n in nodes],
         "groups": groups,
     }
@@ -100,13 +100,13 @@ def _header_html(data: dict[str, Any], toggle: str) -> str:
 </header>"""
 
 
-def render_html(diff: dict[str, Any]) -> str:
-    """The whole report page for one diff object (the JSON of `dot-tasks diff --json`)."""
-    nodes, edges = nodes_and_edges(diff)
+def render_html(result: DiffResult) -> str:
+    """The whole report page for one diff (a saved `--json` file: `DiffResult.from_json(text)`)."""
+    nodes, edges = nodes_and_edges(result)
     groups = collapse(nodes, edges)
     full = drawing_of(nodes, edges, [])
     collapsed = drawing_of(nodes, edges, groups) if groups else None
-    data = _page_data(diff, nodes, groups)
+    data = _page_data(result, nodes, groups)
     base, head = data["base"], data["head"]
     title = f"dot-tasks diff {base['ref'] or base['commit'][:8]} \u2192 {head['ref'] or head['commit'][:8]}"
     svgs = (collapsed and svg_of(collapsed, nodes, groups, "collapsed") or "") + svg_of(full, nodes, groups, "full")
