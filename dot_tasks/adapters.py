@@ -54,10 +54,12 @@ UNKNOWN = AdapterRules()
 
 
 def rules_for(adapter_type: str) -> AdapterRules:
+    """What dot-tasks knows about an adapter type; an unknown one gets the cautious defaults."""
     return ADAPTERS.get(adapter_type, UNKNOWN)
 
 
 def is_known(adapter_type: str) -> bool:
+    """Whether dot-tasks has rules of its own for this adapter type."""
     return adapter_type in ADAPTERS
 
 

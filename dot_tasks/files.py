@@ -32,6 +32,7 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `data` as sorted, indented JSON, atomically (see write_atomic)."""
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 

@@ -46,6 +46,7 @@ def open_repository(path: Path) -> pygit2.Repository:
 
 
 def work_tree(repo: pygit2.Repository) -> Path:
+    """The resolved top directory of `repo`'s checkout."""
     return Path(repo.workdir).resolve()
 
 
@@ -233,6 +234,7 @@ def tracked_changes(worktree: Path) -> list[str]:
 
 
 def inspect_worktree(repo: pygit2.Repository, paths: BuildPaths) -> WorktreeState:
+    """What git and the disk say of a build's worktree: registered, present, complete, its HEAD and edits."""
     registered = _registration_dir(repo, paths) is not None
     directory = paths.worktree_dir.exists()
     complete = paths.worktree_marker.exists()

@@ -19,14 +19,17 @@ BUILDS_DIR = "isolated_builds"
 
 
 def dot_dir(project_dir: Path) -> Path:
+    """`.dot/` in the project: everything dot-tasks keeps on this machine."""
     return project_dir / DOT_DIR
 
 
 def builds_root(project_dir: Path) -> Path:
+    """`.dot/isolated_builds/`: one directory per built commit."""
     return dot_dir(project_dir) / BUILDS_DIR
 
 
 def locks_dir(project_dir: Path) -> Path:
+    """`.dot/locks/`: the lock files of builds, warehouses and names."""
     # Locks live outside the build directories so that `clean` can delete a
     # build while another process is still waiting on its lock file.
     return dot_dir(project_dir) / "locks"

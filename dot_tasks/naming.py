@@ -70,6 +70,7 @@ def is_template(text: str) -> bool:
 
 
 def check_identifier_length(name: str, adapter_type: str) -> None:
+    """Refuse a schema name the adapter would silently cut short."""
     limit = IDENTIFIER_LIMITS.get(adapter_type)
     if limit and not is_template(name) and too_long(name, limit):
         raise DotError(

@@ -66,6 +66,7 @@ class ChosenOutput:
 
 
 def load_profiles(path: Path) -> dict[str, Any]:
+    """The profiles in a profiles.yml, as text (dbt's Jinja unrendered); a one-line error if it is not YAML."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -218,6 +219,7 @@ def _derby_parts(url: str) -> tuple[str, list[str]] | None:
 
 
 def derby_url(database: str, attributes: list[str] | None = None) -> str:
+    """A JDBC URL of an embedded Derby metastore database."""
     return f"{_DERBY};databaseName={database};" + ";".join(attributes if attributes is not None else ["create=true"])
 
 

@@ -37,6 +37,7 @@ class ProjectConfig:
 
 
 def parse_project_config(text: bytes | str, where: str) -> ProjectConfig:
+    """The parts of a dbt_project.yml dot-tasks reads; `where` names the file in errors."""
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -28,6 +28,7 @@ def recipe_dir() -> Path:
 
 
 def recipe_text(name: str) -> str:
+    """The text of the CI recipe called `name`, as the package ships it."""
     if name not in RECIPES:
         raise DotError(f"no CI recipe named {name!r}: the recipes are {', '.join(RECIPES)} (dot-tasks ci-recipe lists them)")
     return (recipe_dir() / RECIPES[name][0]).read_text(encoding="utf-8")

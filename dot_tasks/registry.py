@@ -37,6 +37,7 @@ STALE_RUNNING_SECONDS = 24 * 3600
 
 
 def registry_schema(base: str) -> str:
+    """The schema beside `base` that holds the warehouse's build registry."""
     return f"{base}_{REGISTRY_SUFFIX}"
 
 
@@ -46,6 +47,7 @@ def now_text() -> str:
 
 
 def parse_time(text: Any) -> float | None:
+    """Seconds since the epoch of a registry time (ISO text, UTC when no zone), or None if it is not one."""
     try:
         value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
@@ -311,6 +313,7 @@ def read(ws: Workspace, context: str | None, progress: Callable[[str], None]) ->
 
 
 def format_table(builds: list[RegisteredBuild]) -> str:
+    """The `list --warehouse` table: one row per registered build, in the order given."""
     from .lifecycle import human_age  # lifecycle reads the registry too: imported where it is used
 
     if not builds:
