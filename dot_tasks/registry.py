@@ -1,7 +1,7 @@
 """The team's record of builds, kept in the warehouse: `list --warehouse` and `clean --warehouse`.
 
 Every build appends two events to `<base>_dot.dot_builds` (written by its own
-dbt child: see `dbt.child_guard`), so every machine sharing the warehouse sees
+dbt child: see `dbt.child_build`), so every machine sharing the warehouse sees
 every build, whichever machine made it. A machine's `.dot` stays what it was:
 this machine's files, and a cache of what it last saw.
 
@@ -20,14 +20,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, gitrepo
-from .builds import Workspace, _project_config_at, _user_profiles, resolve, warehouse_locks
 from .errors import DotError, WarehouseError
 from .files import write_atomic
 from .layout import dot_dir, locks_dir, ops_logs_dir, registry_profile_dir
 from .locks import is_held
+from .profile_step import project_config_at, user_profiles
+from .warehouse_locks import warehouse_locks
+from .workspace import Workspace, resolve
+
+if TYPE_CHECKING:
+    from .schema_drops import Drop
 
 #: The registry's schema is the context's base schema with this suffix: `analytics_dot`.
 #: Not hexadecimal, so it can never be a build's `<schema>_<short>`.
@@ -79,7 +84,7 @@ def build_event(
 ) -> dict[str, Any]:
     """The registry row a build writes when it starts; the child fills in the end."""
     return {
-        "project": _project_config_at(ws, commit).name,
+        "project": project_config_at(ws, commit).name,
         "commit_sha": commit,
         "short": short,
         "context": context,
@@ -227,16 +232,16 @@ def _identity(output: Mapping[str, Any]) -> str:
 
 def _contexts(ws: Workspace, commit: str) -> list[str]:
     """Every context the project can build: its profile's outputs and dot.contexts."""
-    project = _project_config_at(ws, commit)
-    _source, profiles = _user_profiles(ws)
+    project = project_config_at(ws, commit)
+    _source, profiles = user_profiles(ws)
     outputs = (profiles.get(project.profile) or {}).get("outputs") or {}
     return sorted(set(map(str, outputs)) | set(ws.settings.contexts))
 
 
 def registry_target(ws: Workspace, commit: str, context: str) -> tuple[Any, dict[str, Any]]:
     """A profile into `context`'s warehouse, with the registry schema as its own; written under `.dot/ops`."""
-    from .builds import choose_context
     from .dbt.protocol import OpsTarget
+    from .profile_step import choose_context
     from .profiles import isolate_output
     from .templating import render_profiles
 
@@ -348,11 +353,37 @@ def clean_warehouse(
     """Apply `selection` to every build the registries hold, whichever machine made it.
 
     Only schemas a registry names are dropped, and only those carrying the
-    build's own suffix (`owned_schemas`); each goes through `dot_clean_build`,
+    build's own suffix (`records.owned_schemas`); each goes through `dot_clean_build`,
     which keeps what is live, a rollback target, a base, or read by anything.
     The local files of the builds this machine also has go too.
     """
-    from .lifecycle import BuildRow, Drop, drop_plan, owned_schemas, remove_local, run_drops, select
+    from .lifecycle import remove_local
+    from .schema_drops import run_drops
+
+    chosen = _chosen_builds(ws, selection, say, progress)
+    if not chosen:
+        say("nothing to clean")
+        return
+    drops = _registry_drops(ws, chosen, selection, dry_run=dry_run, force=force, progress=progress)
+    failures, stayed = run_drops(ws, drops, dry_run=dry_run, force=force, say=say, progress=progress)
+    dropped = {(d.commit, d.context) for d in drops}
+    for build in chosen:
+        if (build.commit, build.context) in stayed or (build.commit, build.context) not in dropped:
+            continue
+        if dry_run:
+            say(f"would forget {build.label} ({build.built_by or '?'} on {build.host or '?'})")
+            continue
+        say(f"forgot {build.label} ({build.built_by or '?'} on {build.host or '?'})")
+        if build.local:
+            remove_local(ws, build.commit, [build.context], selection, say)
+    if failures:
+        raise WarehouseError("; ".join(failures))
+
+
+def _chosen_builds(ws: Workspace, selection: Any, say: Callable[[str], None], progress: Callable[[str], None]) -> list[RegisteredBuild]:
+    """The registered builds `selection` picks, less those being built right now."""
+    from .lifecycle import select
+    from .listing import BuildRow
 
     everything = read(ws, selection.context, progress)
     by_key = {(b.commit, b.context): b for b in everything}
@@ -365,21 +396,26 @@ def clean_warehouse(
                 "left alone (fetch them, or clean them with --ref)"
             )
         rows = [r for r in rows if r.commit in ws.repo]
-    chosen = [by_key[(r.commit, r.context)] for r in select(ws, rows, selection, {})]
-    busy = [b for b in chosen if b.status == "running"]
-    for build in busy:
+    chosen = [by_key[(r.commit, str(r.context))] for r in select(ws, rows, selection, {})]
+    for build in [b for b in chosen if b.status == "running"]:
         say(f"kept {build.label}: it is being built right now ({build.built_by or '?'} on {build.host or '?'})")
-    chosen = [b for b in chosen if b.status != "running"]
-    if not chosen:
-        say("nothing to clean")
-        return
+    return [b for b in chosen if b.status != "running"]
+
+
+def _registry_drops(
+    ws: Workspace, chosen: list[RegisteredBuild], selection: Any, *, dry_run: bool, force: bool, progress: Callable[[str], None]
+) -> list[Drop]:
+    """A `schema_drops.Drop` for each chosen build whose warehouse this machine reaches."""
+    from .records import owned_schemas
+    from .schema_drops import Drop, drop_plan
+
     places = {w.name: w for w in warehouses(ws, selection.context, progress)}
     leaving = sorted([b.commit, b.context] for b in chosen)
     cleaned_by = who(ws)
     drops: list[Drop] = []
     for build in chosen:
         place = places.get(build.warehouse)
-        schemas = owned_schemas({"schema": build.schema, "schemas": build.schemas}, build.short)
+        schemas = owned_schemas(build.schema, build.schemas, build.short)
         if place is None or not schemas:
             progress(f"{build.label}: its registered schema {build.schema} does not carry its suffix: only its registry row goes")
         plan = drop_plan(
@@ -395,15 +431,4 @@ def clean_warehouse(
         plan["defers"] = build.deferred_to is not None
         if place is not None:
             drops.append(Drop(build.label, build.commit, build.context, place.target, place.output, plan))
-    failures, stayed = run_drops(ws, drops, dry_run=dry_run, force=force, say=say, progress=progress)
-    for build in chosen:
-        if (build.commit, build.context) in stayed or (build.commit, build.context) not in {(d.commit, d.context) for d in drops}:
-            continue
-        if dry_run:
-            say(f"would forget {build.label} ({build.built_by or '?'} on {build.host or '?'})")
-            continue
-        say(f"forgot {build.label} ({build.built_by or '?'} on {build.host or '?'})")
-        if build.local:
-            remove_local(ws, build.commit, [build.context], selection, say)
-    if failures:
-        raise WarehouseError("; ".join(failures))
+    return drops

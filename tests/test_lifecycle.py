@@ -10,7 +10,8 @@ import time
 import pytest
 from conftest import Project, duckdb_rows, git, make_project, pg_rows, pg_schemas, postgres_profile
 
-from dot_tasks.lifecycle import owned_schemas, parse_age
+from dot_tasks.lifecycle import parse_age
+from dot_tasks.records import BuildRecord
 
 
 def _rows(project: Project) -> list[dict]:
@@ -174,9 +175,9 @@ def test_clean_needs_a_selection(project: Project) -> None:
 
 
 def test_owned_schemas_never_include_lookalikes() -> None:
-    record = {"schema": "dev_1234abcd", "schemas": ["dev", "dev_1234abcd_marts", "dev_1234abcdx", "dev_deadbeef"]}
-    assert owned_schemas(record, "1234abcd") == ["dev_1234abcd", "dev_1234abcd_marts"]
-    assert owned_schemas({"schema": "dev", "schemas": ["dev"]}, "1234abcd") == []
+    record = BuildRecord(schema="dev_1234abcd", schemas=("dev", "dev_1234abcd_marts", "dev_1234abcdx", "dev_deadbeef"))
+    assert record.owned_schemas("1234abcd") == ["dev_1234abcd", "dev_1234abcd_marts"]
+    assert BuildRecord(schema="dev", schemas=("dev",)).owned_schemas("1234abcd") == []
 
 
 def test_parse_age() -> None:
