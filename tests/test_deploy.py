@@ -36,6 +36,7 @@ from conftest import (
 )
 
 from dot_tasks import deploy
+from dot_tasks.records import BuildRecord
 
 # --- the project: two commits whose models must agree with each other ----------------
 #
@@ -401,8 +402,11 @@ def test_gate_judges_every_node_across_invocations() -> None:
     nodes = node_statuses(None, ["build"], [], everything, manifest, started)
     record = {"commit": commit, "context": ctx, "command": "build", "status": "success", "exit_code": 0, "nodes": nodes}
 
+    def judged(data: dict, judged_manifest: dict | None = manifest, **kw: Any) -> str:
+        return "; ".join(deploy.gate_problems(BuildRecord.from_json(data), judged_manifest, commit, ctx, **kw))
+
     def problems(nodes: dict, **kw: Any) -> str:
-        return "; ".join(deploy.gate_problems({**record, "nodes": nodes}, manifest, commit, ctx, **kw))
+        return judged({**record, "nodes": nodes}, **kw)
 
     assert problems(nodes) == "1 test(s) failed: unique_orders"
     # A selection that passes does not repair what it did not run ...
@@ -437,14 +441,14 @@ def test_gate_judges_every_node_across_invocations() -> None:
     assert "skipped after an upstream failure" in problems({**fixed, "test.shop.unique_orders.1": "skipped"})
     assert "did not build: orders" in problems({**fixed, "model.shop.orders": "error"})
     assert "unit_orders" in problems({**fixed, "unit_test.shop.orders.unit_orders": "fail"})
-    text = "; ".join(deploy.gate_problems({**record, "status": "failed", "exit_code": 1, "nodes": fixed}, manifest, commit, ctx))
-    assert text == "its last dbt build failed (exit 1)"
-    assert "being built right now" in "; ".join(deploy.gate_problems({**record, "status": "running"}, manifest, commit, ctx))
-    assert "no per-node results" in "; ".join(deploy.gate_problems({**record, "nodes": None}, manifest, commit, ctx))
-    assert "manifest.json is missing" in "; ".join(deploy.gate_problems(record, None, commit, ctx))
-    assert "another commit" in "; ".join(deploy.gate_problems({**record, "commit": "b" * 40}, manifest, commit, ctx))
+    assert judged({**record, "status": "failed", "exit_code": 1, "nodes": fixed}) == "its last dbt build failed (exit 1)"
+    assert "being built right now" in judged({**record, "status": "running"})
+    assert "no per-node results" in judged({**record, "nodes": None})
+    assert "manifest.json is missing" in judged(record, None)
+    assert "another commit" in judged({**record, "commit": "b" * 40})
     assert deploy.gate_problems(None, manifest, commit, ctx)
-    assert deploy.partial_problem({"partial": True}) and not deploy.partial_problem({"partial": True, "cloned": True})
+    partial, cloned = BuildRecord.from_json({"partial": True}), BuildRecord.from_json({"partial": True, "cloned": True})
+    assert partial and partial.partial_problem() and cloned and not cloned.partial_problem()
 
 
 def test_live_locations_take_the_suffix_out() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from invoke import Context
 
 from ..errors import DotError
+from ..records import live_marks
 from .common import builds, collect_dbt_args, dot_task, merge_spec, parse_dbt_command, progress, warn_if_shared, workspace
 from .params import H_BUILD
 
@@ -209,10 +210,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 def live_for(ws: builds.Workspace, commit: str, context: str | None) -> bool:
     """Whether the commit's build is live (or may be) for the context, as `--rebuild-live` requires."""
-    from ..deploy import live_marks
-
-    chosen = context or builds.choose_context(ws, commit, None)[0].context
-    return live_marks(ws).get((commit, chosen)) in ("live", "live?")
+    chosen = context or builds.context_name(ws, commit, None)
+    return live_marks(ws.project_dir).get((commit, chosen)) in ("live", "live?")
 
 
 def promote_again(ws: builds.Workspace, commit: str, context: str) -> None:

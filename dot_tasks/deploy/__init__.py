@@ -25,7 +25,7 @@ lives in the warehouse's `dot_promotions` table.
 
 from __future__ import annotations
 
-from .gate import gate_problems, partial_problem
+from .gate import gate_problems
 from .live import HISTORY_SHOWN, format_live, live
 from .notes import live_marks, protected_commits, remembered
 from .plan import (
@@ -66,7 +66,6 @@ __all__ = [
     "live_marks",
     "live_schema_for",
     "live_schema_of",
-    "partial_problem",
     "plan_relations",
     "promote",
     "protected_commits",

@@ -17,13 +17,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import gitrepo
-from ..builds import Workspace, choose_context, resolve, schema_suffix, warehouse_locks
+from ..builds import Workspace, context_name, resolve, schema_suffix, warehouse_locks
 from ..errors import WarehouseError
 from ..files import read_json
 from ..locks import hold
+from ..records import BuildRecord
 from ..registry import who
-from .gate import gate_problems, partial_problem
-from .notes import live_note, remember, remembered
+from .gate import gate_problems
+from .notes import live_note, pending_note, remember, remembered
 from .plan import BuildGone, HistoryRow, PromotePlan, PromotionRefused, plan_relations
 from .refusals import Moved, SwitchRequest, gone_message, refusal_error
 from .results import SwitchResult
@@ -53,7 +54,7 @@ class PromoteOptions:
 def promote(ws: Workspace, options: PromoteOptions, progress: Progress) -> SwitchResult:
     """Make a commit's tested build live for its context (or repair the live one)."""
     commit = resolve(ws, options.ref)
-    context = options.context or choose_context(ws, commit, None)[0].context
+    context = options.context or context_name(ws, commit, None)
     request = SwitchRequest(
         commit, context, "promote", options.allow_untested, options.replace_existing, options.fail_on_warn, verbose=options.verbose
     )
@@ -72,8 +73,8 @@ def rollback(ws: Workspace, context: str, to_ref: str | None, progress: Progress
         commit = resolve(ws, to_ref)
         progress(f"rolling {context} back to {commit[:12]}")
         return switch_to(ws, SwitchRequest(commit, context, "rollback", rollback="was live", verbose=verbose), progress)
-    note = remembered(ws).get(context) or {}
-    guess = note.get("previous_commit")
+    note = remembered(ws).get(context)
+    guess = note.previous_commit if note else None
     if guess:
         try:
             progress(f"rolling {context} back to {str(guess)[:12]}")
@@ -115,14 +116,14 @@ def _checked_build(ws: Workspace, request: SwitchRequest, short: str, progress: 
     """The build's manifest once its record lets it go live, and whether --allow-untested overrode the gate."""
     commit, context = request.commit, request.context
     ctx = ws.paths(commit).context(context)
-    record = read_json(ctx.record)
-    if not record:
+    record = BuildRecord.load(ctx)
+    if record is None:
         if request.action == "rollback":
             raise BuildGone(gone_message(commit, context))
         raise PromotionRefused(
             f"there is no build of {context} at {commit[:12]} on this machine: run `dot-tasks run {context}@{commit[:12]}`, then promote"
         )
-    partial = partial_problem(record)
+    partial = record.partial_problem()
     if partial:
         raise PromotionRefused(f"{request.refusing}: {partial}")
     manifest = read_json(ctx.target_dir / "manifest.json")
@@ -168,7 +169,7 @@ def _switch_under_locks(ws: Workspace, conn: Connection, plan: PromotePlan, requ
         # Noted before the switch: if this process is killed once the warehouse has
         # committed it, `list` and `clean` still know the commit may be live.
         before = remembered(ws).get(context)
-        remember(ws, context, {**(before or {"context": context}), "pending": row.commit})
+        remember(ws, context, pending_note(before, context, row.commit))
         try:
             value = _switch_with_retries(ws, conn, plan, tuple(fds), request, progress)
         except BaseException:

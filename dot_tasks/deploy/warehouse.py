@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..adapters import schema_key
-from ..builds import Workspace, built_commits, choose_context, generated_profile, named_lock, resolve, schema_suffix
+from ..builds import Workspace, built_commits, context_name, ensure_generated_profile, named_lock, resolve, schema_suffix
 from ..errors import LockTimeout, WarehouseError
 from ..layout import dot_dir, ops_dir, ops_logs_dir
 from ..locks import hold
@@ -42,17 +42,18 @@ def connection(ws: Workspace, commit: str, context: str) -> Connection:
     from ..dbt.protocol import OpsTarget
 
     ctx = ws.paths(commit).context(context)
-    profile_name, target, output = generated_profile(ws, commit, context)
+    profile = ensure_generated_profile(ws, commit, context)
+    output = profile.output
     build_schema = str(output.get(schema_key(output)) or "")
     live_schema = live_schema_of(build_schema, schema_suffix(ws, commit))
     logs = str(ops_logs_dir(ws.project_dir))
-    return Connection(OpsTarget(str(ctx.context_dir), profile_name, target, logs), output, build_schema, live_schema)
+    return Connection(OpsTarget(str(ctx.context_dir), profile.profile_name, profile.target, logs), output, build_schema, live_schema)
 
 
 def any_connection(ws: Workspace, context: str) -> Connection:
     """A way into the context's warehouse without naming a build: the one last seen live, any build, or HEAD."""
-    note = remembered(ws).get(context) or {}
-    candidates = [str(note["commit"])] if note.get("commit") else []
+    note = remembered(ws).get(context)
+    candidates = [note.commit] if note and note.commit else []
     candidates += [c for c in built_commits(ws.project_dir) if ws.paths(c).context(context).profiles_yml.is_file()]
     for commit in candidates:
         if ws.paths(commit).context(context).profiles_yml.is_file():
@@ -90,7 +91,7 @@ def live_lock(ws: Workspace, conn: Connection) -> Path:
 
 def default_context(ws: Workspace, context: str | None) -> str:
     """`context`, or the profile's default target at HEAD."""
-    return context or choose_context(ws, resolve(ws, "HEAD"), None)[0].context
+    return context or context_name(ws, resolve(ws, "HEAD"), None)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..records import BuildRecord, DeferredTo
 from .options import DiffError, DiffOptions, parse_side
 from .planning import DIFFED_TYPES, manifest_nodes, relation_of
 from .result import DiffSide
@@ -42,9 +43,10 @@ class SideProfile(NamedTuple):
     @classmethod
     def of(cls, ws: Workspace, side: Side) -> SideProfile:
         """The profile of `side`'s build (written again if missing)."""
-        from ..builds import generated_profile
+        from ..builds import ensure_generated_profile
 
-        return cls(*generated_profile(ws, side.commit, side.context))
+        profile = ensure_generated_profile(ws, side.commit, side.context)
+        return cls(profile.profile_name, profile.target, profile.output)
 
 
 def _connection(output: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -71,39 +73,36 @@ def load_manifest(side: Side) -> dict[str, Any]:
         ) from None
 
 
-def resolve_side(ws: Workspace, spec: str | None, deferred: Mapping[str, Any] | None, options: DiffOptions) -> Side:
+def resolve_side(ws: Workspace, spec: str | None, deferred: DeferredTo | None, options: DiffOptions) -> Side:
     """The build `spec` names (None: the `deferred` base), built first if it has no successful build."""
     from .. import builds
-    from ..files import read_json
 
     if spec is None:
         assert deferred is not None
         context: str | None
-        ref, context = str(deferred["commit"]), str(deferred["context"])
+        ref, context = deferred.commit, deferred.context
     else:
         context, ref = parse_side(spec)
     commit = builds.resolve(ws, ref)
-    chosen = builds.choose_context(ws, commit, context)[0].context
+    chosen = builds.context_name(ws, commit, context)
     ctx = ws.paths(commit).context(chosen)
-    record = read_json(ctx.record) or {}
-    built = record.get("status") == "success" and (ctx.target_dir / "manifest.json").is_file()
-    if not built:
+    record = BuildRecord.load(ctx)
+    if record is None or not record.diffable(ctx.target_dir / "manifest.json"):
         command = f"dot-tasks run {chosen}@{ref}"
         if not options.build:
-            why = "has failed" if record.get("status") == "failed" else "does not exist"
+            why = "has failed" if record is not None and record.status == "failed" else "does not exist"
             raise DiffError(f"the build of {chosen}@{ref} ({commit[:12]}) {why}: run `{command}`, or drop --no-build")
         options.progress(f"diff: no successful build of {chosen}@{ref}: building it as `{command}` would")
         summary: dict[str, Any] = {}
         builds.run_steps(ws, builds.RunOptions(ref=ref, context=chosen), summary, options.progress)
-        record = read_json(ctx.record) or {}
-    return Side(ref, commit, chosen, record.get("schema"), ctx.target_dir, ctx.context_dir)
+        record = BuildRecord.load(ctx)
+    return Side(ref, commit, chosen, record.schema if record else None, ctx.target_dir, ctx.context_dir)
 
 
-def deferred_to(ws: Workspace, head: Side) -> dict[str, Any] | None:
+def deferred_to(ws: Workspace, head: Side) -> DeferredTo | None:
     """The base the head build deferred to, as its record names it (None: not deferred)."""
-    from ..files import read_json
-
-    return (read_json(ws.paths(head.commit).context(head.context).record) or {}).get("deferred_to")
+    record = BuildRecord.load(ws.paths(head.commit).context(head.context))
+    return record.deferred_to if record else None
 
 
 def deferred_relations(ws: Workspace, head: Side) -> dict[str, dict[str, Any]]:
@@ -111,12 +110,13 @@ def deferred_relations(ws: Workspace, head: Side) -> dict[str, dict[str, Any]]:
     relation of its base build that dbt read instead. Empty for a complete build."""
     from ..files import read_json
 
-    record = read_json(ws.paths(head.commit).context(head.context).record) or {}
-    base = record.get("deferred_to")
-    if not record.get("partial") or record.get("cloned") or not base:
+    record = BuildRecord.load(ws.paths(head.commit).context(head.context))
+    base = record.deferred_to if record and record.is_partial else None
+    if base is None:
         return {}
+    # dbt's own artifacts (run_results.json, manifest.json), not `.dot` records.
     results = read_json(head.target_dir / "run_results.json") or {}
     built = {r.get("unique_id") for r in results.get("results") or []}
-    base_target = ws.paths(str(base["commit"])).context(str(base["context"])).target_dir
+    base_target = ws.paths(base.commit).context(base.context).target_dir
     base_nodes = manifest_nodes(read_json(base_target / "manifest.json") or {}, DIFFED_TYPES)
     return {uid: rel for uid, node in base_nodes.items() if uid not in built and (rel := relation_of(node))}
