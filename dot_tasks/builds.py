@@ -41,6 +41,7 @@ generated_profile = ensure_generated_profile
 __all__ = [
     "BaseLookup",
     "BuildResult",
+    "build_with_options",
     "ContextChoice",
     "Deferral",
     "GeneratedProfile",
@@ -115,6 +116,34 @@ def ensure_base(ws: Workspace, options: RunOptions, say: Callable[[str], None]) 
     """The build `options.defer_to` names, built first with `build_base`; None when not deferring."""
     check_options(options)
     return _ensure_checked_base(ws, options, say)
+
+
+def build_with_options(
+    ws: Workspace,
+    commit: str,
+    context: str | None,
+    options: RunOptions,
+    base: Deferral | None,
+    *,
+    worktree_checked: bool = False,
+) -> BuildResult:
+    """The build step with options `check_options` has passed (through `ensure_base`): the one
+    place a `RunOptions` becomes `build()`'s arguments, for `run` and for the `build` task."""
+    return build(
+        ws,
+        commit,
+        context,
+        command=options.command,
+        args=options.args,
+        install_deps=options.install_deps,
+        check_isolation=options.check_isolation,
+        ref=options.ref,
+        worktree_checked=worktree_checked,
+        defer=base,
+        clone=options.clone,
+        rebuild_live=options.rebuild_live,
+        args_checked=True,
+    )
 
 
 def _ensure_checked_base(ws: Workspace, options: RunOptions, say: Callable[[str], None]) -> Deferral | None:
@@ -205,21 +234,7 @@ def _build_step(
     # dbt is silent for the seconds it takes to import: say at once what is starting.
     say(f"build    starting dbt {what} (dbt takes a few seconds to start)")
     try:
-        result = build(
-            ws,
-            commit,
-            prof.context,
-            command=options.command,
-            args=options.args,
-            install_deps=options.install_deps,
-            check_isolation=options.check_isolation,
-            ref=options.ref,
-            worktree_checked=True,
-            defer=base,
-            clone=options.clone,
-            rebuild_live=options.rebuild_live,
-            args_checked=True,
-        )
+        result = build_with_options(ws, commit, prof.context, options, base, worktree_checked=True)
     except DotError:
         summary["seconds"] = round(time.monotonic() - started, 3)
         say(f"build    failed ({summary['seconds']:.2f}s)")

@@ -79,19 +79,7 @@ def build(
     )
     base = builds.ensure_base(ws, options, progress)
     warn_if_shared(allow_shared_schemas)
-    result = builds.build(
-        ws,
-        commit,
-        context,
-        command=options.command,
-        args=options.args,
-        install_deps=options.install_deps,
-        check_isolation=options.check_isolation,
-        ref=ref,
-        defer=base,
-        clone=options.clone,
-        rebuild_live=options.rebuild_live,
-    )
+    result = builds.build_with_options(ws, commit, context, options, base)
     if was_live:
         promote_again(ws, commit, result.context)
     print(ws.paths(commit).context(result.context).target_dir)
