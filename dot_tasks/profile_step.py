@@ -79,25 +79,33 @@ class ProfileResult:
     warning: str | None = None
 
 
-def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | None = None) -> ProfileResult:
-    """Write `<commit>/<context>/profiles.yml`, pointing the context at `<schema>_<short>`."""
+def write_rendered_profile(path: Path, commit: str, context: str, chosen: ChosenOutput, output: dict[str, Any]) -> None:
+    """Render the template for `output` (the chosen output, isolated) and write it owner-only.
+
+    The one writer of a generated profiles.yml: a build's and the registry's (see `registry_target`).
+    """
     from .templating import render_profiles  # Jinja is only needed here
 
-    choice, chosen = choose_context(ws, commit, context)
-    suffix = claim_suffix(ws, commit, ref)
-    output, schema = isolate_output(chosen.output, suffix, ws.project_dir)
-    check_identifier_length(schema, str(output.get("type", "")))
-    ctx = ws.paths(commit).context(choice.context)
     text = render_profiles(
         commit=commit,
-        context=choice.context,
+        context=context,
         profile_name=chosen.profile_name,
         target_name=chosen.target_name,
         output=output,
         user_config=chosen.user_config,
         source=chosen.source,
     )
-    write_atomic(ctx.profiles_yml, text, mode=0o600)
+    write_atomic(path, text, mode=0o600)
+
+
+def write_profile(ws: Workspace, commit: str, context: str | None, ref: str | None = None) -> ProfileResult:
+    """Write `<commit>/<context>/profiles.yml`, pointing the context at `<schema>_<short>`."""
+    choice, chosen = choose_context(ws, commit, context)
+    suffix = claim_suffix(ws, commit, ref)
+    output, schema = isolate_output(chosen.output, suffix, ws.project_dir)
+    check_identifier_length(schema, str(output.get("type", "")))
+    ctx = ws.paths(commit).context(choice.context)
+    write_rendered_profile(ctx.profiles_yml, commit, choice.context, chosen, output)
     adapter = str(output.get("type", ""))
     return ProfileResult(
         choice.context, choice.target, schema, ctx.context_dir, suffix, unchecked_warning(adapter, schema_key(output), schema)

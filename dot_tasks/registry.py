@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, gitrepo
 from .errors import DotError, WarehouseError
-from .files import write_atomic
 from .layout import dot_dir, locks_dir, ops_logs_dir, registry_profile_dir
 from .locks import is_held
 from .profile_step import project_config_at, user_profiles
@@ -241,23 +240,13 @@ def _contexts(ws: Workspace, commit: str) -> list[str]:
 def registry_target(ws: Workspace, commit: str, context: str) -> tuple[Any, dict[str, Any]]:
     """A profile into `context`'s warehouse, with the registry schema as its own; written under `.dot/ops`."""
     from .dbt.protocol import OpsTarget
-    from .profile_step import choose_context
+    from .profile_step import choose_context, write_rendered_profile
     from .profiles import isolate_output
-    from .templating import render_profiles
 
     choice, chosen = choose_context(ws, commit, context)
     output, _schema = isolate_output(chosen.output, REGISTRY_SUFFIX, ws.project_dir)
     folder = registry_profile_dir(ws.project_dir, choice.context)
-    text = render_profiles(
-        commit=commit,
-        context=choice.context,
-        profile_name=chosen.profile_name,
-        target_name=chosen.target_name,
-        output=output,
-        user_config=chosen.user_config,
-        source=chosen.source,
-    )
-    write_atomic(folder / "profiles.yml", text, mode=0o600)
+    write_rendered_profile(folder / "profiles.yml", commit, choice.context, chosen, output)
     return OpsTarget(str(folder), chosen.profile_name, chosen.target_name, str(ops_logs_dir(ws.project_dir))), output
 
 
