@@ -105,6 +105,29 @@ def test_properties_say_what_the_report_derived() -> None:
     # A row count alone makes an unchanged node differ, as it did in the JSON's `differs`.
     grown = dataclasses.replace(by_name["customers"], rows=RowCounts(5, 6))
     assert grown.data_differs and grown.differs and grown.rows.delta == 1
+    # Code alone makes a node differ, and the whole diff with it (so `diff` exits 1), though every
+    # count is equal: a rewritten model that returns the same rows is still a change to review.
+    rewritten = dataclasses.replace(by_name["customers"], code="modified")
+    assert not rewritten.data_differs and rewritten.differs
+    result = DiffResult.from_json(saved("shop_same.json"))
+    only_rewritten = dataclasses.replace(
+        result,
+        nodes=[
+            dataclasses.replace(
+                n,
+                code="unchanged",
+                impacted=False,
+                rows=RowCounts(1, 1),
+                columns=by_name["customers"].columns,
+                values=None,
+                key_problems=None,
+            )
+            if n.name != "customers"
+            else rewritten
+            for n in result.nodes
+        ],
+    )
+    assert only_rewritten.differs
 
 
 def test_a_side_is_parsed_by_the_one_spec_parser_with_diffs_own_message() -> None:
