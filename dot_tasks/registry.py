@@ -1,12 +1,12 @@
-"""The team's record of builds, kept in the warehouse: `list --warehouse` and `clean --warehouse`.
+"""The team's record of builds, kept in the warehouse: what `list --warehouse` shows and `clean --warehouse` sweeps.
 
 Every build appends two events to `<base>_dot.dot_builds` (written by its own
 dbt child: see `dbt.child_build`), so every machine sharing the warehouse sees
 every build, whichever machine made it. A machine's `.dot` stays what it was:
 this machine's files, and a cache of what it last saw.
 
-The SQL is in dbt_ops/macros/dot_registry.sql; this module plans (which
-builds, which schemas, which key) and reports.
+The SQL is in dbt_ops/macros/dot_registry.sql; this module writes and reads
+the rows. `clean --warehouse`, which acts on them, is `warehouse_clean.py`.
 """
 
 from __future__ import annotations
@@ -18,20 +18,17 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import __version__, gitrepo
 from .errors import DotError, WarehouseError
 from .layout import dot_dir, locks_dir, ops_logs_dir, registry_profile_dir
 from .locks import is_held
 from .profile_step import project_config_at, user_profiles
+from .timestamps import now_text, parse_time
 from .warehouse_locks import warehouse_locks
 from .workspace import Workspace, resolve
-
-if TYPE_CHECKING:
-    from .schema_drops import Drop
 
 #: The registry's schema is the context's base schema with this suffix: `analytics_dot`.
 #: Not hexadecimal, so it can never be a build's `<schema>_<short>`.
@@ -43,20 +40,6 @@ STALE_RUNNING_SECONDS = 24 * 3600
 def registry_schema(base: str) -> str:
     """The schema beside `base` that holds the warehouse's build registry."""
     return f"{base}_{REGISTRY_SUFFIX}"
-
-
-def now_text() -> str:
-    """A UTC time as fixed-width ISO text: it sorts as time does, on every engine."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: Any) -> float | None:
-    """Seconds since the epoch of a registry time (ISO text, UTC when no zone), or None if it is not one."""
-    try:
-        value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def who(ws: Workspace) -> str:
@@ -308,7 +291,7 @@ def read(ws: Workspace, context: str | None, progress: Callable[[str], None]) ->
 
 def format_table(builds: list[RegisteredBuild]) -> str:
     """The `list --warehouse` table: one row per registered build, in the order given."""
-    from .lifecycle import human_age  # lifecycle reads the registry too: imported where it is used
+    from .listing import human_age
 
     if not builds:
         return "no builds in the warehouse registry"
@@ -331,93 +314,3 @@ def format_table(builds: list[RegisteredBuild]) -> str:
     ]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in table)
-
-
-# --- clean --warehouse ----------------------------------------------------------
-
-
-def clean_warehouse(
-    ws: Workspace, selection: Any, *, dry_run: bool, force: bool, say: Callable[[str], None], progress: Callable[[str], None]
-) -> None:
-    """Apply `selection` to every build the registries hold, whichever machine made it.
-
-    Only schemas a registry names are dropped, and only those carrying the
-    build's own suffix (`records.owned_schemas`); each goes through `dot_clean_build`,
-    which keeps what is live, a rollback target, a base, or read by anything.
-    The local files of the builds this machine also has go too.
-    """
-    from .lifecycle import remove_local
-    from .schema_drops import run_drops
-
-    chosen = _chosen_builds(ws, selection, say, progress)
-    if not chosen:
-        say("nothing to clean")
-        return
-    drops = _registry_drops(ws, chosen, selection, dry_run=dry_run, force=force, progress=progress)
-    failures, stayed = run_drops(ws, drops, dry_run=dry_run, force=force, say=say, progress=progress)
-    dropped = {(d.commit, d.context) for d in drops}
-    for build in chosen:
-        if (build.commit, build.context) in stayed or (build.commit, build.context) not in dropped:
-            continue
-        if dry_run:
-            say(f"would forget {build.label} ({build.built_by or '?'} on {build.host or '?'})")
-            continue
-        say(f"forgot {build.label} ({build.built_by or '?'} on {build.host or '?'})")
-        if build.local:
-            remove_local(ws, build.commit, [build.context], selection, say)
-    if failures:
-        raise WarehouseError("; ".join(failures))
-
-
-def _chosen_builds(ws: Workspace, selection: Any, say: Callable[[str], None], progress: Callable[[str], None]) -> list[RegisteredBuild]:
-    """The registered builds `selection` picks, less those being built right now."""
-    from .lifecycle import select
-    from .listing import BuildRow
-
-    everything = read(ws, selection.context, progress)
-    by_key = {(b.commit, b.context): b for b in everything}
-    rows = [BuildRow(b.commit, b.short, b.context, b.schema, b.status, b.built_at, 0, 0) for b in everything]
-    if selection.unreachable:
-        unknown = sorted({r.commit for r in rows if r.commit not in ws.repo})
-        if unknown:
-            progress(
-                f"{len(unknown)} registered commit(s) are not in this clone, so --unreachable cannot tell: "
-                "left alone (fetch them, or clean them with --ref)"
-            )
-        rows = [r for r in rows if r.commit in ws.repo]
-    chosen = [by_key[(r.commit, str(r.context))] for r in select(ws, rows, selection, {})]
-    for build in [b for b in chosen if b.status == "running"]:
-        say(f"kept {build.label}: it is being built right now ({build.built_by or '?'} on {build.host or '?'})")
-    return [b for b in chosen if b.status != "running"]
-
-
-def _registry_drops(
-    ws: Workspace, chosen: list[RegisteredBuild], selection: Any, *, dry_run: bool, force: bool, progress: Callable[[str], None]
-) -> list[Drop]:
-    """A `schema_drops.Drop` for each chosen build whose warehouse this machine reaches."""
-    from .records import owned_schemas
-    from .schema_drops import Drop, drop_plan
-
-    places = {w.name: w for w in warehouses(ws, selection.context, progress)}
-    leaving = sorted([b.commit, b.context] for b in chosen)
-    cleaned_by = who(ws)
-    drops: list[Drop] = []
-    for build in chosen:
-        place = places.get(build.warehouse)
-        schemas = owned_schemas(build.schema, build.schemas, build.short)
-        if place is None or not schemas:
-            progress(f"{build.label}: its registered schema {build.schema} does not carry its suffix: only its registry row goes")
-        plan = drop_plan(
-            schemas=schemas,
-            short=build.short,
-            live_schema=live_base(build.schema, build.short),
-            key=build.key,
-            leaving=leaving,
-            force=force,
-            dry_run=dry_run,
-            cleaned_by=cleaned_by,
-        )
-        plan["defers"] = build.deferred_to is not None
-        if place is not None:
-            drops.append(Drop(build.label, build.commit, build.context, place.target, place.output, plan))
-    return drops

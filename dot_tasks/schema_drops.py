@@ -46,7 +46,7 @@ def drop_plan(
     cleaned_by: str,
 ) -> dict[str, Any]:
     """The argument of `dot_clean_build` (see dbt_ops/macros/dot_registry.sql)."""
-    from .registry import now_text
+    from .timestamps import now_text
 
     return {
         "schemas": schemas,

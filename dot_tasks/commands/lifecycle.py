@@ -86,11 +86,11 @@ def clean(
         unreachable=unreachable,
     )
     if warehouse:
-        from .. import registry
+        from .. import warehouse_clean
 
         if keep_schemas:
             raise DotError("--warehouse cleans what the warehouse holds: it cannot --keep-schemas")
         lifecycle.check_selection(selection)
-        registry.clean_warehouse(ws, selection, dry_run=dry_run, force=force, say=print, progress=progress)
+        warehouse_clean.clean_warehouse(ws, selection, dry_run=dry_run, force=force, say=print, progress=progress)
         return
     lifecycle.clean(ws, selection, dry_run=dry_run, drop_schemas=not keep_schemas, say=print, progress=progress, force=force)

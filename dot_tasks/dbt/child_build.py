@@ -87,7 +87,7 @@ def _record_end(event: RegistryEvent, report: DbtOutcome, status: str) -> bool:
     """
     from dbt.cli.main import dbtRunner
 
-    from ..registry import now_text
+    from ..timestamps import now_text
 
     # The start was written by the guard (child_guard._record_start): this is the end.
     row = dict(
