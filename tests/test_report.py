@@ -33,19 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "data" / "report_example_diff.json"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import report_diffs  # noqa: E402 (a generator module of the benchmarks, not an installed package)
+from bench_report import CHROMIUM_FLAGS  # noqa: E402 (one list of flags for the benchmark and the tests)
 
 SOURCE = "diffing" if importlib.util.find_spec("dot_tasks.diffing") is not None else "fixture-json"
 HOSTILE_NAME = '</script><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 HOSTILE_VALUE = "<img src=y onerror=window.__pwned=3>\u2028'\"&amp;"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _synthetic(**sizes: int) -> DiffResult:
