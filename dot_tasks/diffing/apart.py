@@ -212,8 +212,9 @@ def compare_node_apart(
 
     def call(macro: str, **kwargs: Any) -> Any:
         # Levels b and c are per side: send each to the side whose relation it names.
-        if macro == "dot_values":
-            return {"added": 0, "removed": 0, "changed": 0, "unchanged": 0, "per_column": [0] * len(kwargs["columns"])}
+        if macro == "dot_value_diff":
+            counts = {"added": 0, "removed": 0, "changed": 0, "unchanged": 0, "per_column": [0] * len(kwargs["columns"])}
+            return {**counts, "rows": [], "max_multiplicity": 0}
         return (base_side if kwargs.get("side") is base else head_side).call(macro, **kwargs)
 
     out = compare_node(

@@ -101,18 +101,15 @@ class _Comparison:
         specs = [compare_spec(self.b[n], self.h[n]) for n in self.h if n in self.b and n not in keyset]
         names = [s["head"] for s in specs]
         compared = {"base": self.base, "head": self.head, "key": self.key_specs, "columns": specs, "tolerance": self.tolerance}
-        values = self.call("dot_values", **compared)
+        values = self.call("dot_value_diff", **compared, sample=self.sample)
         values["columns"] = dict(zip(names, values.pop("per_column"), strict=False))
-        suspect = self._key_suspect(values)
-        found: dict[str, Any] = {"rows": [], "max_multiplicity": 0}
-        if not suspect and (values["added"] or values["removed"] or (self.sample > 0 and values["changed"])):
-            found = self.call("dot_samples", **compared, sample=max(self.sample, 1))
-            suspect = found["max_multiplicity"] > 1
+        sampled, most_repeated = values.pop("rows"), values.pop("max_multiplicity")
+        suspect = self._key_suspect(values) or most_repeated > 1
         if suspect and not self.exact_key_check:
             return self.skipped(self.check_key() or "key columns are not unique")
         values["columns"] = {shown_name(c, self.adapter_type): n for c, n in values["columns"].items()}
         values["key"] = [shown_name(s["head"], self.adapter_type) for s in self.key_specs]
-        values["sample"] = self._samples(found["rows"], names)
+        values["sample"] = self._samples(sampled, names)
         self.out["values"] = values
         self.out["compare"] = {"key": self.key_specs, "columns": specs}
         return self.out
@@ -121,7 +118,7 @@ class _Comparison:
         """Whether the join's own counts hint at a bad key (the checks leave `values`)."""
         # The join itself shows most key trouble: a NULL key, or a repeated key that matched (a side's
         # rows then appear more often in the join than in the table). A key repeated among one side's
-        # unmatched rows shows in the sample query's multiplicity. Only then are exact counts taken.
+        # unmatched rows shows in the multiplicity the same query returns. Only then are exact counts taken.
         checks = {k: values.pop(k, None) for k in ("base_present", "head_present", "base_null_keys", "head_null_keys")}
         return bool(checks["base_null_keys"] or checks["head_null_keys"]) or any(
             checks[f"{side}_present"] not in (None, self.out["rows"][side]) for side in SIDES

@@ -247,16 +247,14 @@
 
 {#- ---- One database: one query joins the sides. ---- -#}
 
-{#- The full outer join both value queries read: one row per key, a 0/1 flag per compared
-    column (`dot__d<i>`), and with `with_values` both sides' values (`dot__b<i>`, `dot__h<i>`).
-    Each side is first read into generated names only (dot__k<i>, dot__v<i>), so no user
-    column can collide with an alias. Keys are joined by their comparable value: a key retyped
-    across families is cast to text on both sides. -#}
-{% macro dot_joined(base, head, key, columns, tolerance, with_values) %}
-  {%- set b = dot_relation(base) -%}
-  {%- set h = dot_relation(head) -%}
+{#- The full outer join the value diff reads: one row per key with flags only. `dot__bp` and
+    `dot__hp` say which sides hold the row (both: matched; base only: removed; head only: added),
+    `dot__bn`/`dot__hn` that the row's key on that side has a NULL, and `dot__d<i>` (0/1) that a
+    matched row's compared column differs. Each side is first read into generated names only
+    (dot__k<i>, dot__v<i>), so no user column can collide with an alias. Keys are joined by their
+    comparable value: a key retyped across families is cast to text on both sides. -#}
+{% macro dot_joined(base, head, key, columns, tolerance) %}
   select
-    case when dot__b.dot__in is null then 'added' when dot__h.dot__in is null then 'removed' else 'matched' end as dot__kind,
     {%- for k in key %}
     coalesce(dot__b.dot__k{{ loop.index }}, dot__h.dot__k{{ loop.index }}) as dot__k{{ loop.index }},
     {%- endfor %}
@@ -266,16 +264,13 @@
     case when dot__b.dot__in = 1 and dot__h.dot__in = 1 then
       {%- if c.kind == 'float' %} {{ dot_differs_float(bq, hq, tolerance) }}{% else %} {{ dot_differs(bq, hq) }}{% endif %}
       else 0 end as dot__d{{ loop.index }},
-    {%- if with_values %}
-    {{ bq }} as dot__b{{ loop.index }}, {{ hq }} as dot__h{{ loop.index }},
-    {%- endif %}
     {%- endfor %}
-    case when dot__b.dot__in = 1 then 1 else 0 end as dot__bp,
-    case when dot__h.dot__in = 1 then 1 else 0 end as dot__hp,
+    coalesce(dot__b.dot__in, 0) as dot__bp,
+    coalesce(dot__h.dot__in, 0) as dot__hp,
     case when dot__b.dot__in = 1 and ({% for k in key %}dot__b.dot__k{{ loop.index }} is null{{ " or " if not loop.last }}{% endfor %}) then 1 else 0 end as dot__bn,
     case when dot__h.dot__in = 1 and ({% for k in key %}dot__h.dot__k{{ loop.index }} is null{{ " or " if not loop.last }}{% endfor %}) then 1 else 0 end as dot__hn
-  from ({{ dot_side_select(b, key, columns, 'base') }}) dot__b
-  full outer join ({{ dot_side_select(h, key, columns, 'head') }}) dot__h
+  from ({{ dot_side_select(dot_relation(base), key, columns, 'base') }}) dot__b
+  full outer join ({{ dot_side_select(dot_relation(head), key, columns, 'head') }}) dot__h
     on {% for k in key %}dot__b.dot__k{{ loop.index }} = dot__h.dot__k{{ loop.index }}{{ " and " if not loop.last }}{% endfor %}
 {% endmacro %}
 
@@ -292,56 +287,69 @@
 {%- endmacro -%}
 
 
-{#- Rows only in base, only in head, matched and changed, matched and equal; changes per column. -#}
-{% macro dot_values(base, head, key, columns, tolerance=none) %}
+{#- Level d on one database, in one statement that joins the sides once: rows only in base,
+    only in head, matched and changed, matched and equal; the changes per column; the join's
+    own hints of a bad key; and up to `sample` keys of each kind (added, removed, changed) in
+    key order, with both sides' values and the flags that say which columns changed (the
+    counts' own flags, so samples and counts agree).
+    The join keeps only flags (`dot__j`, materialised where the warehouse can: every later
+    read is of those narrow rows, not a second join); the sample rows' values are read back by
+    key from each side. Nothing is held but counts and `sample` rows a kind, whatever share
+    of the rows differs. -#}
+{% macro dot_value_diff(base, head, key, columns, sample, tolerance=none) %}
+  {%- set keys -%}{% for k in key %}dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}{%- endset -%}
+  {%- set kinds = [("added", "dot__bp = 0"), ("removed", "dot__hp = 0"), ("matched", dot_any_change(columns))] -%}
   {% set sql %}
-    select
-      coalesce(sum(case when dot__kind = 'added' then 1 else 0 end), 0) as added,
-      coalesce(sum(case when dot__kind = 'removed' then 1 else 0 end), 0) as removed,
-      coalesce(sum(case when dot__kind = 'matched' and {{ dot_any_change(columns) }} then 1 else 0 end), 0) as changed,
-      coalesce(sum(case when dot__kind = 'matched' and not ({{ dot_any_change(columns) }}) then 1 else 0 end), 0) as unchanged,
-      coalesce(sum(dot__bp), 0) as base_present,
-      coalesce(sum(dot__hp), 0) as head_present,
-      coalesce(sum(dot__bn), 0) as base_null_keys,
-      coalesce(sum(dot__hn), 0) as head_null_keys
-      {%- for c in columns %},
-      coalesce(sum(dot__d{{ loop.index }}), 0) as dot__c{{ loop.index }}
+    with dot__j as {{ dot_materialized() }} (
+      {{ dot_joined(base, head, key, columns, tolerance) }}
+    ),
+    dot__tot as (
+      {#- Every row is on one side at least: added = all - in base, removed = all - in head. -#}
+      select
+        count(*) as dot__rows,
+        coalesce(sum(dot__bp), 0) as dot__base_present,
+        coalesce(sum(dot__hp), 0) as dot__head_present,
+        coalesce(sum(case when {{ dot_any_change(columns) }} then 1 else 0 end), 0) as dot__changed,
+        coalesce(sum(dot__bn), 0) as dot__base_null_keys,
+        coalesce(sum(dot__hn), 0) as dot__head_null_keys,
+        {%- for c in columns %}
+        coalesce(sum(dot__d{{ loop.index }}), 0) as dot__c{{ loop.index }},
+        {%- endfor %}
+        {#- A key repeated among one kind's differing rows (unmatched ones above all), which the
+            counts cannot show. -#}
+        (select coalesce(max(dot__n), 0) from (
+           select count(*) as dot__n from dot__j
+           where dot__bp = 0 or dot__hp = 0 or {{ dot_any_change(columns) }}
+           group by dot__bp, dot__hp, {{ keys }}) dot__m) as dot__maxmult
+      from dot__j
+    ),
+    dot__s as (
+      {%- for name, where in kinds %}
+      select * from (
+        select '{{ name }}' as dot__kind, {{ keys }}{% for c in columns %}, dot__d{{ loop.index }}{% endfor %}
+        from dot__j where {{ where }}
+        order by {{ keys }}
+        limit {{ sample | int }}
+      ) dot__s{{ loop.index }}
+      {{ "union all" if not loop.last }}
       {%- endfor %}
-    from ({{ dot_joined(base, head, key, columns, tolerance, false) }}) dot__j
+    )
+    select dot__tot.*, dot__s.dot__kind{% for k in key %}, dot__s.dot__k{{ loop.index }}{% endfor %}
+      {%- for c in columns %}, dot__s.dot__d{{ loop.index }}, dot__bv.dot__v{{ loop.index }} as dot__b{{ loop.index }}, dot__hv.dot__v{{ loop.index }} as dot__h{{ loop.index }}{% endfor %}
+    from dot__tot
+    left join dot__s on 1 = 1
+    left join ({{ dot_sampled_rows(base, key, columns, 'base') }}) dot__bv
+      on {% for k in key %}dot__s.dot__k{{ loop.index }} = dot__bv.dot__k{{ loop.index }}{{ " and " if not loop.last }}{% endfor %}
+    left join ({{ dot_sampled_rows(head, key, columns, 'head') }}) dot__hv
+      on {% for k in key %}dot__s.dot__k{{ loop.index }} = dot__hv.dot__k{{ loop.index }}{{ " and " if not loop.last }}{% endfor %}
+    order by dot__s.dot__kind{% for k in key %}, dot__s.dot__k{{ loop.index }}{% endfor %}
   {% endset %}
-  {% set row = run_query(sql).rows[0] %}
+  {% set table = run_query(sql) %}
+  {% set first = table.rows[0] %}
   {% set per_column = [] %}
-  {% for c in columns %}{% do per_column.append(row["dot__c" ~ loop.index] | int) %}{% endfor %}
-  {{ return({"added": row["added"] | int, "removed": row["removed"] | int, "changed": row["changed"] | int,
-             "unchanged": row["unchanged"] | int, "per_column": per_column,
-             "base_present": row["base_present"] | int, "head_present": row["head_present"] | int,
-             "base_null_keys": row["base_null_keys"] | int, "head_null_keys": row["head_null_keys"] | int}) }}
-{% endmacro %}
-
-
-{#- Up to `sample` keys of each kind (added, removed, changed), in key order, with both sides' values
-    and the flags that say which columns changed (the counts' own flags, so the two agree);
-    and how often the most repeated key occurs among the differing rows of one kind. -#}
-{% macro dot_samples(base, head, key, columns, sample, tolerance=none) %}
-  {%- set keys %}{% for k in key %}dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}{% endset -%}
-  {% set sql %}
-    select * from (
-      select dot__m.*,
-        row_number() over (partition by dot__kind order by {{ keys }}) as dot__rn,
-        max(dot__mult) over () as dot__maxmult
-      from (
-        select dot__j.*, count(*) over (partition by dot__kind, {{ keys }}) as dot__mult
-        from ({{ dot_joined(base, head, key, columns, tolerance, true) }}) dot__j
-        where dot__kind <> 'matched' or {{ dot_any_change(columns) }}
-      ) dot__m
-    ) dot__s
-    where dot__rn <= {{ sample | int }}
-    order by dot__kind{% for k in key %}, dot__k{{ loop.index }}{% endfor %}
-  {% endset %}
+  {% for c in columns %}{% do per_column.append(first["dot__c" ~ loop.index] | int) %}{% endfor %}
   {% set rows = [] %}
-  {% set most = [0] %}
-  {% for row in run_query(sql).rows %}
-    {% if (row["dot__maxmult"] | int) > most[0] %}{% do most.append(row["dot__maxmult"] | int) %}{% do most.pop(0) %}{% endif %}
+  {% for row in table.rows if row["dot__kind"] is not none %}
     {% set key_values = [] %}{% set b = [] %}{% set h = [] %}{% set d = [] %}
     {% for k in key %}{% do key_values.append(row["dot__k" ~ loop.index]) %}{% endfor %}
     {% for c in columns %}
@@ -350,9 +358,32 @@
     {% endfor %}
     {% do rows.append({"kind": row["dot__kind"], "key": key_values, "base": b, "head": h, "differs": d}) %}
   {% endfor %}
-  {#- max_multiplicity > 1: a key repeats among the rows on one side only, which the counts cannot show. -#}
-  {{ return({"rows": rows, "max_multiplicity": most[0]}) }}
+  {#- max_multiplicity > 1: a key repeats among the rows of one kind, which the counts cannot show. -#}
+  {%- set all_rows, in_base, in_head = first["dot__rows"] | int, first["dot__base_present"] | int, first["dot__head_present"] | int -%}
+  {{ return({"added": all_rows - in_base, "removed": all_rows - in_head, "changed": first["dot__changed"] | int,
+             "unchanged": in_base + in_head - all_rows - (first["dot__changed"] | int),
+             "per_column": per_column, "base_present": in_base, "head_present": in_head,
+             "base_null_keys": first["dot__base_null_keys"] | int, "head_null_keys": first["dot__head_null_keys"] | int,
+             "rows": rows, "max_multiplicity": first["dot__maxmult"] | int}) }}
 {% endmacro %}
+
+{#- One side's rows whose key is among the samples' (`dot__s`): a semi-join on a handful of
+    keys, so each side is read once more, not joined again. -#}
+{%- macro dot_sampled_rows(side, key, columns, which) -%}
+  {%- set keys %}{% for k in key %}dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}{% endset -%}
+  select * from ({{ dot_side_select(dot_relation(side), key, columns, which) }}) dot__r
+  where ({{ keys }}) in (select {{ keys }} from dot__s)
+{%- endmacro -%}
+
+{#- `materialized` where a CTE read more than once should be computed once and the warehouse
+    lets us say so; elsewhere nothing (the warehouse decides). -#}
+{% macro dot_materialized() %}
+  {{ return(adapter.dispatch('dot_materialized', 'dot_tasks_ops')()) }}
+{% endmacro %}
+
+{% macro default__dot_materialized() %}{{ return("") }}{% endmacro %}
+{% macro postgres__dot_materialized() %}{{ return("materialized") }}{% endmacro %}
+{% macro duckdb__dot_materialized() %}{{ return("materialized") }}{% endmacro %}
 
 
 {#- ---- Two databases: no query can join the sides, so each side hashes its own rows. ---- -#}
