@@ -85,7 +85,8 @@ def compare_spec(base_column: Mapping[str, Any], head_column: Mapping[str, Any])
 
     Within a family (integer, decimal, float) a changed type is compared by value: as a
     double when either side is a float, as the warehouse compares the two; across families
-    both sides are compared as text.
+    both sides are compared as text. `same_type` says the two sides' types are one, so the
+    two-database path may hash the values as they are.
     """
     base_kind, head_kind = value_kind(base_column["type"]), value_kind(head_column["type"])
     if base_kind == head_kind:
@@ -94,7 +95,8 @@ def compare_spec(base_column: Mapping[str, Any], head_column: Mapping[str, Any])
         kind, cast = ("float", "double") if "float" in (base_kind, head_kind) else ("decimal", None)
     else:
         kind, cast = "text", "string"
-    return {"base": str(base_column["name"]), "head": str(head_column["name"]), "kind": kind, "cast": cast}
+    same_type = str(base_column["type"]).lower() == str(head_column["type"]).lower()
+    return {"base": str(base_column["name"]), "head": str(head_column["name"]), "kind": kind, "cast": cast, "same_type": same_type}
 
 
 def column_changes(base: list[dict[str, Any]] | None, head: list[dict[str, Any]] | None, adapter_type: str = "") -> dict[str, Any]:
