@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PG_DSN, Project, git, make_hermetic, pg_connect_or_skip, postgres_profile, write
+from conftest import PG_DSN, Project, git, make_hermetic, pg_connect_or_skip, pg_output_fields, postgres_profile, write
 
 ORDERS_V1 = "select order_id, customer_id, amount, status, note from {{ ref('raw_orders') }}\n"
 ORDERS_V2 = (
@@ -417,6 +417,61 @@ def test_two_databases_give_the_same_counts(built) -> None:
     )
     transfer = nodes(apart)["customers"]["values"]["transfer"]
     assert transfer["rows"] == 0 and transfer["buckets"] == 0  # equal checksums: nothing fetched
+
+
+FAMILY_MODEL = """
+{% set number = 'double' if target.type == 'duckdb' else 'numeric(12, 2)' %}
+select id, cast(v as {{ number }}) as v, cast(w as {{ 'integer' if target.type == 'duckdb' else 'bigint' }}) as w
+from (values (1, 10, 1), (2, 10.5, 2), (3, 3, 3), (4, null, 4)) as t(id, v, w)
+"""
+
+
+def test_a_type_changed_within_its_family_across_engines_compares_by_value(tmp_path: Path, monkeypatch) -> None:
+    """DuckDB's DOUBLE 10.0 against PostgreSQL's numeric 10.00: no value changed; a real change counts.
+
+    Two engines hash alike only through the portable (md5) text, so this is that path too.
+    """
+    conn = pg_connect_or_skip()
+    schema = "dx_" + uuid.uuid4().hex[:8]
+    make_hermetic(monkeypatch, tmp_path / "home")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    write(repo / "dbt_project.yml", "name: fam\nprofile: fam\nconfig-version: 2\nmodels:\n  fam:\n    +materialized: table\n")
+    fields = "\n".join("      " + line for line in pg_output_fields().splitlines())
+    write(
+        repo / "profiles.yml",
+        "fam:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 1}\n"
+        f"    pg:\n      type: postgres\n{fields}\n      password: x\n      schema: {schema}\n      threads: 1\n",
+    )
+    write(repo / "models" / "family.sql", FAMILY_MODEL)
+    write(repo / "models" / "schema.yml", "version: 2\nmodels:\n  - name: family\n    config:\n      meta: {primary_key: id}\n")
+    write(repo / ".gitignore", "*.duckdb*\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "one", cwd=repo)
+    commit = git("rev-parse", "HEAD", cwd=repo)
+    write(repo / "models" / "family.sql", FAMILY_MODEL.replace("(3, 3, 3)", "(3, 3.25, 3)"))
+    git("commit", "-q", "-am", "two", cwd=repo)
+    changed = git("rev-parse", "HEAD", cwd=repo)
+    project = Project(repo, repo, commit, changed)
+    try:
+        for side in (f"dev@{commit}", f"pg@{commit}", f"pg@{changed}"):
+            result = project.run("run", side)
+            assert result.code == 0, result.stderr
+        for head, expected in ((commit, (0, 4, {"v": 0, "w": 0})), (changed, (1, 3, {"v": 1, "w": 0}))):
+            result = project.run("diff", f"dev@{commit}", f"pg@{head}", "--json")
+            assert result.code == 1, result.stdout + result.stderr  # the types differ (level b) in both
+            (node,) = json.loads(result.stdout)["nodes"]
+            assert {t["name"] for t in node["columns"]["type_changed"]} == {"v", "w"}
+            values = node["values"]
+            assert (values["changed"], values["unchanged"], values["columns"]) == expected, head
+        assert [s["key"] for s in values["sample"]] == [{"id": "3"}]  # across databases: normalised text
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("select nspname from pg_namespace where nspname like %s", (schema + "%",))
+            for (name,) in cur.fetchall():
+                cur.execute(f'drop schema "{name}" cascade')
+        conn.close()
 
 
 def test_pure_parts() -> None:
