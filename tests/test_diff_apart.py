@@ -25,6 +25,7 @@ class FakeSide:
     def __init__(self, rows: dict[str, tuple[Any, ...]], key_hash: Callable[[str], int]) -> None:
         self.rows = [(key_hash(k), k, values) for k, values in rows.items()]
         self.streamed = 0
+        self.row_reads: list[int] = []  # rows returned by each dot_bucket_rows query
 
     def stream(self, macro: str, **args: Any) -> Iterator[list[Any]]:
         if macro == "dot_bucket_checksums":
@@ -37,12 +38,13 @@ class FakeSide:
                     total[1] += spread(repr((k, values)))
             out = [[b, n, s] for b, (n, s) in sorted(buckets.items())]
         else:
-            mask = 2 ** args["bits"]
+            mask, low, high = 2 ** args["bits"], *(args.get("hash_range") or (0, 2**60))
             out = [
                 [kh, k, *values]
                 for kh, k, values in sorted(self.rows, key=lambda r: r[0])
-                if args["buckets"] is None or kh % mask in args["buckets"]
+                if (args["buckets"] is None or kh % mask in args["buckets"]) and low <= kh < high
             ]
+            self.row_reads.append(len(out))
         self.streamed += len(out)
         return iter(out)
 
@@ -115,3 +117,16 @@ def test_colliding_key_hashes_are_matched_by_key_and_tolerance_applies() -> None
     )
     exact, _, _ = compare(base, head, spread)
     assert exact["changed"] == 39
+
+
+def test_a_large_set_of_differing_rows_is_read_in_ranges_of_the_key_hash(monkeypatch) -> None:
+    """Whatever share differs, no one read of rows (what the warehouse sorts) is much over RANGE_ROWS."""
+    monkeypatch.setattr(diffing.apart, "RANGE_ROWS", 40)
+    base = {f"k{i}": (float(i),) for i in range(2000)}
+    head = {f"k{i}": (float(i) + (1 if i % 2 else 0),) for i in range(100, 2100)}
+    values, b, h = compare(base, head, spread)
+    assert {k: values[k] for k in ("added", "removed", "changed", "unchanged")} == truth(base, head, None)
+    for side in (b, h):
+        assert len(side.row_reads) >= 32 and max(side.row_reads) <= 3 * 40, side.row_reads
+    assert values["transfer"]["rows"] == sum(b.row_reads) + sum(h.row_reads)
+    assert diffing.apart.hash_ranges(10) == [None]

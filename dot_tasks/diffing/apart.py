@@ -39,6 +39,9 @@ LEAF_ROWS = 4
 MAX_BUCKETS = 4096
 #: The key hash's width (see the dot_hash_int macro).
 HASH_BITS = 60
+#: Rows one side's stream of differing rows is read in at most (by ranges of the key hash):
+#: what the warehouse sorts, and DuckDB's embedded engine holds, at once.
+RANGE_ROWS = 50_000
 
 
 #: Rows per bucket the first level aims at: one level more then reaches single rows.
@@ -99,16 +102,16 @@ class ApartPlan:
         return {"side": getattr(self, which), "which": which, "key": self.key, "columns": self.columns, "portable": self.portable}
 
 
-def differing_buckets(base_side: SideSession, head_side: SideSession, p: ApartPlan, rows: int) -> tuple[int, list[int] | None, int]:
-    """The buckets whose rows differ, narrowed level by level, as (bits, buckets or None for all rows);
-    and how many bucket checksums were read."""
-    bits, parent_bits, parents = first_level_bits(rows), 0, None
+def differing_buckets(base_side: SideSession, head_side: SideSession, p: ApartPlan, rows: int) -> tuple[int, list[int] | None, int, int]:
+    """The buckets whose rows differ, narrowed level by level: (bits, buckets or None for all rows,
+    how many bucket checksums were read, how many rows the larger side holds in those buckets)."""
+    bits, parent_bits, parents, parent_rows = first_level_bits(rows), 0, None, rows
     checksums = 0
     while True:
         level = {"bits": bits, "parent_bits": parent_bits, "parents": parents, "tolerance": p.tolerance}
         streams = [s.stream("dot_bucket_checksums", **p.args(w), **level) for s, w in ((base_side, "base"), (head_side, "head"))]
         differing: list[int] = []
-        largest, overflow = 0, False
+        largest, held, overflow = 0, [0, 0], False
         for bucket, b, h in _merged(*streams):
             checksums += 1
             if b is not None and h is not None and b[1:] == h[1:]:
@@ -117,12 +120,32 @@ def differing_buckets(base_side: SideSession, head_side: SideSession, p: ApartPl
                 overflow = True
                 continue
             differing.append(int(bucket))
-            largest = max(largest, (b or [0, 0])[1], (h or [0, 0])[1])
+            sizes = (int((b or [0, 0])[1]), int((h or [0, 0])[1]))
+            largest, held = max(largest, *sizes), [held[0] + sizes[0], held[1] + sizes[1]]
         if overflow:
-            return parent_bits, parents, checksums
+            return parent_bits, parents, checksums, parent_rows
         if not differing or largest <= LEAF_ROWS or bits + SPLIT_BITS > HASH_BITS:
-            return bits, differing, checksums
-        parent_bits, parents, bits = bits, differing, bits + SPLIT_BITS
+            return bits, differing, checksums, max(held)
+        parent_bits, parents, parent_rows, bits = bits, differing, max(held), bits + SPLIT_BITS
+
+
+def hash_ranges(rows: int) -> list[tuple[int, int] | None]:
+    """Ranges of the key hash to read `rows` rows in, each about RANGE_ROWS or fewer; [None] for one read."""
+    parts = 1
+    while rows / parts > RANGE_ROWS and parts < 1 << 16:
+        parts *= 2
+    if parts == 1:
+        return [None]
+    width = (1 << HASH_BITS) // parts
+    return [(i * width, (i + 1) * width if i < parts - 1 else 1 << HASH_BITS) for i in range(parts)]
+
+
+def _rows_in_ranges(
+    side: SideSession, p: ApartPlan, which: str, args: dict[str, Any], ranges: list[tuple[int, int] | None]
+) -> Iterator[list[Any]]:
+    """One side's differing rows in key-hash order, read range after range (each query starts when the last ends)."""
+    for hash_range in ranges:
+        yield from side.stream("dot_bucket_rows", **p.args(which), **args, hash_range=hash_range)
 
 
 def _same(kind: str, a: Any, b: Any, tolerance: float | None) -> bool:
@@ -142,10 +165,11 @@ def _key_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
 def compare_values_apart(base_side: SideSession, head_side: SideSession, p: ApartPlan, sample: int, rows: dict[str, int]) -> dict[str, Any]:
     """Level d when the sides live in different databases: only differing buckets' rows leave either side.
 
-    The rows are streamed in key-hash order from both sides and counted as they pass;
-    only the sample (the first `sample` keys of each kind, in key order) is kept.
+    The rows are streamed in key-hash order from both sides, a range of key hashes at a time,
+    and counted as they pass; only the sample (the first `sample` keys of each kind, in key
+    order) is kept.
     """
-    bits, buckets, checksums = differing_buckets(base_side, head_side, p, max(rows["base"], rows["head"]))
+    bits, buckets, checksums, held = differing_buckets(base_side, head_side, p, max(rows["base"], rows["head"]))
     names = [s["head"] for s in p.columns]
     kinds = [s["kind"] for s in p.columns]
     width = len(p.key)
@@ -161,7 +185,8 @@ def compare_values_apart(base_side: SideSession, head_side: SideSession, p: Apar
 
     if buckets != []:
         args = {"bits": bits, "buckets": buckets}
-        streams = [_grouped(s.stream("dot_bucket_rows", **p.args(w), **args)) for s, w in ((base_side, "base"), (head_side, "head"))]
+        ranges = hash_ranges(held)
+        streams = [_grouped(_rows_in_ranges(s, p, w, args, ranges)) for s, w in ((base_side, "base"), (head_side, "head"))]
         for _, b_group, h_group in _merged(*streams):
             b = {tuple(r[:width]): r[width:] for r in (b_group or [None, []])[1]}
             h = {tuple(r[:width]): r[width:] for r in (h_group or [None, []])[1]}

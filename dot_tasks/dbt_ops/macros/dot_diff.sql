@@ -503,11 +503,14 @@
 
 
 {#- The rows of the `buckets` of `bits` (all rows if none), in key-hash order: the key hash,
-    then each key column's and compared column's exact normalised text (NULL as NULL). -#}
-{% macro dot_bucket_rows(side, which, key, columns, bits, buckets, portable=false) %}
+    then each key column's and compared column's exact normalised text (NULL as NULL). With
+    `hash_range` [low, high), only the rows whose key hash falls in it: the caller reads a
+    large set in ranges, so no sort, here or in the warehouse, holds more than one range. -#}
+{% macro dot_bucket_rows(side, which, key, columns, bits, buckets, portable=false, hash_range=none) %}
   {% set sql %}
     select * from ({{ dot_hashed(side, key, columns, which, none, portable, true) }}) dot__x
     where {{ dot_in_buckets(bits, buckets) }}
+    {%- if hash_range %} and dot__kh >= {{ hash_range[0] | int }} and dot__kh < {{ hash_range[1] | int }}{% endif %}
     order by dot__kh
   {% endset %}
   {{ return(sql) }}
