@@ -26,6 +26,9 @@ class AdapterRules:
     #: The adapter's "schema" is itself a database (Spark, MySQL, ClickHouse): a
     #: `database` key, if written, must equal the schema, so it is suffixed with it.
     database_is_schema: bool = False
+    #: DDL runs inside a transaction, so a promotion's switch is one commit. Spark has
+    #: none: each statement takes effect as it ends, and refusals must not promise otherwise.
+    transactional_ddl: bool = True
 
 
 #: The adapters dot-tasks knows. Sources: each adapter's profile documentation
@@ -45,7 +48,7 @@ ADAPTERS: dict[str, AdapterRules] = {
     "fabric": AdapterRules(database_keys=("database",)),
     # Two levels only: dbt's `schema` is the engine's database, and the
     # adapter rejects a `database:` that differs from it.
-    "spark": AdapterRules(database_is_schema=True),
+    "spark": AdapterRules(database_is_schema=True, transactional_ddl=False),
     "mysql": AdapterRules(database_is_schema=True),
     "clickhouse": AdapterRules(database_is_schema=True),
 }

@@ -225,7 +225,7 @@ def _plan(ws: Workspace, commit: str, context: str, command: list[str], args: li
         then_target_path=str(ctx.clone_target_dir) if clone else None,
     )
     if command[0] in WRITING_COMMANDS:
-        request.registry = _registry_request(ws, commit, context, request, profile.profile_name, defer, asked.rebuild_live)
+        request.registry = _registry_request(ws, commit, context, request, defer, asked.rebuild_live)
     return _BuildPlan(commit, context, paths, ctx, profile, request, defer, clone)
 
 
@@ -337,10 +337,9 @@ def _needs_deps(ws: Workspace, paths: BuildPaths, commit: str) -> bool:
 
 
 def _registry_request(
-    ws: Workspace, commit: str, context: str, request: DbtRequest, profile_name: str, defer: Deferral | None, rebuild_live: bool
+    ws: Workspace, commit: str, context: str, request: DbtRequest, defer: Deferral | None, rebuild_live: bool
 ) -> dict[str, Any] | None:
     """What the build's child writes to the warehouse registry; None when the schema has no suffix to key on."""
-    from .dbt.protocol import OpsTarget
     from .registry import build_event, live_base, registry_schema
 
     short = schema_suffix(ws, commit)
@@ -348,7 +347,6 @@ def _registry_request(
     base = live_base(schema, short) if schema and not is_template(schema) else None
     if base is None:
         return None
-    ctx = ws.paths(commit).context(context)
     row = build_event(
         ws,
         commit=commit,
@@ -358,13 +356,10 @@ def _registry_request(
         command=" ".join(request.command),
         deferred_to=defer.as_record() if defer else None,
     )
-    target = OpsTarget(str(ctx.context_dir), profile_name, request.target, str(ctx.logs_dir))
     registry: dict[str, Any] = {
-        "target": {f: getattr(target, f) for f in target.__dataclass_fields__},
         "schema": registry_schema(base),
         "live_schema": base,
         "row": row,
-        "ops_target_path": str(ctx.context_dir / "registry-ops"),
     }
     if not rebuild_live:
         # This machine's notes may not know: another machine may have promoted

@@ -42,7 +42,7 @@ def _through_json(value: object) -> object:
         OpsReport(outcomes=[MacroOutcome(value=[{"n": 1}]), MacroOutcome(error="boom")]),
         MacroJobs(TARGET, "m:f", [{"unique_id": "model.a"}], 4, Listing("/p", "/pr", "dev", ["a+"], [], state="/s")),
         JobsReport(selected=["model.a"], results=[None, MacroOutcome(value=3)]),
-        RegistryEvent(TARGET, "dev_dot", {"commit_sha": "abc"}, "/ops", live_schema="dev"),
+        RegistryEvent("dev_dot", {"commit_sha": "abc"}, live_schema="dev"),
     ],
 )
 def test_every_payload_comes_back_as_the_same_dataclass(value: object) -> None:

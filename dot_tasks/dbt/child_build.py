@@ -2,7 +2,7 @@
 
 dbt is imported here, in the child only. The guard (`child_guard`) checks
 what the command is about to write and records the build's start in the
-warehouse registry; this module writes the end.
+warehouse registry; this module writes the end, through the same adapter.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DotError
-from .child_guard import install_guard, prepare_start, registry_unwritable
-from .child_ops import run_operation
+from .child_guard import PendingStart, install_guard, prepare_start, record_end, registry_unwritable
 from .guard import WRITING_COMMANDS
-from .protocol import EXIT_ERROR, EXIT_FAILURES, EXIT_SUCCESS, DbtOutcome, DbtRequest, MacroCall, RegistryEvent
+from .protocol import EXIT_ERROR, EXIT_FAILURES, EXIT_SUCCESS, DbtOutcome, DbtRequest, RegistryEvent
 
 
 def run_build(request: DbtRequest, report: DbtOutcome) -> int:
@@ -27,8 +26,7 @@ def run_build(request: DbtRequest, report: DbtOutcome) -> int:
         return code
     # Only writing commands are registered, and the guard writes their start
     # once it has passed (see child_guard._record_start).
-    event = RegistryEvent.from_payload(request.registry) if request.registry else None
-    pending = prepare_start(event)
+    pending = prepare_start(RegistryEvent.from_payload(request.registry) if request.registry else None)
     if request.command[0] in WRITING_COMMANDS:
         install_guard(request, report, pending)
     report.adapter_type = request.adapter_type
@@ -36,13 +34,13 @@ def run_build(request: DbtRequest, report: DbtOutcome) -> int:
     try:
         code = _build_and_then(request, report, common)
     except DotError:
-        if report.registered and event is not None:
-            _record_end(event, report, "failed")
+        if report.registered and pending is not None:
+            _record_end(pending, report, "failed")
         raise
     if report.registry_collision:
         return EXIT_ERROR
-    if report.registered and event is not None:
-        _record_end(event, report, "success" if code == EXIT_SUCCESS else "failed")
+    if report.registered and pending is not None:
+        _record_end(pending, report, "success" if code == EXIT_SUCCESS else "failed")
     return code
 
 
@@ -77,19 +75,17 @@ def _versions(adapter_type: str) -> tuple[str | None, str | None]:
     return get("dbt-core"), get(f"dbt-{adapter_type}") if adapter_type else None
 
 
-def _record_end(event: RegistryEvent, report: DbtOutcome, status: str) -> bool:
-    """Append the build's end to the warehouse registry, through the build's own profile.
+def _record_end(start: PendingStart, report: DbtOutcome, status: str) -> bool:
+    """Append the build's end to the warehouse registry, through the adapter the guard wrote its start with.
 
-    One `run-operation` of the ops project in this same process: dbt is
-    already imported, so no second start is paid. Where the registry cannot be
-    written (a read-only role, an adapter without the SQL), the build warns
-    once and goes on; it is then not seen by `list --warehouse`.
+    No second dbt start or parse is paid (see `child_guard.record_end`).
+    Where the registry cannot be written (a read-only role, an adapter
+    without the SQL), the build warns once and goes on; it is then not seen
+    by `list --warehouse`.
     """
-    from dbt.cli.main import dbtRunner
-
     from ..timestamps import now_text
 
-    # The start was written by the guard (child_guard._record_start): this is the end.
+    event = start.event
     row = dict(
         event.row,
         status=status,
@@ -98,8 +94,7 @@ def _record_end(event: RegistryEvent, report: DbtOutcome, status: str) -> bool:
         dbt_version=report.dbt_version,
         schemas=json.dumps(sorted(set(report.schemas or []) | {event.row["build_schema"]})),
     )
-    call = MacroCall(event.target, "dot_registry_record", {"registry_schema": event.schema, "row": row})
-    _value, error = run_operation(dbtRunner(), call, event.ops_target_path)
+    error = record_end(start, row)
     if error is not None:
         registry_unwritable(event.schema, error)
         return False

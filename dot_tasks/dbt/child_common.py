@@ -9,12 +9,14 @@ import datetime
 import decimal
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .protocol import OpsTarget
 
 #: The shipped dbt project whose macros hold every SQL statement dot-tasks runs.
 OPS_PROJECT = Path(__file__).resolve().parent.parent / "dbt_ops"
+#: Its name in dbt_project.yml: the package its macros are resolved in.
+OPS_PROJECT_NAME = "dot_tasks_ops"
 
 
 def ops_flags(target: OpsTarget, target_path: str) -> list[str]:
@@ -77,3 +79,39 @@ def write_all(fd: int, data: bytes) -> None:
     """Write all of `data` to `fd` (a pipe may take it in parts)."""
     while data:
         data = data[os.write(fd, data) :]
+
+
+def ops_macros(manifest: Any, adapter_type: str) -> Any:
+    """The ops project's macros over the adapter's own, as a macro resolver, without a `dbt parse`.
+
+    A build's guard needs the registry macros while dbt is running the
+    build. Parsing the ops project is a second full parse (about 1.5 s, most
+    of it dbt's and the adapter's 500 macros again); the build's manifest
+    already holds those, so only the ops project's files are parsed here.
+    The user's own macros are left out, so the registry's SQL is the same
+    on every project.
+    """
+    from types import SimpleNamespace
+
+    from dbt.adapters.factory import get_adapter_package_names
+    from dbt.contracts.graph.manifest import MacroManifest
+    from dbt.contracts.graph.unparsed import UnparsedMacro
+    from dbt.node_types import NodeType
+    from dbt.parser.macros import MacroParser
+
+    internal = set(get_adapter_package_names(adapter_type))
+    macros = {uid: m for uid, m in manifest.macros.items() if m.package_name in internal}
+    # MacroParser reads only the project's name (for unique ids); nothing is added to a manifest.
+    parser = MacroParser(cast(Any, SimpleNamespace(project_name=OPS_PROJECT_NAME)), manifest)
+    for path in sorted((OPS_PROJECT / "macros").glob("*.sql")):
+        relative = str(path.relative_to(OPS_PROJECT))
+        unparsed = UnparsedMacro(
+            path=relative,
+            original_file_path=relative,
+            package_name=OPS_PROJECT_NAME,
+            raw_code=path.read_text(encoding="utf-8"),
+            resource_type=NodeType.Macro,
+            language="sql",
+        )
+        macros.update((macro.unique_id, macro) for macro in parser.parse_unparsed_macros(unparsed))
+    return MacroManifest(macros)

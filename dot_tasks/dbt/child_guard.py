@@ -8,23 +8,31 @@ themselves are the pure ones of `guard`.
 
 from __future__ import annotations
 
+import random
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DotError, IsolationError
-from .child_common import one_line, ops_flags, patch
+from .child_common import OPS_PROJECT_NAME, one_line, patch
 from .guard import WRITING_NODES, check_nodes
 from .protocol import DbtOutcome, DbtRequest, RegistryEvent
 
 
 @dataclass
 class PendingStart:
-    """The 'running' row the guard writes once it has passed, with the ops manifest that holds the SQL."""
+    """The build's registry rows: the 'running' one the guard writes once it has passed, and how to write the end.
 
-    manifest: Any
+    `macros` (the ops project's macros, see `child_common.ops_macros`) and
+    `adapter` are set by the guard when it writes the start, so the end is
+    written through the same adapter with no second dbt start or parse.
+    """
+
     event: RegistryEvent
     row: dict[str, Any]
+    macros: Any = None
+    adapter: Any = None
 
 
 def registry_unwritable(schema: str, error: str) -> None:
@@ -38,16 +46,10 @@ def registry_unwritable(schema: str, error: str) -> None:
 
 
 def prepare_start(event: RegistryEvent | None) -> PendingStart | None:
-    """Parse the ops project for `_record_start`: parsing touches no warehouse, run-operation would."""
+    """The 'running' row the guard will write; None when the build is not registered."""
     if event is None:
         return None
-    from dbt.cli.main import dbtRunner
-
-    result = dbtRunner().invoke(["--quiet", "parse", *ops_flags(event.target, event.ops_target_path)])
-    if not result.success or result.result is None:
-        registry_unwritable(event.schema, one_line(result.exception) if result.exception else "the ops project did not parse")
-        return None
-    return PendingStart(manifest=result.result, event=event, row=dict(event.row, status="running"))
+    return PendingStart(event=event, row=dict(event.row, status="running"))
 
 
 def _refusal_types() -> tuple[type[Exception], type[Exception]]:
@@ -122,10 +124,9 @@ def install_guard(request: DbtRequest, report: DbtOutcome, pending: PendingStart
             raise guard_refusal(refused) from None
         if pending is not None and not report.registered:
             start, pending = pending, None  # written once, even when `then_command` runs the guard again
-            live = _live_in_the_warehouse(task, start)
+            live = _check_live_and_record_start(task, report, start, credentials.type)
             if live is not None:
                 raise guard_refusal(live)
-            _record_start(task, report, start)
             if report.registry_collision:
                 raise registry_collision()
         return original(task, selected_uids)
@@ -135,7 +136,30 @@ def install_guard(request: DbtRequest, report: DbtOutcome, pending: PendingStart
     patch(GraphRunnableTask, "execute_with_hooks", guarded)
 
 
-def _live_in_the_warehouse(task: Any, start: PendingStart) -> DotError | None:
+def _check_live_and_record_start(task: Any, report: DbtOutcome, start: PendingStart, adapter_type: str) -> DotError | None:
+    """Refuse a commit the warehouse says is live, else write the build's 'running' row: one connection for both.
+
+    On Spark each statement is a round trip to the metastore, and each
+    connection a Thrift session: the two share one.
+    """
+    from dbt.adapters.factory import get_adapter
+
+    from .child_common import ops_macros
+
+    try:
+        start.macros = ops_macros(task.manifest, adapter_type)
+    except Exception as error:  # noqa: BLE001 - the registry is best effort, the build is not
+        registry_unwritable(start.event.schema, one_line(error))
+        return None
+    start.adapter = get_adapter(task.config)
+    with start.adapter.connection_named("dot_registry"):
+        live = _live_in_the_warehouse(start)
+        if live is None:
+            _record_start(report, start)
+    return live
+
+
+def _live_in_the_warehouse(start: PendingStart) -> DotError | None:
     """A refusal when the warehouse says this commit is live for the context.
 
     The parent checked this machine's notes; another machine may have
@@ -143,48 +167,63 @@ def _live_in_the_warehouse(task: Any, start: PendingStart) -> DotError | None:
     live views read. A history that cannot be read refuses nothing: the
     build's own schema is all that dbt is about to write.
     """
-    from dbt.adapters.factory import get_adapter
-
     if not start.event.live_refusal:
         return None
-    adapter = get_adapter(task.config)
     try:
-        with adapter.connection_named("dot_live_check"):
-            latest = adapter.execute_macro(
-                "dot_reg_promotion",
-                macro_resolver=start.manifest,
-                project="dot_tasks_ops",
-                kwargs={"live_schema": start.event.live_schema},
-            )
+        latest = start.adapter.execute_macro(
+            "dot_reg_promotion",
+            macro_resolver=start.macros,
+            project=OPS_PROJECT_NAME,
+            kwargs={"live_schema": start.event.live_schema},
+        )
     except Exception:  # noqa: BLE001 - see the docstring
+        start.adapter.connections.rollback_if_open()  # the start is written on this connection next
         return None
     if isinstance(latest, dict) and latest.get("commit") == start.row["commit_sha"]:
         return IsolationError(start.event.live_refusal)
     return None
 
 
-def _record_start(task: Any, report: DbtOutcome, start: PendingStart) -> None:
+#: Attempts at one registry write where tables are files with no transactions (Spark). Two
+#: builds inserting at once share the table's `_temporary/0`, and the first to commit removes
+#: it from under the other (`FileNotFoundException: .../dot_builds/_temporary/0`): seen with
+#: two commits built at once on a loaded machine. The loser writes again after a short pause.
+FILE_TABLE_ATTEMPTS = 4
+
+
+def _write_registry(start: PendingStart, row: dict[str, Any], ensure: bool = True) -> Any:
+    """`dot_registry_record` of `row`, written again after a failure where that is what it takes (see above)."""
+    from ..adapters import rules_for
+
+    attempts = 1 if rules_for(str(start.adapter.type())).transactional_ddl else FILE_TABLE_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            return start.adapter.execute_macro(
+                "dot_registry_record",
+                macro_resolver=start.macros,
+                project=OPS_PROJECT_NAME,
+                kwargs={"registry_schema": start.event.schema, "row": row, "ensure": ensure},
+            )
+        except Exception:
+            if attempt == attempts:
+                raise
+            start.adapter.connections.rollback_if_open()
+            time.sleep(random.uniform(0.2, 0.6) * attempt)
+    return None  # pragma: no cover - the loop returns or raises
+
+
+def _record_start(report: DbtOutcome, start: PendingStart) -> None:
     """Write the build's 'running' event on dbt's own adapter, once the guard has passed.
 
     Written here, not before dbt starts, so that a build the guard refuses
     creates nothing, not even the registry schema or the DuckDB file; and
     before `before_run` creates the build's schemas, so that a clean on
     another machine sees this build running before it has written a thing.
-    The macro is the ops project's `dot_registry_record`, resolved from its
-    manifest (parsed before the build, see `prepare_start`), so there is one
-    registry SQL for every path.
+    The macro is the ops project's `dot_registry_record` (see
+    `child_common.ops_macros`), so there is one registry SQL for every path.
     """
-    from dbt.adapters.factory import get_adapter
-
-    adapter = get_adapter(task.config)
     try:
-        with adapter.connection_named("dot_registry"):
-            value = adapter.execute_macro(
-                "dot_registry_record",
-                macro_resolver=start.manifest,
-                project="dot_tasks_ops",
-                kwargs={"registry_schema": start.event.schema, "row": start.row},
-            )
+        value = _write_registry(start, start.row)
     except Exception as error:  # noqa: BLE001 - the registry is best effort, the build is not
         registry_unwritable(start.event.schema, one_line(error))
         return
@@ -192,3 +231,18 @@ def _record_start(task: Any, report: DbtOutcome, start: PendingStart) -> None:
         report.registry_collision = dict(value["collision"])
         return
     report.registered = True
+
+
+def record_end(start: PendingStart, row: dict[str, Any]) -> str | None:
+    """Append the build's end event through the adapter the start was written with; None, or the error.
+
+    dbt has returned, and closed its connections; the adapter opens one
+    more. The registry's table is there (the start made it), so it is not
+    created again.
+    """
+    try:
+        with start.adapter.connection_named("dot_registry_end"):
+            _write_registry(start, row, ensure=False)
+    except Exception as error:  # noqa: BLE001 - the registry is best effort, the build is not
+        return one_line(error)
+    return None

@@ -114,15 +114,12 @@ class OpsTarget(Payload):
 
 @dataclass(frozen=True)
 class RegistryEvent(Payload):
-    """The build's rows in the warehouse registry: where they go and what they say."""
+    """The build's rows in the warehouse registry: where they go and what they say (written on the build's own adapter)."""
 
-    target: OpsTarget
     #: The registry's schema, beside the live one.
     schema: str
     #: The columns of the build's row; the child sets its status and times.
     row: dict[str, Any]
-    #: dbt's --target-path for the ops project, kept so its parse is partial next time.
-    ops_target_path: str
     #: The context's live schema, and the refusal to give if the warehouse says this commit is live there.
     live_schema: str | None = None
     live_refusal: str | None = None

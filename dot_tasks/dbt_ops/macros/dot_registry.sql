@@ -49,6 +49,10 @@
 
 {#- Start the one transaction of a registry operation (auto_begin). -#}
 {% macro dot_reg_begin() %}
+  {{ return(adapter.dispatch('dot_reg_begin', 'dot_tasks_ops')()) }}
+{% endmacro %}
+
+{% macro default__dot_reg_begin() %}
   {% call statement('dot_registry_begin', auto_begin=True) %}select 1{% endcall %}
 {% endmacro %}
 
@@ -83,13 +87,19 @@
 {#- Record one event of a build (called from the build's own dbt child).
     A 'running' event first checks that no other commit holds the same
     suffix in this registry: two machines must never give two commits one
-    schema. Returns {'collision': {...}} instead of writing when one does. -#}
-{% macro dot_registry_record(registry_schema, row) %}
+    schema. Returns {'collision': {...}} instead of writing when one does.
+    `ensure=false` skips creating the schema and table, for the end of a build
+    whose start was written (on Spark each is a metastore round trip). -#}
+{% macro dot_registry_record(registry_schema, row, ensure=true) %}
   {% do dot_reg_begin() %}
-  {% do dot_registry_ensure(registry_schema) %}
+  {% if ensure %}{% do dot_registry_ensure(registry_schema) %}{% endif %}
   {% if row['status'] == 'running' %}
-    {% set clash = dot_registry_latest(registry_schema,
-        "lower(short) = " ~ dot_reg_lit(row['short'] | lower) ~ " and commit_sha <> " ~ dot_reg_lit(row['commit_sha'])) %}
+    {% set other = "lower(short) = " ~ dot_reg_lit(row['short'] | lower) ~ " and commit_sha <> " ~ dot_reg_lit(row['commit_sha']) %}
+    {#- A clash needs some event of another commit under this suffix. That plain
+        filter (one scan; on Spark one stage, where the newest-event window is a
+        shuffle) rules out the usual case before each build's newest event is read. -#}
+    {% set under_suffix = run_query("select commit_sha from " ~ dot_reg_table(registry_schema) ~ " where " ~ other ~ " limit 1") %}
+    {% set clash = dot_registry_latest(registry_schema, other) if under_suffix.rows | length > 0 else [] %}
     {% if clash %}
       {{ return({'collision': {'commit': clash[0]['commit_sha'], 'host': clash[0]['host'],
                                'built_by': clash[0]['built_by'], 'context': clash[0]['context']}}) }}

@@ -7,6 +7,12 @@
     of the command's output, rather than pretending. -#}
 
 
+{#- No transactions to begin: dbt-spark's BEGIN is a no-op, and the `select 1` that
+    opens one elsewhere would be one more round trip to the Thrift server. -#}
+{% macro spark__dot_reg_begin() %}
+{% endmacro %}
+
+
 {#- The statements of one switch. Elsewhere they go as one batch inside the
     transaction dot_promote opened; Spark's Thrift server takes one statement a call. -#}
 {% macro dot_run_switch(statements) %}
