@@ -169,6 +169,8 @@ def test_two_commits_at_once_then_list_and_clean(cluster: spark_cluster.Cluster,
 
     clean = project.run("clean", "--all")
     assert clean.code == 0, clean.stderr
+    # What Spark cannot check is said, not pretended: nothing records which views read the schemas.
+    assert f"Spark records no dependencies between views: a view over {base}_{first[:8]} " in clean.stderr, clean.stderr
     assert f"dropped {base}_{first[:8]}" in clean.stdout and f"dropped {base}_{second[:8]}" in clean.stdout
     assert spark.schemas(base) == {base, f"{base}_dot"}  # the user's, and the registry that outlives builds
     assert not (cluster.warehouse / f"{base}_{first[:8]}.db").exists()
@@ -284,9 +286,18 @@ def test_promote_rollback_live_and_the_window_a_reader_sees(
     shop: tuple[Project, str, dict], cluster: spark_cluster.Cluster, spark: Spark
 ) -> None:
     project, base, _ = shop
-    first = project.run("promote", f"dev@{project.first}", "--json")
+    # A plain `dbt build` left a table where a live view must go: refused, in words true of Spark.
+    spark.rows(f"create schema if not exists {base}")
+    spark.rows(f"create table {base}.customers as select 1 as customer_id")
+    theirs = project.run("promote", f"dev@{project.first}")
+    assert theirs.code == 2 and f"{base}.customers (table)" in theirs.stderr, theirs.stderr[-3000:]
+    assert "with no transaction: each is dropped, then its view made, one statement at a time" in theirs.stderr
+    assert "same transaction" not in theirs.stderr and "dependency order" not in theirs.stderr
+    first = project.run("promote", f"dev@{project.first}", "--replace-existing", "--json")
     assert first.code == 0, first.stderr[-3000:]
     assert "Spark has no locks or transactions: the switch is not atomic" in first.stderr
+    assert "and none at all for the 1 relation(s) dropped first" in first.stderr, first.stderr[-3000:]
+    assert json.loads(first.stdout)["replaced_existing"] == [f"{base}.customers"]
     assert spark.rows(FINGERPRINT.format(s=base)) == [BASE_ROWS]
 
     # A reader polls the live views while the next promotion switches them.
@@ -347,6 +358,7 @@ def test_promote_rollback_live_and_the_window_a_reader_sees(
     spark.rows(f"create view {base}.{new_view} as select 1 as mine")
     refused = project.run("promote", f"dev@{project.second}")
     assert refused.code == 2 and f"{base}.{new_view}" in refused.stderr, refused.stderr[-3000:]
+    assert "--replace-existing to replace them (with no transaction" in refused.stderr
     assert spark.rows(f"select * from {base}.{new_view}") == [(1,)]
     spark.rows(f"create or replace view {base}.{new_view} as select * from {base}_{project.second[:8]}.{new_view}")
     again = project.run("promote", f"dev@{project.second}", "--json")

@@ -52,8 +52,12 @@ def gone_message(commit: str, context: str) -> str:
     )
 
 
-def refusal_error(kind: str, value: Mapping[str, Any], request: SwitchRequest, live_schema: str) -> DotError:
-    """The error for a refusal the `dot_promote` or `dot_retire` macro answered (nothing was changed)."""
+def refusal_error(kind: str, value: Mapping[str, Any], request: SwitchRequest, live_schema: str, transactional: bool = True) -> DotError:
+    """The error for a refusal the `dot_promote` or `dot_retire` macro answered (nothing was changed).
+
+    `transactional` is False where the warehouse has no transactional DDL
+    (Spark): what `--replace-existing` would do is then said as it is.
+    """
     names = value.get("relations") or []
     if kind == "missing":
         if request.action == "rollback":
@@ -67,7 +71,7 @@ def refusal_error(kind: str, value: Mapping[str, Any], request: SwitchRequest, l
         return PromotionRefused(
             f"{request.refusing}: {len(names)} relation(s) in the live schema were not made by a promotion and "
             f"would be replaced: {listing([f'{n} ({k})' for n, k in names], 10)}. Nothing was changed; pass "
-            "--replace-existing to replace them (in dependency order, in the same transaction)"
+            f"--replace-existing to replace them ({_how_replaced(transactional)})"
         )
     if kind == "dependants":
         return PromotionRefused(
@@ -82,6 +86,16 @@ def refusal_error(kind: str, value: Mapping[str, Any], request: SwitchRequest, l
             f"them and {request.again}"
         )
     return _history_refusal(kind, value, request, live_schema)
+
+
+def _how_replaced(transactional: bool) -> str:
+    """What `--replace-existing` does to the relations it replaces, in this warehouse's terms."""
+    if transactional:
+        return "in dependency order, in the same transaction"
+    return (
+        "with no transaction: each is dropped, then its view made, one statement at a time, so a reader in "
+        "between finds it missing; and with no dependency check, so a view of yours on one of them breaks"
+    )
 
 
 def _history_refusal(kind: str, value: Mapping[str, Any], request: SwitchRequest, live_schema: str) -> DotError:

@@ -40,7 +40,7 @@ def retire(ws: Workspace, context: str, progress: Callable[[str], None], verbose
         if refusal == "nothing live":
             raise PromotionRefused(f"nothing is live in {conn.live_schema} for {context}: there is nothing to retire")
         if refusal:
-            raise refusal_error(refusal, value, request, conn.live_schema)
+            raise refusal_error(refusal, value, request, conn.live_schema, transactional=conn.transactional)
         remember(ws, context, None)
     return RetireResult(
         context=context,

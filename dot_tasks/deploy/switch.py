@@ -178,7 +178,7 @@ def _switch_under_locks(ws: Workspace, conn: Connection, plan: PromotePlan, requ
         refusal = value.get("refusal")
         if refusal:
             remember(ws, context, before)
-            raise refusal_error(refusal, value, request, conn.live_schema)
+            raise refusal_error(refusal, value, request, conn.live_schema, transactional=conn.transactional)
         action = value.get("action") or request.action
         remember(ws, context, live_note(context, row.commit, row.short, conn.live_schema, row.promoted_at, value.get("previous"), action))
     return SwitchResult.from_macro(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..adapters import schema_key
+from ..adapters import rules_for, schema_key
 from ..builds import Workspace, built_commits, context_name, ensure_generated_profile, named_lock, resolve, schema_suffix
 from ..errors import LockTimeout, WarehouseError
 from ..layout import dot_dir, ops_dir, ops_logs_dir
@@ -35,6 +35,11 @@ class Connection:
     build_schema: str
     #: The context's own schema, the build's without its suffix: where its views go live.
     live_schema: str
+
+    @property
+    def transactional(self) -> bool:
+        """Whether the warehouse's DDL is transactional, so that a switch is one commit (not on Spark)."""
+        return rules_for(str(self.output.get("type", ""))).transactional_ddl
 
 
 def connection(ws: Workspace, commit: str, context: str) -> Connection:

@@ -214,10 +214,7 @@
   {{ return(dot_reg_scan_bodies(rows, schemas, keys)) }}
 {% endmacro %}
 
-{% macro spark__dot_reg_dependants(schemas, keys) %}
-  {#- Spark's views keep their text in the metastore, out of SQL's reach here. -#}
-  {{ return([]) }}
-{% endmacro %}
+{#- Spark's: in dot_spark.sql. -#}
 
 {% macro dot_reg_scan_bodies(rows, schemas, keys) %}
   {% set found = [] %}
