@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import Project, make_hermetic, make_project
+from conftest import Project, git, make_hermetic, make_project, write
 
 pytestmark = pytest.mark.spark_cluster
 
@@ -255,6 +255,45 @@ def test_diff_counts_every_level_exactly(shop: tuple[Project, str, dict], spark:
     assert same.code == 0, same.stderr
     assert same.stdout.strip().splitlines() == ["2 node(s) unchanged"]
     assert {s: spark.rows(f"show tables in {s}") for s in spark.schemas(base)} == before
+
+
+def _wide_model(c1: str) -> str:
+    """Ten columns over 20 rows, in Spark SQL; `c1` is the one that changes."""
+    return (
+        f"select id, {c1} as c1, id % 101 as c2, cast(id as double) / 7 as c3, concat('name ', cast(id % 10 as string)) as c4,"
+        " case when id % 3 = 0 then null else id % 5 end as c5, id % 2 = 0 as c6, cast(id * 3 as bigint) as c7, 'x' as c8,"
+        " id % 13 as c9 from range(1, 21)\n"
+    )
+
+
+def test_diff_of_a_wide_model_plans_within_a_small_driver(cluster: spark_cluster.Cluster, tmp_path: Path) -> None:
+    # Spark's constraint propagation over ten columns' 0/1 flags ran the 768 MiB driver out of heap
+    # while planning the samples query (after about 100 s, at any row count); each diff session turns it off.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    write(
+        repo / "dbt_project.yml",
+        "name: wide\nprofile: shop\nconfig-version: 2\nversion: '1.0'\nmodels:\n  wide:\n    +materialized: table\n",
+    )
+    write(repo / "models" / "schema.yml", "version: 2\nmodels:\n  - name: wide\n    config:\n      meta: {primary_key: id}\n")
+    write(repo / "profiles.yml", thrift_profile(cluster, {"dev": unique_base()}))
+    write(repo / ".gitignore", "target/\nlogs/\n")
+    write(repo / "models" / "wide.sql", _wide_model("id % 97"))
+    project = Project(repo, repo, "", "")
+    first = project.commit("base")
+    write(repo / "models" / "wide.sql", _wide_model("case when id % 5 = 0 then -1 else id % 97 end"))
+    second = project.commit("head")
+    started = time.monotonic()
+    result = project.run("diff", first, second, "--json")
+    assert result.code == 1, result.stderr[-3000:]
+    [node] = json.loads(result.stdout)["nodes"]
+    values = node["values"]
+    assert values is not None, node
+    assert (values["added"], values["removed"], values["changed"], values["unchanged"]) == (0, 0, 4, 16)
+    assert values["columns"] == {"c1": 4, **{f"c{i}": 0 for i in range(2, 10)}}
+    assert [s["key"]["id"] for s in values["sample"]] == [5, 10, 15, 20]
+    print(f"\nspark wide diff: built both sides and compared them in {time.monotonic() - started:.1f}s")
 
 
 # --- promote, rollback, live ---------------------------------------------------------

@@ -111,6 +111,18 @@ def _run_in_operation(target: OpsTarget, target_path: str, body: Callable[[Any, 
 # --- jobs -----------------------------------------------------------------------
 
 
+def _set_up_session(adapter: Any, task: Any) -> None:
+    """The engine's settings for dot-tasks' own queries on this connection (`dot_session_setup`).
+
+    Best effort: a warehouse that refuses a setting (a managed one may allow
+    only some) still runs the queries, as it would have without it.
+    """
+    try:
+        adapter.execute_macro("dot_session_setup", macro_resolver=task.manifest)
+    except Exception:  # noqa: BLE001 - see the docstring
+        adapter.connections.rollback_if_open()
+
+
 def _listing(listing: Listing, scratch: str) -> list[str]:
     """The unique ids `dbt ls` selects for `listing`."""
     from dbt.cli.main import dbtRunner
@@ -159,6 +171,7 @@ def _jobs_body(request: MacroJobs, todo: list[int], results: list[MacroOutcome |
             job_started = time.monotonic()
             # Each thread in its own named connection, as dbt's own runner threads are.
             with adapter.connection_named(f"dot_job_{index}"):
+                _set_up_session(adapter, task)
 
                 def call(macro: str, **kwargs: Any) -> Any:
                     return json_safe(adapter.execute_macro(macro, kwargs=kwargs, macro_resolver=task.manifest))
@@ -236,6 +249,7 @@ def run_session(request: SessionRequest, report: SessionReport, report_fd: int) 
     def serve(task: Any, package_name: Any, macro_name: Any) -> Any:
         adapter = get_adapter(task.config)
         with adapter.connection_named("dot_session"):
+            _set_up_session(adapter, task)
             for line in sys.stdin:
                 reply = _answer(adapter, task, SessionCall.from_payload(json.loads(line)), report_fd)
                 write_all(report_fd, (json.dumps({"reply": reply.to_payload()}) + "\n").encode())
