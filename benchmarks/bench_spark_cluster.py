@@ -143,15 +143,20 @@ def main(argv: list[str] | None = None) -> int:
         say(f"starting the cluster in {tmp / 'cluster'} ...")
         cluster = spark_cluster.start(tmp / "cluster")
         for name in only:
+            load_at_start = load_average()
             try:
                 if name == "start":
-                    results += measure_start(cluster)
+                    measured = measure_start(cluster)
                 elif name == "run":
-                    results += measure_run(env, cluster, args.repeat)
+                    measured = measure_run(env, cluster, args.repeat)
                 else:
-                    results += measure_diff(env, cluster, args.repeat, args.rows)
+                    measured = measure_diff(env, cluster, args.repeat, args.rows)
             except BenchError as exc:
-                results.append(Result(name, name, "s", error=str(exc)))
+                measured = [Result(name, name, "s", error=str(exc))]
+            # The machine may be shared: each figure says how loaded it was while it was taken.
+            for result in measured:
+                result.notes.append(f"load average before: {load_at_start}; after: {load_average()}")
+            results += measured
     finally:
         if cluster is not None:
             cluster.stop()
