@@ -444,16 +444,12 @@
     (retyped, json, floats under a tolerance) go through their normalised text. Building that
     text costs far more than hashing the value. -#}
 {%- macro dot_values_hash(specs, which, tolerance, portable) -%}
-  {%- set native = [] -%}
-  {%- for s in specs -%}
-    {%- do native.append(dot_quote(s[which]) if dot_hashed_as_is(s, tolerance) else dot_encoded(dot_text(dot_cast(dot_quote(s[which]), s.cast), s.kind, tolerance))) -%}
+  {%- set values = [] -%}
+  {%- for s in specs if not portable -%}
+    {%- do values.append(dot_quote(s[which]) if dot_hashed_as_is(s, tolerance) else dot_encoded(dot_text(dot_cast(dot_quote(s[which]), s.cast), s.kind, tolerance))) -%}
   {%- endfor -%}
-  {%- set hashed = none if portable else dot_native_hash(native) -%}
-  {%- if hashed is none -%}
-    {{ dot_hash_int(dot_row_text(specs, which, tolerance), portable) }}
-  {%- else -%}
-    {{ hashed }}
-  {%- endif -%}
+  {%- set hashed = dot_native_hash(values) if values else none -%}
+  {{- hashed if hashed is not none else dot_hash_int(dot_row_text(specs, which, tolerance), portable) -}}
 {%- endmacro -%}
 
 {%- macro dot_hashed_as_is(spec, tolerance) -%}
