@@ -455,8 +455,23 @@
 {%- macro dot_hashed_as_is(spec, tolerance) -%}
   {%- if not spec.get('same_type') or spec.cast -%}{{ return(false) }}{%- endif -%}
   {%- if spec.kind == 'float' -%}{{ return(not tolerance) }}{%- endif -%}
-  {{ return(spec.kind in ('integer', 'decimal', 'text', 'boolean', 'date', 'timestamp', 'timestamptz')) }}
+  {{ return(spec.kind in dot_kinds_hashed_as_they_are()) }}
 {%- endmacro -%}
+
+{#- The kinds (besides float) whose values the engine's own hash tells apart exactly as its equality does. -#}
+{% macro dot_kinds_hashed_as_they_are() %}
+  {{ return(adapter.dispatch('dot_kinds_hashed_as_they_are', 'dot_tasks_ops')()) }}
+{% endmacro %}
+
+{% macro default__dot_kinds_hashed_as_they_are() %}
+  {{ return(('integer', 'decimal', 'text', 'boolean', 'date', 'timestamp', 'timestamptz')) }}
+{% endmacro %}
+
+{% macro postgres__dot_kinds_hashed_as_they_are() %}
+  {#- Not numeric: its hash gives NaN, Infinity and -Infinity one value (the seed), so a change
+      between them would be missed; numerics are hashed by their normalised text. -#}
+  {{ return(('integer', 'text', 'boolean', 'date', 'timestamp', 'timestamptz')) }}
+{% endmacro %}
 
 {#- Several values' combined hash, below 2^60, by the warehouse's own per-type hashes; none
     where the adapter has none we trust (then the normalised text is hashed). -#}
@@ -468,8 +483,10 @@
 
 {% macro postgres__dot_native_hash(exprs) %}
   {#- hash_record_extended (PostgreSQL 14 and later) hashes each field with its type's own
-      extended hash, the one hash partitioning relies on: stable across servers. -#}
-  {{ return("(hash_record_extended(row(" ~ exprs | join(", ") ~ "), 0) & 1152921504606846975)") }}
+      extended hash, the one hash partitioning relies on: stable across servers. A NULL field
+      hashes as 0, a float zero as the seed and a numeric zero as the seed minus one: with
+      seed 0 or 1 a change from NULL to zero would hash alike, so the seed is 7. -#}
+  {{ return("(hash_record_extended(row(" ~ exprs | join(", ") ~ "), 7) & 1152921504606846975)") }}
 {% endmacro %}
 
 {% macro duckdb__dot_native_hash(exprs) %}
