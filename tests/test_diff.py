@@ -474,6 +474,39 @@ def test_a_type_changed_within_its_family_across_engines_compares_by_value(tmp_p
         conn.close()
 
 
+def test_a_null_key_and_a_repeated_key_that_cancel_out_still_stop_the_value_diff(tmp_path: Path, monkeypatch) -> None:
+    """Base holds a row whose key is NULL, head a second row of a matched key.
+
+    In the join each side's presence then still adds up to its row count (the NULL-keyed row
+    is on neither side, the repeated key's match counts the base row twice), and every matched
+    row is equal: only the join's count of rows with a NULL key shows that the key is bad.
+    """
+    make_hermetic(monkeypatch, tmp_path / "home")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    write(repo / "dbt_project.yml", "name: keys\nprofile: keys\nconfig-version: 2\nmodels:\n  keys:\n    +materialized: table\n")
+    write(
+        repo / "profiles.yml",
+        "keys:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 1}\n",
+    )
+    write(repo / "models" / "schema.yml", "version: 2\nmodels:\n  - name: t\n    config:\n      meta: {primary_key: id}\n")
+    write(repo / ".gitignore", "*.duckdb*\n")
+    write(repo / "models" / "t.sql", "select * from (values (1, 'a'), (2, 'b'), (null, 'c')) as t(id, v)\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "base", cwd=repo)
+    base = git("rev-parse", "HEAD", cwd=repo)
+    write(repo / "models" / "t.sql", "select * from (values (1, 'a'), (2, 'b'), (2, 'b')) as t(id, v)\n")
+    git("commit", "-q", "-am", "head", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo)
+    result = Project(repo, repo, base, head).run("diff", f"dev@{base}", f"dev@{head}", "--json")
+    assert result.code == 1, result.stdout + result.stderr
+    (node,) = json.loads(result.stdout)["nodes"]
+    assert node["values"] is None and "not unique and not null" in node["values_skipped"], node
+    assert node["key_problems"] == {"base": {"duplicate_keys": 0, "null_key_rows": 1}, "head": {"duplicate_keys": 1, "null_key_rows": 0}}
+    assert node["rows"] == {"base": 3, "head": 3}
+
+
 def test_pure_parts() -> None:
     from dot_tasks.cli_grammar import accept_diff_sides
     from dot_tasks.diffing import code_state, column_changes, parse_side, plan

@@ -83,7 +83,8 @@ class _Comparison:
         return "key " + ", ".join(s["head"] for s in self.key_specs) + " is not unique and not null: " + "; ".join(bad)
 
     def count_rows(self) -> None:
-        """Level c: each side's row count, from the key check's statistics where it ran."""
+        """Level c when the values are not compared (their statement counts the rows itself):
+        each side's row count, from the key check's statistics where it ran."""
         for side in SIDES:
             if self.relations[side] is not None and self.columns[side] is not None:
                 if side not in self.stats:
@@ -102,6 +103,11 @@ class _Comparison:
         names = [s["head"] for s in specs]
         compared = {"base": self.base, "head": self.head, "key": self.key_specs, "columns": specs, "tolerance": self.tolerance}
         values = self.call("dot_value_diff", **compared, sample=self.sample)
+        counted = {side: values.pop(f"{side}_rows", None) for side in SIDES}
+        if None in counted.values():
+            self.count_rows()
+        else:
+            self.out["rows"] = counted
         values["columns"] = dict(zip(names, values.pop("per_column"), strict=False))
         sampled, most_repeated = values.pop("rows"), values.pop("max_multiplicity")
         suspect = self._key_suspect(values) or most_repeated > 1
@@ -116,13 +122,12 @@ class _Comparison:
 
     def _key_suspect(self, values: dict[str, Any]) -> bool:
         """Whether the join's own counts hint at a bad key (the checks leave `values`)."""
-        # The join itself shows most key trouble: a NULL key, or a repeated key that matched (a side's
-        # rows then appear more often in the join than in the table). A key repeated among one side's
-        # unmatched rows shows in the multiplicity the same query returns. Only then are exact counts taken.
-        checks = {k: values.pop(k, None) for k in ("base_present", "head_present", "base_null_keys", "head_null_keys")}
-        return bool(checks["base_null_keys"] or checks["head_null_keys"]) or any(
-            checks[f"{side}_present"] not in (None, self.out["rows"][side]) for side in SIDES
-        )
+        # The join itself shows most key trouble: a row whose key has a NULL (it is on neither side
+        # of the join), or a repeated key that matched (a side's rows then appear more often in the
+        # join than in the table). A key repeated among one side's unmatched rows shows in the
+        # multiplicity the same query returns. Only then are exact counts taken.
+        checks = {k: values.pop(k, None) for k in ("base_present", "head_present", "null_key_rows")}
+        return bool(checks["null_key_rows"]) or any(checks[f"{side}_present"] not in (None, self.out["rows"][side]) for side in SIDES)
 
     def _samples(self, rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
         """The first `sample` rows of each kind the samples macro returned, as result entries."""
@@ -159,8 +164,8 @@ def compare_node(
     problem = node.problem_before_counting()
     if problem is None and exact_key_check:
         problem = node.check_key()
-    node.count_rows()
     if problem is not None:
+        node.count_rows()
         return node.skipped(problem)
     return node.compare_values()
 

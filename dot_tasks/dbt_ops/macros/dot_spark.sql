@@ -177,20 +177,11 @@
 {% endmacro %}
 
 
-{#- What a session of dot-tasks' own queries (a diff's jobs, a diff session) needs on this engine
-    before it runs them: nothing, except on Spark. The diff's queries alias each compared
-    column's 0/1 flag (a CASE WHEN) and filter or sum on them; Spark's constraint propagation
-    then infers a constraint per alias substitution and, over ten columns, runs the Thrift
-    server's driver out of heap while planning (java.lang.OutOfMemoryError in
-    UnaryNode.getAllValidConstraints, after about 100 s, at 2,000 rows as at a million).
-    `SET` lasts for the Thrift session: the dbt child runs this once on each connection. -#}
-{% macro dot_session_setup() %}
-  {{ return(adapter.dispatch('dot_session_setup', 'dot_tasks_ops')()) }}
-{% endmacro %}
-
-{% macro default__dot_session_setup() %}
-{% endmacro %}
-
+{#- The diff's queries alias each compared column's 0/1 flag (a CASE WHEN) and filter or sum
+    on them; Spark's constraint propagation then infers a constraint per alias substitution and,
+    over ten columns, runs the Thrift server's driver out of heap while planning
+    (java.lang.OutOfMemoryError in UnaryNode.getAllValidConstraints, after about 100 s, at 2,000
+    rows as at a million). `SET` lasts for the Thrift session. -#}
 {% macro spark__dot_session_setup() %}
   {% call statement('dot_session_setup') %}set spark.sql.constraintPropagation.enabled = false{% endcall %}
 {% endmacro %}
