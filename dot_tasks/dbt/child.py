@@ -143,5 +143,30 @@ def main(argv: list[str]) -> int:
     return code
 
 
+#: Modes that only read the warehouse, so may leave without Python's own shutdown.
+READ_ONLY_MODES = ("jobs", "session")
+
+
+def _leave(code: int, kind: str) -> None:
+    """End the process once its report is written.
+
+    A read-only child skips the interpreter's shutdown: tearing down dbt's modules and
+    objects took about 0.4 s of a 4.6 s diff, after every result was in the parent's hands.
+    Coverage (which measures these children in the tests) is saved first, since it saves at
+    exit. Not with an in-process Spark: its JVM and embedded metastore are shut down by
+    Python's own exit hooks.
+    """
+    if kind not in READ_ONLY_MODES or "pyspark" in sys.modules:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    coverage = sys.modules.get("coverage")
+    current = coverage.Coverage.current() if coverage is not None else None
+    if current is not None:
+        current.stop()
+        current.save()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    _leave(main(sys.argv), sys.argv[1])
