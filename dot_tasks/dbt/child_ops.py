@@ -111,14 +111,15 @@ def _run_in_operation(target: OpsTarget, target_path: str, body: Callable[[Any, 
 # --- jobs -----------------------------------------------------------------------
 
 
-def _set_up_session(adapter: Any, task: Any) -> None:
-    """The engine's settings for dot-tasks' own queries on this connection (`dot_session_setup`).
+def _set_up_session(adapter: Any, task: Any, spill_dir: str | None = None) -> None:
+    """The engine's settings for dot-tasks' own queries on this connection (`dot_session_setup`);
+    with `spill_dir`, its memory bounded and spilling there.
 
     Best effort: a warehouse that refuses a setting (a managed one may allow
     only some) still runs the queries, as it would have without it.
     """
     try:
-        adapter.execute_macro("dot_session_setup", macro_resolver=task.manifest)
+        adapter.execute_macro("dot_session_setup", kwargs={"spill_dir": spill_dir}, macro_resolver=task.manifest)
     except Exception:  # noqa: BLE001 - see the docstring
         adapter.connections.rollback_if_open()
 
@@ -249,7 +250,7 @@ def run_session(request: SessionRequest, report: SessionReport, report_fd: int) 
     def serve(task: Any, package_name: Any, macro_name: Any) -> Any:
         adapter = get_adapter(task.config)
         with adapter.connection_named("dot_session"):
-            _set_up_session(adapter, task)
+            _set_up_session(adapter, task, spill_dir=str(Path(request.scratch) / "spill"))
             for line in sys.stdin:
                 reply = _answer(adapter, task, SessionCall.from_payload(json.loads(line)), report_fd)
                 write_all(report_fd, (json.dumps({"reply": reply.to_payload()}) + "\n").encode())
