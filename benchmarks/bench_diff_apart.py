@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_diff import DIFF_BIG, DIFF_MEMORY, diff_setup  # noqa: E402
-from harness import DOT, PG_DSN, BenchError, Env, Result, build_record, drop_pg_schemas, pg_answers, say  # noqa: E402
+from harness import DOT, PG_DSN, BenchError, Env, Result, build_record, drop_pg_schemas, forked_from_shell, pg_answers, say  # noqa: E402
 from machine import load_average  # noqa: E402
 from projects import duckdb_two_files_profile, postgres_two_databases_profile  # noqa: E402
 
@@ -56,9 +56,10 @@ def build(env: Env, name: str, rows: int, every: int, profile: str) -> tuple[Pat
 def run_diff(env: Env, repo: Path, base: str, head: str) -> dict[str, Any]:
     """One diff under the memory wrapper: seconds, peak RSS of this process and of its children, the JSON."""
     started = time.monotonic()
-    _, proc = env.run(
-        [sys.executable, "-c", DIFF_MEMORY + CHILDREN_RSS, base, head, "--no-build", "--select", "big", "--json"], repo, check=False
-    )
+    # Started by a small shell: Linux carries ru_maxrss across exec, so a wrapper forked from this
+    # script (large once reladiff has run in it) would report at least this script's size.
+    wrapper = [sys.executable, "-c", DIFF_MEMORY + CHILDREN_RSS, base, head, "--no-build", "--select", "big", "--json"]
+    _, proc = env.run(forked_from_shell(wrapper), repo, check=False)
     seconds = time.monotonic() - started
     lines = proc.stdout.splitlines()
     rss = json.loads(next(line for line in lines if line.startswith("BENCH_RSS "))[10:])
