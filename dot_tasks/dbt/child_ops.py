@@ -111,15 +111,17 @@ def _run_in_operation(target: OpsTarget, target_path: str, body: Callable[[Any, 
 # --- jobs -----------------------------------------------------------------------
 
 
-def _set_up_session(adapter: Any, task: Any, spill_dir: str | None = None) -> None:
+def _set_up_session(adapter: Any, task: Any, spill_dir: str | None = None, memory_mb: int | None = None) -> None:
     """The engine's settings for dot-tasks' own queries on this connection (`dot_session_setup`);
-    with `spill_dir`, its memory bounded and spilling there.
+    with `spill_dir`, an engine inside this process limited to `memory_mb` (None: its
+    default) and spilling there.
 
     Best effort: a warehouse that refuses a setting (a managed one may allow
     only some) still runs the queries, as it would have without it.
     """
+    kwargs = {"spill_dir": spill_dir, "memory_mb": memory_mb}
     try:
-        adapter.execute_macro("dot_session_setup", kwargs={"spill_dir": spill_dir}, macro_resolver=task.manifest)
+        adapter.execute_macro("dot_session_setup", kwargs=kwargs, macro_resolver=task.manifest)
     except Exception:  # noqa: BLE001 - see the docstring
         adapter.connections.rollback_if_open()
 
@@ -183,7 +185,10 @@ def _jobs_body(request: MacroJobs, todo: list[int], results: list[MacroOutcome |
                     results[index] = MacroOutcome(None, one_line(exc))
             if time.monotonic() - started > 1.0:
                 label = job.get("label") or job.get("unique_id") or index
-                print(f"dot-tasks: compared {label} ({time.monotonic() - job_started:.1f}s)", file=sys.stderr, flush=True)
+                # One write per line: print() writes the text and its newline apart, and two
+                # job threads then ran their lines together.
+                sys.stderr.write(f"dot-tasks: compared {label} ({time.monotonic() - job_started:.1f}s)\n")
+                sys.stderr.flush()
 
         with ThreadPoolExecutor(max_workers=max(1, int(request.threads))) as pool:
             list(pool.map(one, todo))
@@ -210,37 +215,83 @@ def run_jobs(request: MacroJobs, report: JobsReport) -> int:
 # --- a session ------------------------------------------------------------------
 
 
-def _stream_rows(adapter: Any, sql: str, report_fd: int) -> int:
+def _stream_rows(adapter: Any, sql: str, report_fd: int, sent: list[int]) -> int:
     """Run `sql` and send its rows to the parent a chunk at a time; how many there were.
 
     run_query would hold the whole result (as an agate table) in this process; a
     diff of two databases reads millions of hashes this way. On PostgreSQL a named
     (server-side) cursor keeps the result on the server; DuckDB's cursor streams.
+    `sent` counts the rows as they leave, so a failed call knows whether any did.
     """
     handle = adapter.connections.get_thread_connection().handle
-    named = adapter.type() == "postgres"
-    cursor = handle.cursor(name="dot_stream", withhold=bool(handle.autocommit)) if named else handle.cursor()
-    count = 0
+    own = adapter.type() in ("postgres", "duckdb")
+    if adapter.type() == "postgres":
+        cursor = handle.cursor(name="dot_stream", withhold=bool(handle.autocommit))
+    elif own:
+        # dbt-duckdb's cursor is the connection's own; a query that fails while it streams
+        # leaves it failing every statement after (the next model's too), so the stream gets a
+        # cursor of its own (same database, settings and attachments), closed after.
+        cursor = handle.cursor().cursor()
+    else:
+        cursor = handle.cursor()
     try:
         cursor.execute(sql)
         while rows := cursor.fetchmany(STREAM_CHUNK):
-            count += len(rows)
             write_all(report_fd, (json.dumps({"rows": json_safe(rows)}) + "\n").encode())
+            sent[0] += len(rows)
     finally:
-        if named:
-            cursor.close()  # DuckDB's cursor is the connection's own: it stays open
-    return count
+        if own:
+            cursor.close()
+    return sent[0]
 
 
-def _answer(adapter: Any, task: Any, call: SessionCall, report_fd: int) -> MacroOutcome:
-    """Run one call of a session; its outcome (a streamed call's value is its row count)."""
-    try:
-        value = adapter.execute_macro(call.macro, kwargs=call.args, macro_resolver=task.manifest)
-        if call.stream:
-            value = _stream_rows(adapter, str(value), report_fd)
-        return MacroOutcome(json_safe(value), None)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
-        return MacroOutcome(None, one_line(exc))
+#: The memory (MB) a two-database diff's session lets an engine inside the dbt child use, and
+#: the steps a query that ran out of it is run again with (None: the engine's own default).
+SESSION_MEMORY_MB: tuple[int | None, ...] = (32, 128, 512, None)
+
+
+class _Session:
+    """One side's session of a two-database diff: its settings, and the calls it answers."""
+
+    def __init__(self, adapter: Any, task: Any, spill_dir: str) -> None:
+        self.adapter, self.task, self.spill_dir = adapter, task, spill_dir
+        self.set_memory(SESSION_MEMORY_MB[0])
+
+    def set_memory(self, memory_mb: int | None) -> None:
+        _set_up_session(self.adapter, self.task, spill_dir=self.spill_dir, memory_mb=memory_mb)
+
+    def answer(self, call: SessionCall, report_fd: int) -> MacroOutcome:
+        """Run one call; its outcome (a streamed call's value is its row count).
+
+        A query the engine ran out of memory for, before any of its rows left, is run again
+        with more (see SESSION_MEMORY_MB), and the session then goes back to the small limit:
+        memory stays bounded for the queries that fit, and no count is lost for those that
+        do not (2 KB rows need more than 32 MB to scan and sort).
+        """
+        outcome, sent = self._run(call, report_fd)
+        raised = False
+        for more in SESSION_MEMORY_MB[1:]:
+            if outcome.error is None or sent or "out of memory" not in outcome.error.lower():
+                break
+            self.set_memory(more)
+            (outcome, sent), raised = self._run(call, report_fd), True
+        if raised:
+            self.set_memory(SESSION_MEMORY_MB[0])
+        return outcome
+
+    def _run(self, call: SessionCall, report_fd: int) -> tuple[MacroOutcome, int]:
+        """One try of `call`: its outcome, and how many rows it sent before it ended."""
+        sent = [0]
+        try:
+            value = self.adapter.execute_macro(call.macro, kwargs=call.args, macro_resolver=self.task.manifest)
+            if call.stream:
+                value = _stream_rows(self.adapter, str(value), report_fd, sent)
+            return MacroOutcome(json_safe(value), None), sent[0]
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+            # A failed statement leaves the transaction aborted: without a rollback every
+            # later call of this session (the next models) would fail too.
+            self.adapter.connections.rollback_if_open()
+            return MacroOutcome(None, one_line(exc)), sent[0]
 
 
 def run_session(request: SessionRequest, report: SessionReport, report_fd: int) -> int:
@@ -250,9 +301,9 @@ def run_session(request: SessionRequest, report: SessionReport, report_fd: int) 
     def serve(task: Any, package_name: Any, macro_name: Any) -> Any:
         adapter = get_adapter(task.config)
         with adapter.connection_named("dot_session"):
-            _set_up_session(adapter, task, spill_dir=str(Path(request.scratch) / "spill"))
+            session = _Session(adapter, task, spill_dir=str(Path(request.scratch) / "spill"))
             for line in sys.stdin:
-                reply = _answer(adapter, task, SessionCall.from_payload(json.loads(line)), report_fd)
+                reply = session.answer(SessionCall.from_payload(json.loads(line)), report_fd)
                 write_all(report_fd, (json.dumps({"reply": reply.to_payload()}) + "\n").encode())
         return None
 

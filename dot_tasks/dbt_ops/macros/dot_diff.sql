@@ -446,22 +446,24 @@
     dot_spark.sql. `spill_dir` is given to the sessions of a diff across two databases, whose
     memory must not grow with the table: an engine that runs inside the dbt child spills there
     past a small limit. -#}
-{% macro dot_session_setup(spill_dir=none) %}
-  {{ return(adapter.dispatch('dot_session_setup', 'dot_tasks_ops')(spill_dir)) }}
+{% macro dot_session_setup(spill_dir=none, memory_mb=none) %}
+  {{ return(adapter.dispatch('dot_session_setup', 'dot_tasks_ops')(spill_dir, memory_mb)) }}
 {% endmacro %}
 
-{% macro default__dot_session_setup(spill_dir) %}
+{% macro default__dot_session_setup(spill_dir, memory_mb) %}
 {% endmacro %}
 
 {#- DuckDB runs in the dbt child. Its exact key check (a GROUP BY of every key) held a hash table
     of all 2,000,000 keys, and its checksums' aggregate grew with the rows: 83 to 91 MB more at
-    2,000,000 rows than at 10,000. Past 32 MB of its own memory it spills to `spill_dir` (the
-    diff's scratch, removed after), so only what DuckDB does not manage (about 35 MB at
-    2,000,000 rows) still grows. -#}
-{% macro duckdb__dot_session_setup(spill_dir) %}
+    2,000,000 rows than at 10,000. Past `memory_mb` of its own memory (32 MB; a query that needs
+    more is run again with more, see child_ops.SESSION_MEMORY_MB) it spills to `spill_dir` (the
+    diff's scratch, removed after), so only what DuckDB does not manage (about 25 MB at 2,000,000
+    rows) still grows. -#}
+{% macro duckdb__dot_session_setup(spill_dir, memory_mb) %}
   {% if spill_dir %}
     {% call statement('dot_session_setup') %}
-      set memory_limit = '32MB'; set temp_directory = '{{ spill_dir | replace("'", "''") }}'
+      {% if memory_mb %}set memory_limit = '{{ memory_mb | int }}MB'{% else %}reset memory_limit{% endif %};
+      set temp_directory = '{{ spill_dir | replace("'", "''") }}'
     {% endcall %}
   {% endif %}
 {% endmacro %}
@@ -471,7 +473,7 @@
     wide CASE expressions then took 0.5 to 1 s to optimise before a million-row join that runs in
     1.6 s. JIT's plain compilation stays on. The settings belong to the job's transaction, like
     its reads: a rollback would only make the job slower, never its counts different. -#}
-{% macro postgres__dot_session_setup(spill_dir) %}
+{% macro postgres__dot_session_setup(spill_dir, memory_mb) %}
   {% call statement('dot_session_setup', auto_begin=True) %}
     set jit_inline_above_cost = -1; set jit_optimize_above_cost = -1
   {% endcall %}

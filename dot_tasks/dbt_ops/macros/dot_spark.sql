@@ -182,6 +182,6 @@
     over ten columns, runs the Thrift server's driver out of heap while planning
     (java.lang.OutOfMemoryError in UnaryNode.getAllValidConstraints, after about 100 s, at 2,000
     rows as at a million). `SET` lasts for the Thrift session. -#}
-{% macro spark__dot_session_setup(spill_dir) %}
+{% macro spark__dot_session_setup(spill_dir, memory_mb) %}
   {% call statement('dot_session_setup') %}set spark.sql.constraintPropagation.enabled = false{% endcall %}
 {% endmacro %}
