@@ -192,9 +192,12 @@ class MacroSession:
         request = SessionRequest(target=target, scratch=str(scratch))
         self._proc, self._replies = _start_child("session", request, str(scratch), lock_fds)
         self.calls = 0
+        #: Streams started, and the one whose rows and answer are still to be read (0: none).
+        self._streams = self._streaming = 0
 
     def _send(self, call: SessionCall) -> None:
         assert self._proc.stdin is not None
+        self._finish_abandoned_stream()
         try:
             self._proc.stdin.write(json.dumps(call.to_payload()) + "\n")
             self._proc.stdin.flush()
@@ -210,15 +213,35 @@ class MacroSession:
         """The rows of the query `macro` returns as SQL, read a chunk at a time.
 
         The query starts now (so two sessions' queries run at once); the rows
-        arrive as the iterator is read, which must be read to its end.
+        arrive as the iterator is read. One left unread is read to its end by
+        the session's next call.
         """
         self._send(SessionCall(macro, kwargs, stream=True))
-        return self._rows(macro)
+        self._streams += 1
+        self._streaming = self._streams
+        return self._rows(macro, self._streams)
 
-    def _rows(self, macro: str) -> Iterator[list[Any]]:
-        while (line := self._replies.readline()).startswith('{"rows"'):
+    def _rows(self, macro: str, stream: int) -> Iterator[list[Any]]:
+        # An abandoned stream's rest is read by the next call (`_finish_abandoned_stream`); this
+        # iterator then ends rather than read that call's answer.
+        while self._streaming == stream and (line := self._replies.readline()).startswith('{"rows"'):
             yield from json.loads(line)["rows"]
-        self._reply(macro, line)
+        if self._streaming == stream:
+            self._streaming = 0
+            self._reply(macro, line)
+
+    def _finish_abandoned_stream(self) -> None:
+        """Read to its answer a stream its reader left unread, so that the next call reads its own.
+
+        A diff stops reading one side's stream when the other side's query fails; the rows and
+        the answer still to come from this side would otherwise be taken as the next call's.
+        """
+        if self._streaming:
+            self._streaming = 0
+            while (line := self._replies.readline()).startswith('{"rows"'):
+                pass
+            if line.startswith('{"reply"'):
+                self.calls += 1
 
     def _reply(self, macro: str, line: str) -> Any:
         if not line.startswith('{"reply"'):
