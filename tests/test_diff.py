@@ -507,6 +507,102 @@ def test_a_null_key_and_a_repeated_key_that_cancel_out_still_stop_the_value_diff
     assert node["rows"] == {"base": 3, "head": 3}
 
 
+def test_a_null_in_a_later_key_column_and_sides_of_different_sizes(tmp_path: Path, monkeypatch) -> None:
+    """A composite key is present only when none of its columns is NULL; each side's row count
+    is its own (base 3 rows, head 5), and the values of a growing model are still compared."""
+    make_hermetic(monkeypatch, tmp_path / "home")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    write(repo / "dbt_project.yml", "name: keys\nprofile: keys\nconfig-version: 2\nmodels:\n  keys:\n    +materialized: table\n")
+    write(
+        repo / "profiles.yml",
+        "keys:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 1}\n",
+    )
+    write(
+        repo / "models" / "schema.yml",
+        "version: 2\nmodels:\n  - name: lines\n    config:\n      meta: {primary_key: [order_id, line_no]}\n"
+        "  - name: grow\n    config:\n      meta: {primary_key: id}\n",
+    )
+    write(repo / ".gitignore", "*.duckdb*\n")
+    lines = "select * from (values (1, 1, 'a'), (1, 2, 'b'), (2, null, 'c')) as t(order_id, line_no, v)\n"
+    write(repo / "models" / "lines.sql", lines)
+    write(repo / "models" / "grow.sql", "select * from (values (1, 'a'), (2, 'b'), (3, 'c')) as t(id, v)\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "base", cwd=repo)
+    base = git("rev-parse", "HEAD", cwd=repo)
+    write(repo / "models" / "lines.sql", lines.replace("'a'", "'z'"))
+    write(repo / "models" / "grow.sql", "select * from (values (1, 'a'), (2, 'x'), (3, 'c'), (4, 'd'), (5, 'e')) as t(id, v)\n")
+    git("commit", "-q", "-am", "head", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo)
+    result = Project(repo, repo, base, head).run("diff", f"dev@{base}", f"dev@{head}", "--json")
+    assert result.code == 1, result.stdout + result.stderr
+    nodes = {n["name"]: n for n in json.loads(result.stdout)["nodes"]}
+    assert nodes["lines"]["values"] is None and "not null" in nodes["lines"]["values_skipped"]
+    assert nodes["lines"]["key_problems"] == {
+        "base": {"duplicate_keys": 0, "null_key_rows": 1},
+        "head": {"duplicate_keys": 0, "null_key_rows": 1},
+    }
+    grow = nodes["grow"]
+    assert grow["rows"] == {"base": 3, "head": 5} and grow["values_skipped"] is None
+    assert (grow["values"]["added"], grow["values"]["removed"], grow["values"]["changed"], grow["values"]["unchanged"]) == (2, 0, 1, 2)
+
+
+WIDE_BASE = "select i as id, repeat('x', 2000) || cast(i as varchar) as t, i % 97 as n from range(50000) r(i)\n"
+WIDE_HEAD = WIDE_BASE.replace(
+    "repeat('x', 2000) || cast(i as varchar) as t",
+    "case when i % 5 = 0 then 'changed' else '' end || repeat('x', 2000) || cast(i as varchar) as t",
+)
+
+
+def test_two_duckdb_files_with_wide_rows_and_a_failing_model(tmp_path: Path, monkeypatch) -> None:
+    """Across two DuckDB files the diff's sessions run DuckDB under a small memory limit.
+
+    Rows of 2 KB (50,000 of them, 20% changed) need more than that limit to sort or even scan:
+    the query is run again with more memory rather than failing. And a model whose query fails
+    (a view that cannot be read) is that model's error only: the session goes on, and the
+    models compared after it are complete.
+    """
+    make_hermetic(monkeypatch, tmp_path / "home")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    write(repo / "dbt_project.yml", "name: wide\nprofile: wide\nconfig-version: 2\nmodels:\n  wide:\n    +materialized: table\n")
+    write(
+        repo / "profiles.yml",
+        "wide:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 1}\n"
+        "    other: {type: duckdb, path: other.duckdb, schema: dev, threads: 1}\n",
+    )
+    keys = "\n".join(f"  - name: {m}\n    config:\n      meta: {{primary_key: id}}" for m in ("a_wide", "b_bad", "c_ok"))
+    write(repo / "models" / "schema.yml", f"version: 2\nmodels:\n{keys}\n")
+    write(repo / ".gitignore", "*.duckdb*\n")
+    write(repo / "models" / "a_wide.sql", WIDE_BASE)
+    write(repo / "models" / "b_bad.sql", "{{ config(materialized='view') }}\nselect 1 as id, cast('abc' as integer) as x\n")
+    write(repo / "models" / "c_ok.sql", "select * from (values (1, 'a'), (2, 'b')) as t(id, v)\n")
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "base", cwd=repo)
+    base = git("rev-parse", "HEAD", cwd=repo)
+    write(repo / "models" / "a_wide.sql", WIDE_HEAD)
+    write(repo / "models" / "c_ok.sql", "select * from (values (1, 'a'), (2, 'c')) as t(id, v)\n")
+    git("commit", "-q", "-am", "head", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo)
+    project = Project(repo, repo, base, head)
+    for side in (f"dev@{base}", f"other@{head}"):
+        assert project.run("run", side).code == 0
+    result = project.run("diff", f"dev@{base}", f"other@{head}", "--json")
+    assert result.code == 2, result.stdout + result.stderr  # b_bad cannot be read
+    nodes = {n["name"]: n for n in json.loads(result.stdout)["nodes"]}
+    wide = nodes["a_wide"]["values"]
+    assert wide is not None, nodes["a_wide"]["values_skipped"]
+    assert (wide["changed"], wide["unchanged"], wide["columns"]) == (10_000, 40_000, {"t": 10_000, "n": 0})
+    assert "error" in (nodes["b_bad"]["values_skipped"] or "")
+    ok = nodes["c_ok"]["values"]
+    assert ok is not None, nodes["c_ok"]["values_skipped"]
+    assert (ok["changed"], ok["unchanged"]) == (1, 1)
+    leftovers = [p.name for p in repo.iterdir() if p.name.endswith(".tmp")] + [p.name for p in (repo / ".dot").iterdir()]
+    assert sorted(leftovers) == ["isolated_builds", "locks"]
+
+
 def test_pure_parts() -> None:
     from dot_tasks.cli_grammar import accept_diff_sides
     from dot_tasks.diffing import code_state, column_changes, parse_side, plan
