@@ -474,6 +474,33 @@ def test_a_type_changed_within_its_family_across_engines_compares_by_value(tmp_p
         conn.close()
 
 
+DEV_DUCKDB = "    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 1}\n"
+
+
+def two_commit_project(
+    tmp_path: Path, monkeypatch, keys: dict[str, str], base: dict[str, str], head: dict[str, str], outputs: str = DEV_DUCKDB
+) -> Project:
+    """A DuckDB project in a real repository: models `base` (name: SQL) at its first commit, with
+    `head`'s replacing them at its second; `keys` gives each model's primary_key meta."""
+    make_hermetic(monkeypatch, tmp_path / "home")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    write(repo / "dbt_project.yml", "name: keys\nprofile: keys\nconfig-version: 2\nmodels:\n  keys:\n    +materialized: table\n")
+    write(repo / "profiles.yml", f"keys:\n  target: dev\n  outputs:\n{outputs}")
+    entries = "\n".join(f"  - name: {m}\n    config:\n      meta: {{primary_key: {k}}}" for m, k in keys.items())
+    write(repo / "models" / "schema.yml", f"version: 2\nmodels:\n{entries}\n")
+    write(repo / ".gitignore", "*.duckdb*\n")
+    commits = []
+    for models in (base, head):
+        for name, sql in models.items():
+            write(repo / "models" / f"{name}.sql", sql)
+        git("add", "-A", cwd=repo)
+        git("commit", "-q", "-m", "head" if commits else "base", cwd=repo)
+        commits.append(git("rev-parse", "HEAD", cwd=repo))
+    return Project(repo, repo, *commits)
+
+
 def test_a_null_key_and_a_repeated_key_that_cancel_out_still_stop_the_value_diff(tmp_path: Path, monkeypatch) -> None:
     """Base holds a row whose key is NULL, head a second row of a matched key.
 
@@ -481,25 +508,14 @@ def test_a_null_key_and_a_repeated_key_that_cancel_out_still_stop_the_value_diff
     is on neither side, the repeated key's match counts the base row twice), and every matched
     row is equal: only the join's count of rows with a NULL key shows that the key is bad.
     """
-    make_hermetic(monkeypatch, tmp_path / "home")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git("init", "-q", "-b", "main", cwd=repo)
-    write(repo / "dbt_project.yml", "name: keys\nprofile: keys\nconfig-version: 2\nmodels:\n  keys:\n    +materialized: table\n")
-    write(
-        repo / "profiles.yml",
-        "keys:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 1}\n",
+    project = two_commit_project(
+        tmp_path,
+        monkeypatch,
+        {"t": "id"},
+        {"t": "select * from (values (1, 'a'), (2, 'b'), (null, 'c')) as t(id, v)\n"},
+        {"t": "select * from (values (1, 'a'), (2, 'b'), (2, 'b')) as t(id, v)\n"},
     )
-    write(repo / "models" / "schema.yml", "version: 2\nmodels:\n  - name: t\n    config:\n      meta: {primary_key: id}\n")
-    write(repo / ".gitignore", "*.duckdb*\n")
-    write(repo / "models" / "t.sql", "select * from (values (1, 'a'), (2, 'b'), (null, 'c')) as t(id, v)\n")
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", "base", cwd=repo)
-    base = git("rev-parse", "HEAD", cwd=repo)
-    write(repo / "models" / "t.sql", "select * from (values (1, 'a'), (2, 'b'), (2, 'b')) as t(id, v)\n")
-    git("commit", "-q", "-am", "head", cwd=repo)
-    head = git("rev-parse", "HEAD", cwd=repo)
-    result = Project(repo, repo, base, head).run("diff", f"dev@{base}", f"dev@{head}", "--json")
+    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--json")
     assert result.code == 1, result.stdout + result.stderr
     (node,) = json.loads(result.stdout)["nodes"]
     assert node["values"] is None and "not unique and not null" in node["values_skipped"], node
@@ -510,32 +526,16 @@ def test_a_null_key_and_a_repeated_key_that_cancel_out_still_stop_the_value_diff
 def test_a_null_in_a_later_key_column_and_sides_of_different_sizes(tmp_path: Path, monkeypatch) -> None:
     """A composite key is present only when none of its columns is NULL; each side's row count
     is its own (base 3 rows, head 5), and the values of a growing model are still compared."""
-    make_hermetic(monkeypatch, tmp_path / "home")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git("init", "-q", "-b", "main", cwd=repo)
-    write(repo / "dbt_project.yml", "name: keys\nprofile: keys\nconfig-version: 2\nmodels:\n  keys:\n    +materialized: table\n")
-    write(
-        repo / "profiles.yml",
-        "keys:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 1}\n",
-    )
-    write(
-        repo / "models" / "schema.yml",
-        "version: 2\nmodels:\n  - name: lines\n    config:\n      meta: {primary_key: [order_id, line_no]}\n"
-        "  - name: grow\n    config:\n      meta: {primary_key: id}\n",
-    )
-    write(repo / ".gitignore", "*.duckdb*\n")
     lines = "select * from (values (1, 1, 'a'), (1, 2, 'b'), (2, null, 'c')) as t(order_id, line_no, v)\n"
-    write(repo / "models" / "lines.sql", lines)
-    write(repo / "models" / "grow.sql", "select * from (values (1, 'a'), (2, 'b'), (3, 'c')) as t(id, v)\n")
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", "base", cwd=repo)
-    base = git("rev-parse", "HEAD", cwd=repo)
-    write(repo / "models" / "lines.sql", lines.replace("'a'", "'z'"))
-    write(repo / "models" / "grow.sql", "select * from (values (1, 'a'), (2, 'x'), (3, 'c'), (4, 'd'), (5, 'e')) as t(id, v)\n")
-    git("commit", "-q", "-am", "head", cwd=repo)
-    head = git("rev-parse", "HEAD", cwd=repo)
-    result = Project(repo, repo, base, head).run("diff", f"dev@{base}", f"dev@{head}", "--json")
+    grow = "select * from (values (1, 'a'), (2, 'b'), (3, 'c')) as t(id, v)\n"
+    project = two_commit_project(
+        tmp_path,
+        monkeypatch,
+        {"lines": "[order_id, line_no]", "grow": "id"},
+        {"lines": lines, "grow": grow},
+        {"lines": lines.replace("'a'", "'z'"), "grow": grow.replace("'b'", "'x'").replace("(3, 'c')", "(3, 'c'), (4, 'd'), (5, 'e')")},
+    )
+    result = project.run("diff", f"dev@{project.first}", f"dev@{project.second}", "--json")
     assert result.code == 1, result.stdout + result.stderr
     nodes = {n["name"]: n for n in json.loads(result.stdout)["nodes"]}
     assert nodes["lines"]["values"] is None and "not null" in nodes["lines"]["values_skipped"]
@@ -563,30 +563,17 @@ def test_two_duckdb_files_with_wide_rows_and_a_failing_model(tmp_path: Path, mon
     (a view that cannot be read) is that model's error only: the session goes on, and the
     models compared after it are complete.
     """
-    make_hermetic(monkeypatch, tmp_path / "home")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git("init", "-q", "-b", "main", cwd=repo)
-    write(repo / "dbt_project.yml", "name: wide\nprofile: wide\nconfig-version: 2\nmodels:\n  wide:\n    +materialized: table\n")
-    write(
-        repo / "profiles.yml",
-        "wide:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: warehouse.duckdb, schema: dev, threads: 1}\n"
-        "    other: {type: duckdb, path: other.duckdb, schema: dev, threads: 1}\n",
+    bad = "{{ config(materialized='view') }}\nselect 1 as id, cast('abc' as integer) as x\n"
+    ok = "select * from (values (1, 'a'), (2, 'b')) as t(id, v)\n"
+    project = two_commit_project(
+        tmp_path,
+        monkeypatch,
+        {"a_wide": "id", "b_bad": "id", "c_ok": "id"},
+        {"a_wide": WIDE_BASE, "b_bad": bad, "c_ok": ok},
+        {"a_wide": WIDE_HEAD, "c_ok": ok.replace("'b'", "'c'")},
+        DEV_DUCKDB + "    other: {type: duckdb, path: other.duckdb, schema: dev, threads: 1}\n",
     )
-    keys = "\n".join(f"  - name: {m}\n    config:\n      meta: {{primary_key: id}}" for m in ("a_wide", "b_bad", "c_ok"))
-    write(repo / "models" / "schema.yml", f"version: 2\nmodels:\n{keys}\n")
-    write(repo / ".gitignore", "*.duckdb*\n")
-    write(repo / "models" / "a_wide.sql", WIDE_BASE)
-    write(repo / "models" / "b_bad.sql", "{{ config(materialized='view') }}\nselect 1 as id, cast('abc' as integer) as x\n")
-    write(repo / "models" / "c_ok.sql", "select * from (values (1, 'a'), (2, 'b')) as t(id, v)\n")
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", "base", cwd=repo)
-    base = git("rev-parse", "HEAD", cwd=repo)
-    write(repo / "models" / "a_wide.sql", WIDE_HEAD)
-    write(repo / "models" / "c_ok.sql", "select * from (values (1, 'a'), (2, 'c')) as t(id, v)\n")
-    git("commit", "-q", "-am", "head", cwd=repo)
-    head = git("rev-parse", "HEAD", cwd=repo)
-    project = Project(repo, repo, base, head)
+    repo, base, head = project.repo_dir, project.first, project.second
     for side in (f"dev@{base}", f"other@{head}"):
         assert project.run("run", side).code == 0
     result = project.run("diff", f"dev@{base}", f"other@{head}", "--json")
