@@ -270,7 +270,9 @@ class _Session:
         """
         outcome, sent = self._run(call, report_fd)
         raised = False
-        for more in SESSION_MEMORY_MB[1:]:
+        # Only an engine in this process has its memory limited here (DuckDB's); a warehouse
+        # server that runs out of memory would only fail the same query again.
+        for more in SESSION_MEMORY_MB[1:] if self.adapter.type() == "duckdb" else ():
             if outcome.error is None or sent or "out of memory" not in outcome.error.lower():
                 break
             self.set_memory(more)
