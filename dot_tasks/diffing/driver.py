@@ -69,7 +69,7 @@ class _Comparison:
     def check_key(self) -> str | None:
         """Exact duplicate and NULL counts per side (a GROUP BY each): the problem, if any."""
         for side in SIDES:
-            self.stats[side] = self.call("dot_side_stats", side=self.relations[side], key=[s[side] for s in self.key_specs])
+            self.stats[side] = self.call("dot_side_stats", side=self.relations[side], key=self.key_specs, which=side)
         bad = [
             f"{side} has {s['duplicate_keys']} duplicate key value(s) and {s['null_key_rows']} row(s) with a NULL key"
             for side, s in self.stats.items()

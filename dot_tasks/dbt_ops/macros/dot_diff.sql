@@ -38,11 +38,15 @@
 {% endmacro %}
 
 
-{#- Row count, and (with a key) how many key values repeat and how many rows have a NULL in the key. -#}
-{% macro dot_side_stats(side, key) %}
+{#- Row count, and (with a key: its specs, read on side `which`) how many key values repeat and
+    how many rows have a NULL in the key. Keys are taken as the join takes them (a key retyped
+    across families as text), so that what the check calls one key value is one in the join. -#}
+{% macro dot_side_stats(side, key, which=none) %}
   {% set rel = dot_relation(side) %}
   {% if key %}
-    {% set sql = dot_key_stats_sql(rel, key) %}
+    {% set exprs = [] %}
+    {% for k in key %}{% do exprs.append(dot_comparable(dot_cast(dot_quote(k[which]), k.cast), k.kind)) %}{% endfor %}
+    {% set sql = dot_key_stats_sql(rel, exprs) %}
   {% else %}
     {% set sql %}select count(*) as row_count, 0 as duplicate_keys, 0 as null_key_rows from {{ rel }}{% endset %}
   {% endif %}
@@ -51,8 +55,8 @@
              "null_key_rows": row["null_key_rows"] | int}) }}
 {% endmacro %}
 
-{#- The exact key check of one relation: its rows, the key values found more than once (NULL
-    keys apart) and the rows whose key has a NULL. -#}
+{#- The exact key check of one relation: its rows, the key values (`key`: one SQL expression a
+    column) found more than once (NULL keys apart) and the rows whose key has a NULL. -#}
 {% macro dot_key_stats_sql(rel, key) %}
   {{ return(adapter.dispatch('dot_key_stats_sql', 'dot_tasks_ops')(rel, key)) }}
 {% endmacro %}
@@ -68,7 +72,7 @@
       select {% for k in key %}dot__g.dot__k{{ loop.index }}, {% endfor %}
              ({% for k in key %}dot__g.dot__k{{ loop.index }} is null{{ " or " if not loop.last }}{% endfor %}) as dot__nullkey,
              count(*) as dot__n
-      from (select {% for k in key %}{{ dot_quote(k) }} as dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}
+      from (select {% for k in key %}{{ k }} as dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}
             from {{ rel }}) dot__g
       group by {% for k in key %}dot__g.dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}
     ) dot__c
@@ -90,7 +94,7 @@
       select ({% for k in key %}dot__g.dot__k{{ loop.index }} is null{{ " or " if not loop.last }}{% endfor %}) as dot__nullkey,
              ({% for k in key %}dot__g.dot__k{{ loop.index }} is not distinct from lag(dot__g.dot__k{{ loop.index }}) {{ window }}{{ " and " if not loop.last }}{% endfor %}) as dot__same1,
              coalesce(({% for k in key %}dot__g.dot__k{{ loop.index }} is not distinct from lag(dot__g.dot__k{{ loop.index }}, 2) {{ window }}{{ " and " if not loop.last }}{% endfor %}), false) as dot__same2
-      from (select {% for k in key %}{{ dot_quote(k) }} as dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}
+      from (select {% for k in key %}{{ k }} as dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}
             from {{ rel }}) dot__g
     ) dot__c
   {% endset %}
