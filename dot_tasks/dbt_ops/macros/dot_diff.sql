@@ -348,8 +348,8 @@
     differing row into a group of its own (its kind and key), so what is kept, and read again
     for the totals, the repeated keys and the samples, is one row per differing key, not one a
     row of the table. Summing in the join's own pass is what a count by hand does; where most
-    rows are equal the fold costs little more, and on Spark the equal rows collapse before any
-    shuffle. The sample rows' values are read back by key from each side. -#}
+    rows are equal the fold costs little more (on PostgreSQL and DuckDB; Spark measured slower
+    with it, see docs/spark.md). The sample rows' values are read back by key from each side. -#}
 {% macro dot_value_diff(base, head, key, columns, sample, tolerance=none) %}
   {%- set keys -%}{% for k in key %}dot__k{{ loop.index }}{{ ", " if not loop.last }}{% endfor %}{%- endset -%}
   {%- set differing = "dot__bp = 0 or dot__hp = 0 or " ~ dot_any_change(columns) -%}
